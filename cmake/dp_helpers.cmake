@@ -1,0 +1,21 @@
+# dp_cc_library(NAME name SRCS ... DEPS ...): a static library of one module.
+function(dp_cc_library)
+  cmake_parse_arguments(DP "" "NAME" "SRCS;DEPS" ${ARGN})
+  add_library(${DP_NAME} STATIC ${DP_SRCS})
+  target_include_directories(${DP_NAME} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_compile_options(${DP_NAME} PRIVATE ${DP_WARNINGS_STRICT})
+  target_link_libraries(${DP_NAME} PUBLIC ${DP_DEPS})
+endfunction()
+
+# dp_cc_test(NAME name SRCS ... DEPS ... [LABELS ...]): a GoogleTest binary registered with CTest.
+function(dp_cc_test)
+  cmake_parse_arguments(DP "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+  if(NOT DP_BUILD_TESTS)
+    return()
+  endif()
+  add_executable(${DP_NAME} ${DP_SRCS})
+  target_compile_options(${DP_NAME} PRIVATE ${DP_WARNINGS_TESTS})
+  target_link_libraries(${DP_NAME} PRIVATE ${DP_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  include(GoogleTest)
+  gtest_discover_tests(${DP_NAME} PROPERTIES LABELS "${DP_LABELS}" DISCOVERY_TIMEOUT 30)
+endfunction()

@@ -1,0 +1,15 @@
+# Generates a C++ source holding every migration of one dialect as
+#   const std::vector<dp::store::internal::Migration>& <FUNC>()
+# Run in script mode: cmake -DDIR=... -DOUT=... -DFUNC=... -P embed_migrations.cmake
+file(GLOB files "${DIR}/*.sql")
+list(SORT files)
+set(body "")
+foreach(f IN LISTS files)
+  get_filename_component(name "${f}" NAME_WE)
+  string(REGEX MATCH "^[0-9]+" version "${name}")
+  string(REGEX REPLACE "^0+" "" version "${version}")
+  file(READ "${f}" sql)
+  string(APPEND body "      {${version}, \"${name}\", R\"dpsql(${sql})dpsql\"},\n")
+endforeach()
+file(WRITE "${OUT}.tmp" "// Generated from ${DIR} by cmake/embed_migrations.cmake. Do not edit.\n#include \"store/internal/migration.hpp\"\n\nnamespace dp::store::internal {\n\nconst std::vector<Migration>& ${FUNC}() {\n  static const std::vector<Migration> m = {\n${body}  };\n  return m;\n}\n\n}  // namespace dp::store::internal\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUT}.tmp" "${OUT}")

@@ -1,0 +1,206 @@
+#include "agents/agent_service.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include "core/clock.hpp"
+#include "core/ids.hpp"
+#include "model/agent_json.hpp"
+
+namespace dp::agents {
+namespace {
+
+using model::AgentStatus;
+
+Error invalid_transition(const model::Agent& a, std::string_view action) {
+  Error e = Error::failed_precondition(
+      "invalid_transition", "cannot " + std::string(action) + " agent " + a.id + ": it is " +
+                                std::string(model::to_string(a.status)));
+  e.details = boost::json::object{{"currentStatus", model::to_string(a.status)},
+                                  {"action", action}};
+  return e;
+}
+
+// Moves `a` to `to`, bumping its version, and records the transition and its event.
+Status transition(store::Tx& tx, model::Agent& a, AgentStatus to, std::string_view reason,
+                  const std::string& correlation_id, std::int64_t now) {
+  const AgentStatus from = a.status;
+  a.status = to;
+  a.status_reason = std::string(reason);
+  a.version += 1;
+  a.updated_at = now;
+  DP_TRY(tx.agents().append_state(model::AgentStateEntry{
+      0, a.id, std::string(model::to_string(from)), std::string(model::to_string(to)),
+      std::string(reason), a.version, now}));
+  boost::json::object payload{{"agentId", a.id},
+                              {"name", a.name},
+                              {"from", model::to_string(from)},
+                              {"status", model::to_string(to)},
+                              {"reason", reason},
+                              {"version", a.version},
+                              {"timestamp", clock::format_iso8601(now)}};
+  DP_TRY(tx.outbox().append(store::OutboxEvent{0, "agent.status.update",
+                                               boost::json::serialize(payload), correlation_id,
+                                               now, std::nullopt}));
+  return Ok{};
+}
+
+}  // namespace
+
+Result<model::Agent> AgentService::create(NewAgent&& spec, const std::string& correlation_id) {
+  model::Agent a;
+  a.id = ids::uuid_v7();
+  a.name = std::move(spec.name);
+  a.type = std::move(spec.type);
+  a.description = std::move(spec.description);
+  a.labels = std::move(spec.labels);
+  a.config = std::move(spec.config);
+  a.status = AgentStatus::kCreated;
+  a.version = 1;
+  a.created_at = a.updated_at = clock::now_ms();
+  DP_TRY(store_.write([&](store::Tx& tx) -> Status {
+    DP_TRY(tx.agents().insert(a));
+    DP_TRY(tx.agents().append_state(model::AgentStateEntry{
+        0, a.id, "", "created", "created", a.version, a.created_at}));
+    boost::json::object payload{{"agentId", a.id},
+                                {"name", a.name},
+                                {"from", nullptr},
+                                {"status", "created"},
+                                {"reason", "created"},
+                                {"version", a.version},
+                                {"timestamp", clock::format_iso8601(a.created_at)}};
+    DP_TRY(tx.outbox().append(store::OutboxEvent{0, "agent.status.update",
+                                                 boost::json::serialize(payload), correlation_id,
+                                                 a.created_at, std::nullopt}));
+    return Ok{};
+  }));
+  return a;
+}
+
+Result<model::Agent> AgentService::get(const std::string& id) {
+  std::optional<model::Agent> out;
+  DP_TRY(store_.read([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(model::Agent a, tx.agents().get(id));
+    out = std::move(a);
+    return Ok{};
+  }));
+  return std::move(*out);
+}
+
+Result<store::Page<model::Agent>> AgentService::list(const store::AgentFilter& filter) {
+  std::optional<store::Page<model::Agent>> out;
+  DP_TRY(store_.read([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(store::Page<model::Agent> p, tx.agents().list(filter));
+    out = std::move(p);
+    return Ok{};
+  }));
+  return std::move(*out);
+}
+
+Result<model::Agent> AgentService::update(const std::string& id, AgentPatch&& patch,
+                                          std::int64_t expected_version,
+                                          const std::string& correlation_id) {
+  std::optional<model::Agent> out;
+  DP_TRY(store_.write([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(model::Agent a, tx.agents().get(id));
+    if (a.status == AgentStatus::kDecommissioned) return invalid_transition(a, "update");
+    if (a.version != expected_version) {
+      Error e = Error::failed_precondition(
+          "version_conflict", "agent " + a.id + " is at version " + std::to_string(a.version) +
+                                  ", not " + std::to_string(expected_version));
+      e.details = boost::json::object{{"currentVersion", a.version}};
+      return e;
+    }
+    if (patch.name) a.name = *patch.name;
+    if (patch.description) a.description = *patch.description;
+    if (patch.labels) a.labels = *patch.labels;
+    if (patch.config) a.config = *patch.config;
+    a.version += 1;
+    a.updated_at = clock::now_ms();
+    DP_TRY(tx.agents().update(a, expected_version));
+    boost::json::object payload{{"agentId", a.id},
+                                {"name", a.name},
+                                {"version", a.version},
+                                {"timestamp", clock::format_iso8601(a.updated_at)}};
+    DP_TRY(tx.outbox().append(store::OutboxEvent{0, "agent.updated",
+                                                 boost::json::serialize(payload), correlation_id,
+                                                 a.updated_at, std::nullopt}));
+    out = std::move(a);
+    return Ok{};
+  }));
+  return std::move(*out);
+}
+
+Result<model::Agent> AgentService::lifecycle(const std::string& id, LifecycleAction action,
+                                             const std::string& correlation_id) {
+  std::optional<model::Agent> out;
+  DP_TRY(store_.write([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(model::Agent a, tx.agents().get(id));
+    const std::int64_t expected = a.version;
+    const std::int64_t now = clock::now_ms();
+    // No runtime yet: a start passes through `starting` to `running` and a stop through
+    // `stopping` to `stopped` in one unit, each step recorded.
+    if (action == LifecycleAction::kStart) {
+      if (!model::can_transition(a.status, AgentStatus::kStarting)) {
+        return invalid_transition(a, "start");
+      }
+      DP_TRY(transition(tx, a, AgentStatus::kStarting, "start requested", correlation_id, now));
+      DP_TRY(transition(tx, a, AgentStatus::kRunning, "started", correlation_id, now));
+    } else {
+      if (a.status == AgentStatus::kError) {
+        DP_TRY(transition(tx, a, AgentStatus::kStopped, "stopped after error", correlation_id, now));
+      } else {
+        if (!model::can_transition(a.status, AgentStatus::kStopping)) {
+          return invalid_transition(a, "stop");
+        }
+        DP_TRY(transition(tx, a, AgentStatus::kStopping, "stop requested", correlation_id, now));
+        DP_TRY(transition(tx, a, AgentStatus::kStopped, "stopped", correlation_id, now));
+      }
+    }
+    DP_TRY(tx.agents().update(a, expected));
+    out = std::move(a);
+    return Ok{};
+  }));
+  return std::move(*out);
+}
+
+Result<model::Agent> AgentService::decommission(const std::string& id,
+                                                const std::string& correlation_id) {
+  std::optional<model::Agent> out;
+  DP_TRY(store_.write([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(model::Agent a, tx.agents().get(id));
+    if (!model::can_transition(a.status, AgentStatus::kDecommissioned)) {
+      return invalid_transition(a, "decommission");
+    }
+    const std::int64_t expected = a.version;
+    DP_TRY(transition(tx, a, AgentStatus::kDecommissioned, "decommissioned", correlation_id,
+                      clock::now_ms()));
+    DP_TRY(tx.agents().update(a, expected));
+    out = std::move(a);
+    return Ok{};
+  }));
+  return std::move(*out);
+}
+
+Status AgentService::purge(const std::string& id, const std::string& correlation_id) {
+  return store_.write([&](store::Tx& tx) -> Status {
+    DP_TRY(tx.agents().purge(id));
+    const std::int64_t now = clock::now_ms();
+    boost::json::object payload{{"agentId", id}, {"timestamp", clock::format_iso8601(now)}};
+    DP_TRY(tx.outbox().append(store::OutboxEvent{0, "agent.purged", boost::json::serialize(payload),
+                                                 correlation_id, now, std::nullopt}));
+    return Ok{};
+  });
+}
+
+Result<std::vector<model::AgentStateEntry>> AgentService::history(const std::string& id,
+                                                                  int limit) {
+  std::vector<model::AgentStateEntry> out;
+  DP_TRY(store_.read([&](store::Tx& tx) -> Status {
+    DP_TRY(tx.agents().get(id));
+    DP_ASSIGN_OR_RETURN(out, tx.agents().history(id, limit));
+    return Ok{};
+  }));
+  return out;
+}
+
+}  // namespace dp::agents

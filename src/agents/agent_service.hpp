@@ -1,0 +1,63 @@
+// AgentService: the agent use cases behind the API (create, read, list, update,
+// lifecycle transitions, decommission, purge). It owns the rules (state machine,
+// optimistic concurrency, history, outbox events); the store owns persistence.
+//
+// Every change writes, in one store transaction: the agent row, an agent_states row
+// for each transition, and an `agent.status.update` (or `agent.updated`) outbox event.
+// Blocking (calls the store): run on the blocking pool. Safe from any thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "core/result.hpp"
+#include "model/agent.hpp"
+#include "store/store.hpp"
+
+namespace dp::agents {
+
+struct NewAgent {
+  std::string name;
+  std::string type;
+  std::string description;
+  boost::json::object labels;
+  boost::json::object config;
+};
+
+// Fields absent from an update keep their value.
+struct AgentPatch {
+  std::optional<std::string> name;
+  std::optional<std::string> description;
+  std::optional<boost::json::object> labels;
+  std::optional<boost::json::object> config;
+};
+
+enum class LifecycleAction { kStart, kStop };
+
+class AgentService {
+ public:
+  explicit AgentService(store::Store& store) : store_(store) {}
+
+  Result<model::Agent> create(NewAgent&& spec, const std::string& correlation_id);
+  Result<model::Agent> get(const std::string& id);
+  Result<store::Page<model::Agent>> list(const store::AgentFilter& filter);
+  // kFailedPrecondition `version_conflict` when `expected_version` is stale;
+  // kFailedPrecondition `invalid_transition` on a decommissioned agent.
+  Result<model::Agent> update(const std::string& id, AgentPatch&& patch,
+                              std::int64_t expected_version, const std::string& correlation_id);
+  // kFailedPrecondition `invalid_transition` naming the current state.
+  Result<model::Agent> lifecycle(const std::string& id, LifecycleAction action,
+                                 const std::string& correlation_id);
+  Result<model::Agent> decommission(const std::string& id, const std::string& correlation_id);
+  Status purge(const std::string& id, const std::string& correlation_id);
+  Result<std::vector<model::AgentStateEntry>> history(const std::string& id, int limit);
+
+ private:
+  store::Store& store_;
+};
+
+}  // namespace dp::agents

@@ -1,0 +1,73 @@
+#include "api/v1/agent_config.hpp"
+
+namespace dp::api::v1 {
+namespace {
+
+constexpr std::size_t kMaxString = 4096;
+
+void common_limits(const boost::json::object& c, Validator& v) {
+  v.integer(c, "timeoutSeconds", "config.timeoutSeconds", false, 1, 7 * 24 * 3600);
+  v.integer(c, "concurrency", "config.concurrency", false, 1, 64);
+}
+
+void command_config(const boost::json::object& c, Validator& v) {
+  v.only_keys(c,
+              {"command", "args", "env", "workdir", "input", "mode", "isolation", "network",
+               "memoryMb", "pids", "cpus", "timeoutSeconds", "concurrency", "restart",
+               "maxRestarts", "outputLimitBytes"},
+              "config.");
+  v.string_list(c, "command", "config.command", true, 64, kMaxString, /*allow_string=*/true);
+  v.string_list(c, "args", "config.args", false, 256, kMaxString);
+  v.string_map(c, "env", "config.env", 128, 128, kMaxString);
+  v.string(c, "workdir", "config.workdir", false, 1, 1024);
+  v.one_of(c, "input", "config.input", false, {"stdin", "arg", "file"});
+  v.one_of(c, "mode", "config.mode", false, {"oneshot", "long-running"});
+  v.one_of(c, "isolation", "config.isolation", false, {"sandbox", "none", "docker"});
+  v.boolean(c, "network", "config.network", false);
+  v.integer(c, "memoryMb", "config.memoryMb", false, 16, 1024 * 1024);
+  v.integer(c, "pids", "config.pids", false, 1, 65536);
+  v.number(c, "cpus", "config.cpus", false, 0.01, 1024);
+  v.one_of(c, "restart", "config.restart", false, {"never", "on-failure"});
+  v.integer(c, "maxRestarts", "config.maxRestarts", false, 0, 1000);
+  v.integer(c, "outputLimitBytes", "config.outputLimitBytes", false, 1024, 1LL << 30);
+  common_limits(c, v);
+}
+
+void llm_config(const boost::json::object& c, Validator& v) {
+  v.only_keys(c,
+              {"provider", "model", "baseUrl", "apiKeySecret", "systemPrompt", "tools",
+               "maxTurns", "maxTokens", "temperature", "timeoutSeconds", "concurrency"},
+              "config.");
+  v.one_of(c, "provider", "config.provider", true, {"openai", "anthropic"});
+  v.string(c, "model", "config.model", true, 1, 256);
+  v.string(c, "baseUrl", "config.baseUrl", false, 1, 2048);
+  v.string(c, "apiKeySecret", "config.apiKeySecret", false, 1, 256);
+  v.string(c, "systemPrompt", "config.systemPrompt", false, 0, 64 * 1024);
+  v.string_list(c, "tools", "config.tools", false, 256, 256);
+  v.integer(c, "maxTurns", "config.maxTurns", false, 1, 1000);
+  v.integer(c, "maxTokens", "config.maxTokens", false, 1, 10'000'000);
+  v.number(c, "temperature", "config.temperature", false, 0.0, 2.0);
+  common_limits(c, v);
+}
+
+void remote_config(const boost::json::object& c, Validator& v) {
+  v.only_keys(c, {"heartbeatSeconds", "capabilities", "timeoutSeconds", "concurrency"}, "config.");
+  v.integer(c, "heartbeatSeconds", "config.heartbeatSeconds", false, 1, 600);
+  v.string_list(c, "capabilities", "config.capabilities", false, 128, 128);
+  common_limits(c, v);
+}
+
+}  // namespace
+
+void validate_agent_config(std::string_view type, const boost::json::object& config,
+                           Validator& v) {
+  if (type == "command") {
+    command_config(config, v);
+  } else if (type == "llm") {
+    llm_config(config, v);
+  } else if (type == "remote") {
+    remote_config(config, v);
+  }
+}
+
+}  // namespace dp::api::v1

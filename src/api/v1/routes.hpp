@@ -1,0 +1,31 @@
+// Registration of the /api/v1 routes. Handlers parse and validate, call a service and
+// write the envelope; they never touch SQL.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include <boost/json/object.hpp>
+
+#include "agents/agent_service.hpp"
+#include "core/config.hpp"
+#include "http/router.hpp"
+#include "store/store.hpp"
+
+namespace dp::api::v1 {
+
+void register_agent_routes(http::Router& router, agents::AgentService& service);
+
+struct SystemDeps {
+  store::Store* store = nullptr;
+  const Config* config = nullptr;
+  std::chrono::steady_clock::time_point started_at;
+  // Bus reachability: Ok, or the reason it is down.
+  std::function<Status()> bus_ping;
+  std::string bus_backend;
+  std::function<std::size_t()> connections;
+};
+void register_system_routes(http::Router& router, SystemDeps deps);
+
+}  // namespace dp::api::v1

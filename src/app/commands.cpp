@@ -1,0 +1,234 @@
+#include "app/commands.hpp"
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "agents/agent_service.hpp"
+#include "api/v1/routes.hpp"
+#include "app/build_info.hpp"
+#include "app/dashboard.hpp"
+#include "app/metered_store.hpp"
+#include "bus/redis_ping.hpp"
+#include "core/config.hpp"
+#include "core/log.hpp"
+#include "http/server.hpp"
+#include "metrics/metrics.hpp"
+#include "store/store.hpp"
+
+namespace dp::app {
+namespace {
+
+struct FlagSpec {
+  const char* flag;
+  const char* key;
+  const char* help;
+};
+
+constexpr FlagSpec kFlags[] = {
+    {"--host", "host", "Address to listen on (default 127.0.0.1)"},
+    {"--port", "port", "Port to listen on (default 8080; 0 picks a free port)"},
+    {"--data-dir", "data_dir", "Folder for the embedded database (default ./devplane-data)"},
+    {"--database-url", "database_url", "postgres://... to use PostgreSQL instead of SQLite"},
+    {"--redis-url", "redis_url", "redis://... to use Redis Streams instead of the in-process bus"},
+    {"--log-level", "log_level", "debug, info, warn or error (default info)"},
+    {"--log-format", "log_format", "json (default) or text"},
+    {"--io-threads", "io_threads", "I/O threads (default: number of cores)"},
+    {"--blocking-threads", "blocking_threads", "Threads for store and other blocking work (default 4)"},
+    {"--max-body-bytes", "max_body_bytes", "Largest accepted request body (default 1048576)"},
+    {"--shutdown-timeout-ms", "shutdown_timeout_ms", "Grace period for in-flight requests on shutdown"},
+};
+
+// defaults < file < DEVPLANE_* < flags
+Result<Config> load_config(const CommonOptions& opts) {
+  Config c;
+  std::string file = opts.config_file;
+  if (file.empty()) {
+    if (const char* f = std::getenv("DEVPLANE_CONFIG"); f != nullptr) file = f;
+  }
+  if (!file.empty()) {
+    DP_TRY(c.apply_file(file));
+    c.config_file = file;
+  }
+  DP_TRY(c.apply_env([](const char* name) { return std::getenv(name); }));
+  for (const auto& [key, value] : opts.flags) DP_TRY(c.set(key, value, "flag"));
+  return c;
+}
+
+bool is_loopback(const std::string& host) {
+  boost::system::error_code ec;
+  auto a = boost::asio::ip::make_address(host, ec);
+  return !ec && a.is_loopback();
+}
+
+int fail(const Error& e) {
+  std::cerr << "devplane: " << e.message << "\n";
+  return e.code == ErrorCode::kInvalidArgument ? 2 : 1;
+}
+
+Result<std::unique_ptr<store::Store>> open_and_migrate(const Config& c) {
+  DP_ASSIGN_OR_RETURN(std::unique_ptr<store::Store> s, store::open_store(c));
+  DP_TRY(s->migrate());
+  return s;
+}
+
+}  // namespace
+
+std::string version_string() {
+  return std::string("devplane ") + kVersion + " (" + kGitCommit + ", " + kBuildType + ", " +
+         kCompiler + ")";
+}
+
+void add_common_flags(CLI::App& cmd, CommonOptions& opts) {
+  cmd.add_option("-c,--config", opts.config_file, "YAML config file (also DEVPLANE_CONFIG)");
+  for (const auto& f : kFlags) {
+    cmd.add_option_function<std::string>(
+        f.flag, [&opts, key = std::string(f.key)](const std::string& v) { opts.flags[key] = v; },
+        f.help);
+  }
+  cmd.footer(
+      "Precedence: flags > DEVPLANE_* environment (e.g. DEVPLANE_PORT) > config file > defaults.");
+}
+
+int run_migrate(const CommonOptions& opts) {
+  auto cfg = load_config(opts);
+  if (!cfg.ok()) return fail(cfg.error());
+  log::configure(*log::parse_level(cfg->log_level), *log::parse_format(cfg->log_format));
+  auto s = store::open_store(*cfg);
+  if (!s.ok()) return fail(s.error());
+  auto v = (*s)->migrate();
+  if (!v.ok()) return fail(v.error());
+  std::cout << "schema at version " << *v << " (" << (*s)->info().backend << ")\n";
+  (*s)->close();
+  return 0;
+}
+
+int run_check(const CommonOptions& opts) {
+  auto cfg = load_config(opts);
+  if (!cfg.ok()) return fail(cfg.error());
+  log::configure(log::Level::kWarn, *log::parse_format(cfg->log_format));
+  auto s = store::open_store(*cfg);
+  if (!s.ok()) return fail(s.error());
+  auto st = (*s)->check_integrity();
+  if (!st.ok()) return fail(st.error());
+  std::cout << "ok: " << (*s)->info().backend << " database passes its integrity check\n";
+  (*s)->close();
+  return 0;
+}
+
+int run_serve(const ServeOptions& opts) {
+  auto cfg_r = load_config(opts.common);
+  if (!cfg_r.ok()) return fail(cfg_r.error());
+  const Config cfg = std::move(*cfg_r);
+  if (opts.print_config) {
+    std::cout << boost::json::serialize(cfg.to_json_masked()) << "\n";
+    return 0;
+  }
+  log::configure(*log::parse_level(cfg.log_level), *log::parse_format(cfg.log_format));
+  const auto& logger = log::global();
+
+  if (!is_loopback(cfg.host)) {
+    // TODO(identity): lift once authentication lands (issue 3).
+    return fail(Error::invalid_argument(
+        "bad_config", "refusing to listen on " + cfg.host +
+                          ": authentication is not implemented yet, so devplane only listens on "
+                          "loopback (127.0.0.1 or ::1)"));
+  }
+
+  metrics::Metrics metrics;
+  auto raw_store = open_and_migrate(cfg);
+  if (!raw_store.ok()) return fail(raw_store.error());
+  MeteredStore store(std::move(*raw_store), metrics);
+
+  agents::AgentService agent_service(store);
+  http::Router router;
+  api::v1::register_agent_routes(router, agent_service);
+
+  const auto started_at = std::chrono::steady_clock::now();
+  http::Server* server_ptr = nullptr;
+  api::v1::SystemDeps sys;
+  sys.store = &store;
+  sys.config = &cfg;
+  sys.started_at = started_at;
+  if (cfg.redis_url.empty()) {
+    sys.bus_backend = "in-process";
+    sys.bus_ping = [] { return Status(Ok{}); };
+  } else {
+    sys.bus_backend = "redis";
+    sys.bus_ping = [url = cfg.redis_url] {
+      return bus::redis_ping(url, std::chrono::milliseconds(1000));
+    };
+  }
+  sys.connections = [&server_ptr] { return server_ptr ? server_ptr->active_connections() : 0; };
+  api::v1::register_system_routes(router, sys);
+  router.add("GET", "/metrics", [&metrics](http::Request&) {
+    http::Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics.scrape();
+    return r;
+  });
+  register_dashboard_routes(router);
+
+  const int io_threads =
+      cfg.io_threads > 0 ? cfg.io_threads
+                         : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  boost::asio::io_context io(io_threads);
+  boost::asio::thread_pool blocking(static_cast<std::size_t>(cfg.blocking_threads));
+
+  http::ServerOptions sopts;
+  sopts.host = cfg.host;
+  sopts.port = cfg.port;
+  sopts.max_body_bytes = cfg.max_body_bytes;
+  sopts.header_timeout = std::chrono::milliseconds(cfg.header_timeout_ms);
+  sopts.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
+  sopts.request_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
+  http::Server server(io, blocking, router, sopts, &metrics);
+  server_ptr = &server;
+  if (auto s = server.listen(); !s.ok()) return fail(s.error());
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    logger.info("shutting down", {{"signal", sig}, {"connections", server.active_connections()}});
+    server.shutdown(std::chrono::milliseconds(cfg.shutdown_timeout_ms), [&io] { io.stop(); });
+  });
+  server.start();
+
+  const auto info = store.info();
+  logger.info("devplane started",
+              {{"version", kVersion},
+               {"address", cfg.host + ":" + std::to_string(server.port())},
+               {"mode", cfg.distributed() ? "distributed" : "embedded"},
+               {"store", info.backend},
+               {"storeLocation", info.location},
+               {"schemaVersion", info.schema_version},
+               {"bus", sys.bus_backend},
+               {"ioThreads", io_threads}});
+  // One plain line on stdout for people and scripts (tests read the port from it).
+  std::cout << "devplane listening on http://" << cfg.host << ":" << server.port() << "/"
+            << std::endl;
+  std::cout << "note: the API is open on loopback only; authentication arrives with the "
+               "identity work (see docs/security.md)"
+            << std::endl;
+
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(io_threads - 1));
+  for (int i = 1; i < io_threads; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : threads) t.join();
+  blocking.join();
+  store.close();
+  logger.info("devplane stopped");
+  return 0;
+}
+
+}  // namespace dp::app

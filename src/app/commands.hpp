@@ -1,0 +1,30 @@
+// The subcommands of the devplane binary and their shared flags.
+#pragma once
+
+#include <map>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace dp::app {
+
+struct CommonOptions {
+  std::string config_file;
+  std::map<std::string, std::string> flags;  // config key -> value given on the command line
+};
+
+struct ServeOptions {
+  CommonOptions common;
+  bool print_config = false;
+};
+
+void add_common_flags(CLI::App& cmd, CommonOptions& opts);
+std::string version_string();
+
+int run_serve(const ServeOptions& opts);
+int run_migrate(const CommonOptions& opts);
+int run_check(const CommonOptions& opts);
+
+}  // namespace dp::app

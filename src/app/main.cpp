@@ -1,0 +1,39 @@
+// devplane: the command-line entry point. `serve` runs the control plane, `migrate`
+// applies schema migrations, `version` prints build information.
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "app/commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App cli{"devplane: a self-hosted control plane for AI agents working on software"};
+  cli.require_subcommand(1);
+  cli.set_version_flag("--version", dp::app::version_string());
+
+  dp::app::ServeOptions serve;
+  auto* serve_cmd = cli.add_subcommand("serve", "Run the control plane (HTTP API, dashboard, metrics)");
+  dp::app::add_common_flags(*serve_cmd, serve.common);
+  serve_cmd->add_flag("--print-config", serve.print_config,
+                      "Print the effective configuration (secrets masked) and exit");
+
+  dp::app::CommonOptions migrate;
+  auto* migrate_cmd = cli.add_subcommand("migrate", "Apply pending schema migrations and exit");
+  dp::app::add_common_flags(*migrate_cmd, migrate);
+
+  dp::app::CommonOptions check;
+  auto* check_cmd =
+      cli.add_subcommand("check", "Check the database: schema version and integrity");
+  dp::app::add_common_flags(*check_cmd, check);
+
+  cli.add_subcommand("version", "Print version and build information");
+
+  CLI11_PARSE(cli, argc, argv);
+
+  if (serve_cmd->parsed()) return dp::app::run_serve(serve);
+  if (migrate_cmd->parsed()) return dp::app::run_migrate(migrate);
+  if (check_cmd->parsed()) return dp::app::run_check(check);
+  std::cout << dp::app::version_string() << "\n";
+  return 0;
+}

@@ -1,0 +1,182 @@
+#include "core/config.hpp"
+
+#include <charconv>
+#include <filesystem>
+#include <limits>
+
+#include <yaml-cpp/yaml.h>
+
+namespace dp {
+namespace {
+
+template <class T>
+Status parse_uint(std::string_view key, std::string_view value, std::string_view source,
+                  T min, T max, T& out) {
+  std::uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || ptr != value.data() + value.size() ||
+      v < static_cast<std::uint64_t>(min) || v > static_cast<std::uint64_t>(max)) {
+    return Error::invalid_argument(
+        "bad_config", std::string(key) + " (" + std::string(source) + ") must be an integer in " +
+                          std::to_string(min) + ".." + std::to_string(max) + ", got '" +
+                          std::string(value) + "'");
+  }
+  out = static_cast<T>(v);
+  return Ok{};
+}
+
+Status one_of(std::string_view key, std::string_view value, std::string_view source,
+              std::initializer_list<std::string_view> allowed, std::string& out) {
+  for (auto a : allowed) {
+    if (value == a) {
+      out = std::string(value);
+      return Ok{};
+    }
+  }
+  std::string list;
+  for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+  return Error::invalid_argument("bad_config", std::string(key) + " (" + std::string(source) +
+                                                   ") must be one of " + list + ", got '" +
+                                                   std::string(value) + "'");
+}
+
+}  // namespace
+
+const std::vector<std::string>& Config::keys() {
+  static const std::vector<std::string> k = {
+      "host", "port", "data_dir", "database_url", "redis_url", "log_level", "log_format",
+      "io_threads", "blocking_threads", "db_pool_size", "max_body_bytes", "header_timeout_ms",
+      "idle_timeout_ms", "request_timeout_ms", "shutdown_timeout_ms", "sqlite_synchronous"};
+  return k;
+}
+
+Status Config::set(std::string_view key, std::string_view value, std::string_view source) {
+  if (key == "host") {
+    if (value.empty()) return Error::invalid_argument("bad_config", "host must not be empty");
+    host = value;
+  } else if (key == "port") {
+    return parse_uint<std::uint16_t>(key, value, source, 0, 65535, port);
+  } else if (key == "data_dir") {
+    if (value.empty()) return Error::invalid_argument("bad_config", "data_dir must not be empty");
+    data_dir = value;
+  } else if (key == "database_url") {
+    if (!value.empty() && !value.starts_with("postgres://") && !value.starts_with("postgresql://") &&
+        !value.starts_with("sqlite:")) {
+      return Error::invalid_argument(
+          "bad_config", "database_url (" + std::string(source) +
+                            ") must start with postgres://, postgresql:// or sqlite:");
+    }
+    database_url = value.starts_with("sqlite:") ? std::string() : std::string(value);
+    if (value.starts_with("sqlite:") && value.size() > 7) data_dir = value.substr(7);
+  } else if (key == "redis_url") {
+    if (!value.empty() && !value.starts_with("redis://")) {
+      return Error::invalid_argument("bad_config", "redis_url (" + std::string(source) +
+                                                       ") must start with redis://");
+    }
+    redis_url = value;
+  } else if (key == "log_level") {
+    return one_of(key, value, source, {"debug", "info", "warn", "error"}, log_level);
+  } else if (key == "log_format") {
+    return one_of(key, value, source, {"json", "text"}, log_format);
+  } else if (key == "io_threads") {
+    return parse_uint<int>(key, value, source, 0, 256, io_threads);
+  } else if (key == "blocking_threads") {
+    return parse_uint<int>(key, value, source, 1, 256, blocking_threads);
+  } else if (key == "db_pool_size") {
+    return parse_uint<int>(key, value, source, 1, 256, db_pool_size);
+  } else if (key == "max_body_bytes") {
+    return parse_uint<std::uint64_t>(key, value, source, 1024, 1ULL << 32, max_body_bytes);
+  } else if (key == "header_timeout_ms") {
+    return parse_uint<std::uint32_t>(key, value, source, 100, 600'000, header_timeout_ms);
+  } else if (key == "idle_timeout_ms") {
+    return parse_uint<std::uint32_t>(key, value, source, 100, 3'600'000, idle_timeout_ms);
+  } else if (key == "request_timeout_ms") {
+    return parse_uint<std::uint32_t>(key, value, source, 100, 3'600'000, request_timeout_ms);
+  } else if (key == "shutdown_timeout_ms") {
+    return parse_uint<std::uint32_t>(key, value, source, 0, 600'000, shutdown_timeout_ms);
+  } else if (key == "sqlite_synchronous") {
+    return one_of(key, value, source, {"full", "normal"}, sqlite_synchronous);
+  } else {
+    return Error::invalid_argument("bad_config", "unknown config key '" + std::string(key) +
+                                                     "' (" + std::string(source) + ")");
+  }
+  return Ok{};
+}
+
+Status Config::apply_file(const std::string& path) {
+  if (!std::filesystem::exists(path)) {
+    return Error::not_found("config file " + path + " does not exist");
+  }
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return Error::invalid_argument("bad_config", "config file " + path + ": " + e.what());
+  }
+  if (root.IsNull()) return Ok{};
+  if (!root.IsMap()) {
+    return Error::invalid_argument("bad_config", "config file " + path + " must be a mapping");
+  }
+  for (const auto& kv : root) {
+    const auto key = kv.first.as<std::string>();
+    if (!kv.second.IsScalar()) {
+      return Error::invalid_argument("bad_config",
+                                     "config file " + path + ": " + key + " must be a scalar");
+    }
+    DP_TRY(set(key, kv.second.as<std::string>(), "file " + path));
+  }
+  return Ok{};
+}
+
+Status Config::apply_env(const std::function<const char*(const char*)>& getenv) {
+  for (const auto& key : keys()) {
+    std::string var = "DEVPLANE_";
+    for (char c : key) var.push_back(static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c));
+    if (const char* v = getenv(var.c_str()); v != nullptr) {
+      DP_TRY(set(key, v, "env " + var));
+    }
+  }
+  return Ok{};
+}
+
+boost::json::object Config::to_json_masked() const {
+  boost::json::object o;
+  o["host"] = host;
+  o["port"] = port;
+  o["data_dir"] = data_dir;
+  o["database_url"] = mask_url_password(database_url);
+  o["redis_url"] = mask_url_password(redis_url);
+  o["log_level"] = log_level;
+  o["log_format"] = log_format;
+  o["config_file"] = config_file;
+  o["io_threads"] = io_threads;
+  o["blocking_threads"] = blocking_threads;
+  o["db_pool_size"] = db_pool_size;
+  o["max_body_bytes"] = max_body_bytes;
+  o["header_timeout_ms"] = header_timeout_ms;
+  o["idle_timeout_ms"] = idle_timeout_ms;
+  o["request_timeout_ms"] = request_timeout_ms;
+  o["shutdown_timeout_ms"] = shutdown_timeout_ms;
+  o["sqlite_synchronous"] = sqlite_synchronous;
+  o["mode"] = distributed() ? "distributed" : "embedded";
+  return o;
+}
+
+std::string mask_url_password(std::string_view url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  const auto at = url.find('@', scheme + 3);
+  if (at == std::string_view::npos) {
+    // libpq also accepts ?password=...; mask it too.
+    const auto p = url.find("password=");
+    if (p == std::string_view::npos) return std::string(url);
+    auto end = url.find('&', p);
+    if (end == std::string_view::npos) end = url.size();
+    return std::string(url.substr(0, p + 9)) + "***" + std::string(url.substr(end));
+  }
+  const auto colon = url.find(':', scheme + 3);
+  if (colon == std::string_view::npos || colon > at) return std::string(url);
+  return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+}
+
+}  // namespace dp

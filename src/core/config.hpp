@@ -1,0 +1,61 @@
+// Config: the effective settings of a devplane process.
+//
+// Precedence, lowest to highest: built-in defaults < config file (YAML, snake_case keys)
+// < DEVPLANE_* environment variables < command-line flags. Every source goes through
+// `Config::set`, so each key is parsed and validated in one place.
+// Immutable after start-up; safe to read from any thread then.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "core/result.hpp"
+
+namespace dp {
+
+struct Config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  std::string data_dir = "./devplane-data";
+  std::string database_url;  // empty: SQLite in data_dir; postgres://... : PostgreSQL
+  std::string redis_url;     // empty: in-process bus
+  std::string log_level = "info";
+  std::string log_format = "json";
+  std::string config_file;
+  int io_threads = 0;        // 0: number of cores
+  int blocking_threads = 4;  // store and other blocking work
+  int db_pool_size = 8;      // PostgreSQL connections
+  std::uint64_t max_body_bytes = 1024 * 1024;
+  std::uint32_t header_timeout_ms = 10'000;
+  std::uint32_t idle_timeout_ms = 60'000;
+  std::uint32_t request_timeout_ms = 30'000;
+  std::uint32_t shutdown_timeout_ms = 10'000;
+  std::string sqlite_synchronous = "full";  // full | normal
+
+  // Sets one key from its text form. Unknown keys and bad values are kInvalidArgument
+  // naming the key and the source ("flag", "env DEVPLANE_PORT", "file x.yaml").
+  Status set(std::string_view key, std::string_view value, std::string_view source);
+
+  // Applies a YAML mapping of snake_case keys. Missing file: kNotFound.
+  Status apply_file(const std::string& path);
+  // Applies every DEVPLANE_<KEY> variable that `getenv` returns.
+  Status apply_env(const std::function<const char*(const char*)>& getenv);
+
+  bool distributed() const noexcept { return !database_url.empty(); }
+
+  // The effective config as JSON, with passwords in URLs masked.
+  boost::json::object to_json_masked() const;
+
+  static const std::vector<std::string>& keys();
+};
+
+// "postgres://user:secret@h/db" -> "postgres://user:***@h/db"; other strings unchanged.
+std::string mask_url_password(std::string_view url);
+
+}  // namespace dp

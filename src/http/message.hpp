@@ -1,0 +1,63 @@
+// Request and Response: the HTTP messages handlers see. Plain values, independent of
+// Beast, so handler code compiles without it. A Request is owned by one session and
+// used by one thread at a time.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include "core/log.hpp"
+#include "core/result.hpp"
+
+namespace dp::http {
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+struct Request {
+  std::string method;  // upper case, e.g. "GET"
+  std::string target;  // as sent, e.g. "/api/v1/agents?limit=5"
+  std::string path;    // percent-decoded path without the query
+  Fields query;        // decoded, in order
+  Fields headers;      // names lower-cased
+  std::string body;
+  std::string request_id;
+  std::string remote_address;
+  Fields params;  // route parameters (":id" -> value)
+  std::string route;  // the matched pattern, for metrics and logs
+  log::Logger log;
+
+  std::optional<std::string_view> header(std::string_view lower_name) const;
+  std::optional<std::string_view> query_param(std::string_view name) const;
+  std::string_view param(std::string_view name) const;
+};
+
+struct Response {
+  unsigned status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  Fields headers;
+
+  void set_header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+  }
+};
+
+// {"data": data, "meta": {...meta, "requestId": id}}
+Response data_response(unsigned status, boost::json::value data, boost::json::object meta,
+                       std::string_view request_id);
+
+// The one place an Error becomes an HTTP status and {"error": {code, message, details?}}.
+Response error_response(const Error& error, std::string_view request_id);
+unsigned status_for(const Error& error) noexcept;
+
+// Parses a JSON request body. Malformed JSON: kInvalidArgument `invalid_json` with
+// details {position, line, column}. Empty body: `invalid_json` too.
+Result<boost::json::value> parse_json_body(std::string_view body);
+
+}  // namespace dp::http

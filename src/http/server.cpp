@@ -1,0 +1,379 @@
+#include "http/server.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/url/parse.hpp>
+
+#include "core/ids.hpp"
+#include "core/log.hpp"
+
+namespace dp::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+bool sane_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.' || c == ':';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Response plain_error(unsigned status_hint, std::string reason, std::string message,
+                     std::string_view request_id) {
+  Error e{ErrorCode::kInvalidArgument, std::move(reason), std::move(message), nullptr};
+  if (status_hint == 404) e.code = ErrorCode::kNotFound;
+  return error_response(e, request_id);
+}
+
+}  // namespace
+
+struct SessionState {
+  explicit SessionState(tcp::socket&& s) : stream(std::move(s)) {}
+  beast::tcp_stream stream;
+  std::atomic<bool> idle{true};
+};
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+  Impl(asio::io_context& io_, asio::thread_pool& blocking_, const Router& router_,
+       ServerOptions options_, RequestObserver* observer_)
+      : io(io_),
+        blocking(blocking_),
+        router(router_),
+        options(std::move(options_)),
+        observer(observer_),
+        acceptor(asio::make_strand(io_)),
+        drain_timer(io_) {}
+
+  asio::io_context& io;
+  asio::thread_pool& blocking;
+  const Router& router;
+  const ServerOptions options;
+  RequestObserver* observer;
+  tcp::acceptor acceptor;
+  asio::steady_timer drain_timer;
+  std::atomic<bool> stopping{false};
+  std::uint16_t bound_port = 0;
+
+  std::mutex mu;
+  std::unordered_map<std::uint64_t, std::shared_ptr<SessionState>> sessions;  // guarded by mu
+  std::uint64_t next_session = 0;                                              // guarded by mu
+  std::function<void()> on_drained;                                            // guarded by mu
+
+  void fire_drained_locked(std::unique_lock<std::mutex>& lock) {
+    if (!on_drained) return;
+    auto cb = std::move(on_drained);
+    on_drained = nullptr;
+    lock.unlock();
+    cb();
+  }
+
+  asio::awaitable<void> accept_loop() {
+    auto self = shared_from_this();
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io), kUseTuple);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || stopping.load()) co_return;
+        // Out of descriptors and the like: back off briefly instead of spinning.
+        log::global().warn("accept failed", {{"error", ec.message()}});
+        asio::steady_timer t(acceptor.get_executor(), std::chrono::milliseconds(50));
+        co_await t.async_wait(kUseTuple);
+        continue;
+      }
+      auto state = std::make_shared<SessionState>(std::move(socket));
+      std::uint64_t id = 0;
+      {
+        std::lock_guard lock(mu);
+        id = next_session++;
+        sessions.emplace(id, state);
+      }
+      if (observer != nullptr) observer->on_connection(+1);
+      auto ex = state->stream.get_executor();
+      asio::co_spawn(ex, run_session(state), [self, id](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& err) {
+            log::global().error("session failed", {{"session", id}, {"error", err.what()}});
+          }
+        }
+        self->end_session(id);
+      });
+    }
+  }
+
+  void end_session(std::uint64_t id) {
+    if (observer != nullptr) observer->on_connection(-1);
+    std::unique_lock lock(mu);
+    sessions.erase(id);
+    if (stopping.load() && sessions.empty()) fire_drained_locked(lock);
+  }
+
+  asio::awaitable<void> write(SessionState& s, bhttp::response<bhttp::string_body>& res) {
+    s.stream.expires_after(options.request_timeout);
+    co_await bhttp::async_write(s.stream, res, kUseTuple);
+  }
+
+  asio::awaitable<void> write_error(SessionState& s, unsigned version, Response r) {
+    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
+    res.set(bhttp::field::content_type, r.content_type);
+    res.keep_alive(false);
+    res.body() = std::move(r.body);
+    res.prepare_payload();
+    co_await write(s, res);
+  }
+
+  asio::awaitable<void> run_session(std::shared_ptr<SessionState> state) {
+    SessionState& s = *state;
+    beast::flat_buffer buffer;
+    bool first = true;
+    for (;;) {
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.body_limit(options.max_body_bytes);
+      parser.header_limit(options.max_header_bytes);
+      // Mark idle before checking `stopping`: shutdown sets `stopping` and then closes idle
+      // sessions, so either we see the flag here or shutdown sees us idle.
+      s.idle.store(true);
+      if (stopping.load()) break;
+      s.stream.expires_after(first ? options.header_timeout : options.idle_timeout);
+      auto [ec, n] = co_await bhttp::async_read_header(s.stream, buffer, parser, kUseTuple);
+      if (ec) {
+        if (ec == bhttp::error::header_limit) {
+          co_await write_error(s, 11, plain_error(431, "headers_too_large",
+                                                  "request headers exceed the limit", ids::uuid_v7()));
+        } else if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
+                   ec != asio::error::operation_aborted && ec != asio::error::eof &&
+                   ec != asio::error::connection_reset && n > 0) {
+          co_await write_error(s, 11, plain_error(400, "bad_request",
+                                                  "malformed HTTP request: " + ec.message(),
+                                                  ids::uuid_v7()));
+        }
+        break;
+      }
+      s.idle.store(false);
+      first = false;
+      const auto& head = parser.get();
+      const unsigned version = head.version();
+      if (parser.content_length() && *parser.content_length() > options.max_body_bytes) {
+        Error e{ErrorCode::kResourceExhausted, "payload_too_large",
+                "request body of " + std::to_string(*parser.content_length()) +
+                    " bytes exceeds the limit of " + std::to_string(options.max_body_bytes),
+                nullptr};
+        co_await write_error(s, version, error_response(e, ids::uuid_v7()));
+        break;
+      }
+      if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
+        bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, version};
+        s.stream.expires_after(options.request_timeout);
+        co_await bhttp::async_write(s.stream, cont, kUseTuple);
+      }
+      if (!parser.is_done()) {
+        s.stream.expires_after(options.request_timeout);
+        auto [ec2, n2] = co_await bhttp::async_read(s.stream, buffer, parser, kUseTuple);
+        if (ec2) {
+          if (ec2 == bhttp::error::body_limit) {
+            Error e{ErrorCode::kResourceExhausted, "payload_too_large",
+                    "request body exceeds the limit of " + std::to_string(options.max_body_bytes) +
+                        " bytes",
+                    nullptr};
+            co_await write_error(s, version, error_response(e, ids::uuid_v7()));
+          }
+          break;
+        }
+      }
+      auto breq = parser.release();
+      const bool keep_alive = breq.keep_alive();
+      Request req;
+      req.method = std::string(breq.method_string());
+      req.target = std::string(breq.target());
+      for (const auto& f : breq) {
+        std::string name(f.name_string());
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        req.headers.emplace_back(std::move(name), std::string(f.value()));
+      }
+      req.body = std::move(breq.body());
+      {
+        beast::error_code ep_ec;
+        auto ep = s.stream.socket().remote_endpoint(ep_ec);
+        if (!ep_ec) req.remote_address = ep.address().to_string();
+      }
+      auto incoming_id = req.header("x-request-id");
+      req.request_id = incoming_id && sane_request_id(*incoming_id) ? std::string(*incoming_id)
+                                                                      : ids::uuid_v7();
+      req.log = log::Logger(req.request_id);
+
+      Response r = co_await dispatch(req);
+
+      bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
+      res.set(bhttp::field::server, "devplane");
+      res.set(bhttp::field::content_type, r.content_type);
+      res.set("X-Request-Id", req.request_id);
+      res.set("X-Content-Type-Options", "nosniff");
+      for (auto& [k, v] : r.headers) res.set(k, v);
+      const bool keep = keep_alive && !stopping.load();
+      res.keep_alive(keep);
+      if (req.method == "HEAD") {
+        res.content_length(r.body.size());
+      } else {
+        res.body() = std::move(r.body);
+        res.prepare_payload();
+      }
+      co_await write(s, res);
+      if (!keep) break;
+    }
+    beast::error_code ignored;
+    s.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    s.stream.close();
+  }
+
+  asio::awaitable<Response> dispatch(Request& req) {
+    const auto started = std::chrono::steady_clock::now();
+    if (observer != nullptr) observer->on_start();
+    Response r;
+    std::string_view route = "unmatched";
+    auto parsed = boost::urls::parse_origin_form(req.target);
+    if (!parsed) {
+      r = plain_error(400, "bad_request", "malformed request target", req.request_id);
+    } else {
+      req.path = parsed->path();
+      for (auto p : parsed->params()) req.query.emplace_back(p.key, p.value);
+      auto m = router.match(req.method, req.path, req.params);
+      if (m.outcome == Router::Outcome::kNotFound) {
+        r = plain_error(404, "not_found", "no route for " + req.method + " " + req.path,
+                        req.request_id);
+      } else if (m.outcome == Router::Outcome::kMethodNotAllowed) {
+        Error e{ErrorCode::kInvalidArgument, "method_not_allowed",
+                req.method + " is not allowed on " + req.path + "; allowed: " + m.allow, nullptr};
+        r = error_response(e, req.request_id);
+        r.set_header("Allow", m.allow);
+        route = m.pattern;
+      } else {
+        route = m.pattern;
+        req.route = std::string(m.pattern);
+        const Handler* h = m.handler;
+        // The handler may block (store calls): run it on the blocking pool and await it.
+        r = co_await asio::co_spawn(
+            blocking,
+            [h, &req]() -> asio::awaitable<Response> {
+              try {
+                co_return (*h)(req);
+              } catch (const std::exception& e) {
+                req.log.error("handler threw", {{"error", e.what()}, {"route", req.route}});
+                co_return error_response(Error::internal(e.what()), req.request_id);
+              }
+            },
+            asio::use_awaitable);
+      }
+    }
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (observer != nullptr) observer->on_finish(route, req.method, r.status, secs);
+    boost::json::object ctx{{"method", req.method},
+                            {"path", req.path},
+                            {"status", r.status},
+                            {"durationMs", secs * 1000.0},
+                            {"remote", req.remote_address}};
+    if (r.status >= 500) {
+      req.log.error("request failed", std::move(ctx));
+    } else if (r.status >= 400 || secs > 0.5) {
+      req.log.info("request", std::move(ctx));
+    } else if (log::enabled(log::Level::kDebug)) {
+      req.log.debug("request", std::move(ctx));
+    }
+    co_return r;
+  }
+};
+
+Server::Server(asio::io_context& io, asio::thread_pool& blocking, const Router& router,
+               ServerOptions options, RequestObserver* observer)
+    : impl_(std::make_shared<Impl>(io, blocking, router, std::move(options), observer)) {}
+
+Server::~Server() = default;
+
+Status Server::listen() {
+  beast::error_code ec;
+  const auto addr = asio::ip::make_address(impl_->options.host, ec);
+  if (ec) return Error::invalid_argument("bad_config", "host '" + impl_->options.host + "' is not an IP address");
+  tcp::endpoint ep(addr, impl_->options.port);
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Error::unavailable("cannot listen on " + impl_->options.host + ":" +
+                              std::to_string(impl_->options.port) + ": " + ec.message());
+  }
+  impl_->bound_port = a.local_endpoint().port();
+  return Ok{};
+}
+
+std::uint16_t Server::port() const noexcept { return impl_->bound_port; }
+
+void Server::start() {
+  asio::co_spawn(impl_->acceptor.get_executor(), impl_->accept_loop(), asio::detached);
+}
+
+void Server::shutdown(std::chrono::milliseconds deadline, std::function<void()> on_drained) {
+  auto impl = impl_;
+  impl->stopping.store(true);
+  asio::post(impl->acceptor.get_executor(), [impl] {
+    beast::error_code ec;
+    impl->acceptor.close(ec);
+  });
+  std::vector<std::shared_ptr<SessionState>> idle;
+  {
+    std::unique_lock lock(impl->mu);
+    impl->on_drained = std::move(on_drained);
+    for (auto& [id, s] : impl->sessions) {
+      if (s->idle.load()) idle.push_back(s);
+    }
+    if (impl->sessions.empty()) {
+      impl->fire_drained_locked(lock);
+      return;
+    }
+  }
+  for (auto& s : idle) {
+    asio::post(s->stream.get_executor(), [s] { s->stream.cancel(); });
+  }
+  impl->drain_timer.expires_after(deadline);
+  impl->drain_timer.async_wait([impl](beast::error_code ec) {
+    if (ec) return;
+    std::unique_lock lock(impl->mu);
+    if (!impl->sessions.empty()) {
+      log::global().warn("shutdown deadline passed with requests in flight",
+                         {{"sessions", impl->sessions.size()}});
+    }
+    impl->fire_drained_locked(lock);
+  });
+}
+
+std::size_t Server::active_connections() const noexcept {
+  std::lock_guard lock(impl_->mu);
+  return impl_->sessions.size();
+}
+
+}  // namespace dp::http

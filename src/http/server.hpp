@@ -1,0 +1,72 @@
+// Server: the HTTP/1.1 listener and its sessions (Boost.Beast, C++20 coroutines).
+//
+// One io_context run by several threads; each connection is a coroutine on its own
+// strand. Handlers run on the blocking pool and the session awaits their result, so a
+// slow query never stalls an I/O thread. Limits: body size (413), header size (431),
+// a header timeout, an idle keep-alive timeout and a per-request read deadline.
+//
+// Shutdown: `shutdown()` stops accepting, closes idle keep-alive connections at once and
+// lets in-flight requests finish (answered with `Connection: close`); `on_drained` fires
+// when the last session has ended or the deadline passed, whichever is first.
+// Thread safety: start/shutdown from any thread; the rest is internal.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/result.hpp"
+#include "http/router.hpp"
+
+namespace boost::asio {
+class io_context;
+class thread_pool;
+}  // namespace boost::asio
+
+namespace dp::http {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  std::uint64_t max_body_bytes = 1024 * 1024;
+  std::uint32_t max_header_bytes = 16 * 1024;
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds request_timeout{30'000};
+};
+
+// Observes every request; implemented by the metrics module. Called from any thread.
+class RequestObserver {
+ public:
+  virtual ~RequestObserver() = default;
+  virtual void on_start() = 0;
+  virtual void on_finish(std::string_view route, std::string_view method, unsigned status,
+                         double seconds) = 0;
+  virtual void on_connection(int delta) = 0;
+};
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, boost::asio::thread_pool& blocking, const Router& router,
+         ServerOptions options, RequestObserver* observer);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens. kUnavailable when the address is taken.
+  Status listen();
+  // The bound port (useful with port 0).
+  std::uint16_t port() const noexcept;
+  // Starts accepting; returns at once.
+  void start();
+  void shutdown(std::chrono::milliseconds deadline, std::function<void()> on_drained);
+  std::size_t active_connections() const noexcept;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace dp::http

@@ -1,0 +1,13 @@
+// JSON mapping of agents (camelCase, as the API and events show them).
+#pragma once
+
+#include <boost/json/value.hpp>
+
+#include "model/agent.hpp"
+
+namespace dp::model {
+
+boost::json::object to_json(const Agent& agent);
+boost::json::object to_json(const AgentStateEntry& entry);
+
+}  // namespace dp::model

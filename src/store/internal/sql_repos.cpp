@@ -1,0 +1,268 @@
+#include "store/internal/sql_repos.hpp"
+
+#include <array>
+#include <charconv>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "core/clock.hpp"
+
+namespace dp::store::internal {
+namespace {
+
+constexpr std::string_view kAgentColumns =
+    "id, name, type, status, status_reason, description, labels, config, version, created_at, "
+    "updated_at";
+
+boost::json::object parse_object(const std::optional<std::string>& text) {
+  if (!text || text->empty()) return {};
+  boost::system::error_code ec;
+  auto v = boost::json::parse(*text, ec);
+  if (ec || !v.is_object()) return {};
+  return std::move(v.as_object());
+}
+
+model::Agent agent_from_row(const Rows& rows, std::size_t r) {
+  model::Agent a;
+  a.id = rows.text(r, 0);
+  a.name = rows.text(r, 1);
+  a.type = rows.text(r, 2);
+  a.status = model::parse_agent_status(rows.text(r, 3)).value_or(model::AgentStatus::kError);
+  a.status_reason = rows.text(r, 4);
+  a.description = rows.text(r, 5);
+  a.labels = parse_object(rows.at(r, 6));
+  a.config = parse_object(rows.at(r, 7));
+  a.version = rows.integer(r, 8);
+  a.created_at = parse_db_time(rows.at(r, 9));
+  a.updated_at = parse_db_time(rows.at(r, 10));
+  return a;
+}
+
+// Escapes LIKE wildcards so a user's '%' matches a literal percent sign.
+std::string like_pattern(std::string_view needle) {
+  std::string out = "%";
+  for (char c : needle) {
+    if (c == '%' || c == '_' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('%');
+  return out;
+}
+
+}  // namespace
+
+std::int64_t Rows::integer(std::size_t row, std::size_t col) const {
+  const auto& v = data[row][col];
+  if (!v) return 0;
+  std::int64_t out = 0;
+  std::from_chars(v->data(), v->data() + v->size(), out);
+  return out;
+}
+
+std::int64_t parse_db_time(const std::optional<std::string>& text) {
+  if (!text) return 0;
+  return clock::parse_timestamp(*text).value_or(0);
+}
+
+Status SqlAgentRepository::insert(const model::Agent& a) {
+  const std::string labels = boost::json::serialize(a.labels);
+  const std::string config = boost::json::serialize(a.config);
+  const std::string created = clock::format_iso8601(a.created_at);
+  const std::string updated = clock::format_iso8601(a.updated_at);
+  const std::array<SqlValue, 11> params = {
+      a.id, a.name, a.type, model::to_string(a.status), a.status_reason, a.description,
+      labels, config, a.version, created, updated};
+  auto r = conn_.exec(
+      "INSERT INTO agents (id, name, type, status, status_reason, description, labels, config, "
+      "version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+      params);
+  if (!r.ok()) {
+    if (r.error().code == ErrorCode::kAlreadyExists) {
+      return Error::conflict("an agent named '" + a.name + "' already exists");
+    }
+    return std::move(r).error();
+  }
+  return Ok{};
+}
+
+Result<model::Agent> SqlAgentRepository::get(std::string_view id) {
+  const std::array<SqlValue, 1> params = {id};
+  DP_ASSIGN_OR_RETURN(Rows rows,
+                      conn_.query(std::string("SELECT ") + std::string(kAgentColumns) +
+                                      " FROM agents WHERE id = $1",
+                                  params));
+  if (rows.empty()) return Error::not_found("agent " + std::string(id) + " not found");
+  return agent_from_row(rows, 0);
+}
+
+Result<Page<model::Agent>> SqlAgentRepository::list(const AgentFilter& f) {
+  std::string where;
+  std::vector<SqlValue> params;
+  std::string like;
+  auto add = [&](std::string_view clause) {
+    where += where.empty() ? " WHERE " : " AND ";
+    where += clause;
+  };
+  auto placeholder = [&]() { return "$" + std::to_string(params.size()); };
+  if (f.status) {
+    params.emplace_back(std::string_view(*f.status));
+    add("status = " + placeholder());
+  } else if (!f.include_decommissioned) {
+    add("status <> 'decommissioned'");
+  }
+  if (f.type) {
+    params.emplace_back(std::string_view(*f.type));
+    add("type = " + placeholder());
+  }
+  if (f.name_contains) {
+    like = like_pattern(*f.name_contains);
+    params.emplace_back(std::string_view(like));
+    add(std::string(conn_.dialect() == Dialect::kPostgres ? "name ILIKE " : "name LIKE ") +
+        placeholder() + " ESCAPE '\\'");
+  }
+  // Total is counted under the same filters, without the cursor.
+  DP_ASSIGN_OR_RETURN(Rows count, conn_.query("SELECT count(*) FROM agents" + where, params));
+  Page<model::Agent> page;
+  page.total = count.integer(0, 0);
+
+  std::string sql = std::string("SELECT ") + std::string(kAgentColumns) + " FROM agents" + where;
+  if (f.after) {
+    params.emplace_back(std::string_view(*f.after));
+    sql += (where.empty() ? " WHERE " : " AND ");
+    sql += "id > " + placeholder();
+  }
+  // UUIDv7 ids sort by creation time, so id order is creation order with a total tie-break.
+  sql += " ORDER BY id";
+  params.emplace_back(static_cast<std::int64_t>(f.limit) + 1);
+  sql += " LIMIT " + placeholder();
+  if (!f.after && f.offset > 0) {
+    params.emplace_back(f.offset);
+    sql += " OFFSET " + placeholder();
+  }
+  DP_ASSIGN_OR_RETURN(Rows rows, conn_.query(sql, params));
+  const std::size_t limit = static_cast<std::size_t>(f.limit);
+  for (std::size_t r = 0; r < rows.size() && r < limit; ++r) {
+    page.items.push_back(agent_from_row(rows, r));
+  }
+  if (rows.size() > limit && !page.items.empty()) page.next_cursor = page.items.back().id;
+  return page;
+}
+
+Status SqlAgentRepository::update(const model::Agent& a, std::int64_t expected_version) {
+  const std::string labels = boost::json::serialize(a.labels);
+  const std::string config = boost::json::serialize(a.config);
+  const std::string updated = clock::format_iso8601(a.updated_at);
+  const std::array<SqlValue, 10> params = {
+      a.name,  a.type,    model::to_string(a.status), a.status_reason,    a.description,
+      labels, config, a.version,  updated, a.id};
+  std::vector<SqlValue> all(params.begin(), params.end());
+  all.emplace_back(expected_version);
+  auto r = conn_.exec(
+      "UPDATE agents SET name = $1, type = $2, status = $3, status_reason = $4, description = $5, "
+      "labels = $6, config = $7, version = $8, updated_at = $9 WHERE id = $10 AND version = $11",
+      all);
+  if (!r.ok()) {
+    if (r.error().code == ErrorCode::kAlreadyExists) {
+      return Error::conflict("an agent named '" + a.name + "' already exists");
+    }
+    return std::move(r).error();
+  }
+  if (*r == 0) {
+    // Tell a missing agent from a stale version.
+    DP_ASSIGN_OR_RETURN(model::Agent current, get(a.id));
+    Error e = Error::failed_precondition(
+        "version_conflict", "agent " + a.id + " is at version " +
+                                std::to_string(current.version) + ", not " +
+                                std::to_string(expected_version));
+    e.details = boost::json::object{{"currentVersion", current.version}};
+    return e;
+  }
+  return Ok{};
+}
+
+Status SqlAgentRepository::purge(std::string_view id) {
+  const std::array<SqlValue, 1> params = {id};
+  DP_TRY(conn_.exec("DELETE FROM agent_states WHERE agent_id = $1", params));
+  DP_ASSIGN_OR_RETURN(std::int64_t n, conn_.exec("DELETE FROM agents WHERE id = $1", params));
+  if (n == 0) return Error::not_found("agent " + std::string(id) + " not found");
+  return Ok{};
+}
+
+Status SqlAgentRepository::append_state(const model::AgentStateEntry& e) {
+  const std::string at = clock::format_iso8601(e.created_at);
+  const std::array<SqlValue, 6> params = {
+      e.agent_id, e.from_status.empty() ? SqlValue(nullptr) : SqlValue(e.from_status),
+      e.status,   e.reason,
+      e.version,  at};
+  DP_TRY(conn_.exec(
+      "INSERT INTO agent_states (agent_id, from_status, status, reason, version, created_at) "
+      "VALUES ($1, $2, $3, $4, $5, $6)",
+      params));
+  return Ok{};
+}
+
+Result<std::vector<model::AgentStateEntry>> SqlAgentRepository::history(
+    std::string_view agent_id, int limit) {
+  const std::array<SqlValue, 2> params = {agent_id, static_cast<std::int64_t>(limit)};
+  DP_ASSIGN_OR_RETURN(
+      Rows rows, conn_.query("SELECT id, agent_id, from_status, status, reason, version, "
+                             "created_at FROM agent_states WHERE agent_id = $1 "
+                             "ORDER BY id DESC LIMIT $2",
+                             params));
+  std::vector<model::AgentStateEntry> out;
+  out.reserve(rows.size());
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    model::AgentStateEntry e;
+    e.id = rows.integer(r, 0);
+    e.agent_id = rows.text(r, 1);
+    e.from_status = rows.text(r, 2);
+    e.status = rows.text(r, 3);
+    e.reason = rows.text(r, 4);
+    e.version = rows.integer(r, 5);
+    e.created_at = parse_db_time(rows.at(r, 6));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Result<std::int64_t> SqlOutboxRepository::append(const OutboxEvent& e) {
+  const std::string at = clock::format_iso8601(e.created_at);
+  const std::array<SqlValue, 4> params = {e.topic, e.payload, e.correlation_id, at};
+  DP_ASSIGN_OR_RETURN(Rows rows, conn_.query("INSERT INTO outbox (topic, payload, correlation_id, "
+                                             "created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                                             params));
+  return rows.integer(0, 0);
+}
+
+Result<std::vector<OutboxEvent>> SqlOutboxRepository::pending(int limit) {
+  const std::array<SqlValue, 1> params = {static_cast<std::int64_t>(limit)};
+  DP_ASSIGN_OR_RETURN(Rows rows,
+                      conn_.query("SELECT id, topic, payload, correlation_id, created_at FROM "
+                                  "outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                                  params));
+  std::vector<OutboxEvent> out;
+  out.reserve(rows.size());
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    OutboxEvent e;
+    e.id = rows.integer(r, 0);
+    e.topic = rows.text(r, 1);
+    e.payload = rows.text(r, 2);
+    e.correlation_id = rows.text(r, 3);
+    e.created_at = parse_db_time(rows.at(r, 4));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Status SqlOutboxRepository::mark_published(const std::vector<std::int64_t>& ids,
+                                           std::int64_t at_ms) {
+  const std::string at = clock::format_iso8601(at_ms);
+  for (std::int64_t id : ids) {
+    const std::array<SqlValue, 2> params = {at, id};
+    DP_TRY(conn_.exec("UPDATE outbox SET published_at = $1 WHERE id = $2", params));
+  }
+  return Ok{};
+}
+
+}  // namespace dp::store::internal

@@ -1,0 +1,55 @@
+// Repositories written once against SqlConn, shared by both backends.
+#pragma once
+
+#include "store/internal/sql_conn.hpp"
+#include "store/store.hpp"
+
+namespace dp::store::internal {
+
+class SqlAgentRepository final : public AgentRepository {
+ public:
+  explicit SqlAgentRepository(SqlConn& conn) : conn_(conn) {}
+
+  // store::AgentRepository
+  Status insert(const model::Agent& agent) override;
+  Result<model::Agent> get(std::string_view id) override;
+  Result<Page<model::Agent>> list(const AgentFilter& filter) override;
+  Status update(const model::Agent& agent, std::int64_t expected_version) override;
+  Status purge(std::string_view id) override;
+  Status append_state(const model::AgentStateEntry& entry) override;
+  Result<std::vector<model::AgentStateEntry>> history(std::string_view agent_id,
+                                                      int limit) override;
+
+ private:
+  SqlConn& conn_;
+};
+
+class SqlOutboxRepository final : public OutboxRepository {
+ public:
+  explicit SqlOutboxRepository(SqlConn& conn) : conn_(conn) {}
+
+  // store::OutboxRepository
+  Result<std::int64_t> append(const OutboxEvent& event) override;
+  Result<std::vector<OutboxEvent>> pending(int limit) override;
+  Status mark_published(const std::vector<std::int64_t>& ids, std::int64_t at_ms) override;
+
+ private:
+  SqlConn& conn_;
+};
+
+// A Tx over one connection.
+class SqlTx final : public Tx {
+ public:
+  explicit SqlTx(SqlConn& conn) : agents_(conn), outbox_(conn) {}
+  AgentRepository& agents() override { return agents_; }
+  OutboxRepository& outbox() override { return outbox_; }
+
+ private:
+  SqlAgentRepository agents_;
+  SqlOutboxRepository outbox_;
+};
+
+// Time values: SQLite stores ISO-8601 text, PostgreSQL timestamptz; both read back here.
+std::int64_t parse_db_time(const std::optional<std::string>& text);
+
+}  // namespace dp::store::internal

@@ -1,0 +1,127 @@
+// Store: durable state of devplane, one repository per aggregate.
+//
+// Work happens in units: `write(fn)` runs `fn` inside one database transaction and
+// commits only if `fn` returns Ok (the outbox row that announces a change is written in
+// the same unit: commit, then announce). `read(fn)` runs `fn` against a consistent
+// read-only view. Repositories obtained from a Tx are valid only inside `fn`.
+//
+// Backends: SQLite (embedded default; one writer connection, a pool of readers) and
+// PostgreSQL (libpq connection pool). All calls block: callers on I/O threads must hop
+// to the blocking pool first (see http/blocking.hpp). Safe from any thread.
+//
+// Errors: kNotFound, kAlreadyExists (unique violations), kFailedPrecondition (stale
+// version), kUnavailable (database down or busy past its timeout), kAborted
+// (serialization conflict that outlived the retries), kInternal.
+// No SQLite or libpq type appears in this header; a store never publishes events.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config.hpp"
+#include "core/result.hpp"
+#include "model/agent.hpp"
+
+namespace dp::store {
+
+template <class T>
+struct Page {
+  std::vector<T> items;
+  std::int64_t total = 0;
+  std::optional<std::string> next_cursor;  // opaque; pass back as `after` for the next page
+};
+
+struct AgentFilter {
+  std::optional<std::string> status;
+  std::optional<std::string> type;
+  std::optional<std::string> name_contains;
+  bool include_decommissioned = false;  // when no status filter names it
+  int limit = 50;
+  std::int64_t offset = 0;
+  std::optional<std::string> after;  // keyset cursor (an agent id); replaces offset
+};
+
+class AgentRepository {
+ public:
+  virtual ~AgentRepository() = default;
+  // kAlreadyExists when a live agent already has this name.
+  virtual Status insert(const model::Agent& agent) = 0;
+  // kNotFound when absent (decommissioned agents are returned).
+  virtual Result<model::Agent> get(std::string_view id) = 0;
+  virtual Result<Page<model::Agent>> list(const AgentFilter& filter) = 0;
+  // Writes every field of `agent` if the stored version equals `expected_version`.
+  // kFailedPrecondition (reason version_conflict) on a stale version, kNotFound when absent,
+  // kAlreadyExists when the new name is taken.
+  virtual Status update(const model::Agent& agent, std::int64_t expected_version) = 0;
+  // Removes the agent and its history. kNotFound when absent.
+  virtual Status purge(std::string_view id) = 0;
+  virtual Status append_state(const model::AgentStateEntry& entry) = 0;
+  // Newest first.
+  virtual Result<std::vector<model::AgentStateEntry>> history(std::string_view agent_id,
+                                                              int limit) = 0;
+};
+
+// An event waiting to be published; `payload` is a JSON document.
+struct OutboxEvent {
+  std::int64_t id = 0;  // assigned by the store, strictly increasing
+  std::string topic;
+  std::string payload;
+  std::string correlation_id;
+  std::int64_t created_at = 0;
+  std::optional<std::int64_t> published_at;
+};
+
+class OutboxRepository {
+ public:
+  virtual ~OutboxRepository() = default;
+  // Returns the new id.
+  virtual Result<std::int64_t> append(const OutboxEvent& event) = 0;
+  // Unpublished events in id order.
+  virtual Result<std::vector<OutboxEvent>> pending(int limit) = 0;
+  virtual Status mark_published(const std::vector<std::int64_t>& ids, std::int64_t at_ms) = 0;
+};
+
+// One unit of work.
+class Tx {
+ public:
+  virtual ~Tx() = default;
+  virtual AgentRepository& agents() = 0;
+  virtual OutboxRepository& outbox() = 0;
+};
+
+struct StoreInfo {
+  std::string backend;      // "sqlite" | "postgres"
+  std::string location;     // file path or masked URL
+  std::int64_t schema_version = 0;
+  std::string server_version;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual Status write(const std::function<Status(Tx&)>& fn) = 0;
+  virtual Status read(const std::function<Status(Tx&)>& fn) = 0;
+  // A cheap round trip; kUnavailable when the database cannot be reached.
+  virtual Status ping() = 0;
+  // Applies pending migrations. kFailedPrecondition when the database is newer than this binary.
+  virtual Result<std::int64_t> migrate() = 0;
+  virtual StoreInfo info() = 0;
+  // Integrity check (SQLite `PRAGMA integrity_check`; PostgreSQL: a ping). Ok when sound.
+  virtual Status check_integrity() = 0;
+  // Closes every connection; later calls fail with kUnavailable.
+  virtual void close() = 0;
+};
+
+// Opens the store the config names (PostgreSQL when database_url is set, else SQLite in
+// data_dir). Does not migrate.
+Result<std::unique_ptr<Store>> open_store(const Config& config);
+
+// The newest schema version this binary knows.
+std::int64_t latest_schema_version();
+
+}  // namespace dp::store
