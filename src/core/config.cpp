@@ -1,5 +1,6 @@
 #include "core/config.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <limits>
@@ -52,12 +53,18 @@ const std::vector<std::string>& Config::keys() {
 
 Status Config::set(std::string_view key, std::string_view value, std::string_view source) {
   if (key == "host") {
-    if (value.empty()) return Error::invalid_argument("bad_config", "host must not be empty");
+    if (value.empty()) {
+      return Error::invalid_argument("bad_config",
+                                     "host (" + std::string(source) + ") must not be empty");
+    }
     host = value;
   } else if (key == "port") {
     return parse_uint<std::uint16_t>(key, value, source, 0, 65535, port);
   } else if (key == "data_dir") {
-    if (value.empty()) return Error::invalid_argument("bad_config", "data_dir must not be empty");
+    if (value.empty()) {
+      return Error::invalid_argument("bad_config",
+                                     "data_dir (" + std::string(source) + ") must not be empty");
+    }
     data_dir = value;
   } else if (key == "database_url") {
     if (!value.empty() && !value.starts_with("postgres://") && !value.starts_with("postgresql://") &&
@@ -165,18 +172,28 @@ boost::json::object Config::to_json_masked() const {
 std::string mask_url_password(std::string_view url) {
   const auto scheme = url.find("://");
   if (scheme == std::string_view::npos) return std::string(url);
-  const auto at = url.find('@', scheme + 3);
-  if (at == std::string_view::npos) {
-    // libpq also accepts ?password=...; mask it too.
-    const auto p = url.find("password=");
-    if (p == std::string_view::npos) return std::string(url);
-    auto end = url.find('&', p);
-    if (end == std::string_view::npos) end = url.size();
-    return std::string(url.substr(0, p + 9)) + "***" + std::string(url.substr(end));
+  std::string out(url);
+  // An '@' in the query is not a credentials separator. The last '@' before the query is,
+  // so that a password holding an unescaped '@' or '/' is still masked whole.
+  const auto query = std::min(url.find_first_of("?#", scheme + 3), url.size());
+  const auto at = url.substr(0, query).rfind('@');
+  if (at != std::string_view::npos && at > scheme + 3) {
+    const auto colon = url.find(':', scheme + 3);
+    if (colon != std::string_view::npos && colon < at) {
+      out = std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+    }
   }
-  const auto colon = url.find(':', scheme + 3);
-  if (colon == std::string_view::npos || colon > at) return std::string(url);
-  return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+  // libpq also accepts ?password=...; mask it too.
+  const auto q = out.find('?');
+  if (q != std::string::npos) {
+    const auto p = out.find("password=", q);
+    if (p != std::string::npos) {
+      auto end = out.find('&', p);
+      if (end == std::string::npos) end = out.size();
+      out = out.substr(0, p + 9) + "***" + out.substr(end);
+    }
+  }
+  return out;
 }
 
 }  // namespace dp

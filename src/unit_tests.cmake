@@ -1,0 +1,13 @@
+# Unit tests, one executable per module so the build stays small. Included from
+# src/CMakeLists.txt when DP_BUILD_TESTS is on. Every target carries the CTest label `unit`
+# except the store suite (`store`), which also needs PostgreSQL (DEVPLANE_TEST_PG_URL).
+
+dp_cc_test(NAME dp_core_test
+  SRCS core/config_test.cpp core/result_test.cpp core/ids_test.cpp core/log_test.cpp
+  DEPS dp_core
+  LABELS unit)
+
+dp_cc_test(NAME dp_http_test
+  SRCS http/router_test.cpp http/message_test.cpp
+  DEPS dp_http
+  LABELS unit)
