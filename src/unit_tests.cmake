@@ -11,3 +11,18 @@ dp_cc_test(NAME dp_http_test
   SRCS http/router_test.cpp http/message_test.cpp
   DEPS dp_http
   LABELS unit)
+
+dp_cc_test(NAME dp_api_test
+  SRCS api/validation_test.cpp
+  DEPS dp_api
+  LABELS unit)
+
+dp_cc_test(NAME dp_model_test
+  SRCS model/agent_test.cpp
+  DEPS dp_model
+  LABELS unit)
+
+dp_cc_test(NAME dp_agents_test
+  SRCS agents/agent_service_test.cpp
+  DEPS dp_agents SQLite::SQLite3
+  LABELS unit)

@@ -28,6 +28,14 @@ std::optional<std::size_t> utf8_length(std::string_view s) noexcept {
     for (std::size_t k = 1; k < len; ++k) {
       if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return std::nullopt;
     }
+    // Well-formed means shortest form, no UTF-16 surrogates, nothing past U+10FFFF
+    // (Unicode 15, table 3-7).
+    const auto c1 = len > 1 ? static_cast<unsigned char>(s[i + 1]) : 0;
+    if ((len == 2 && c < 0xC2) || (len == 3 && c == 0xE0 && c1 < 0xA0) ||
+        (len == 3 && c == 0xED && c1 >= 0xA0) || (len == 4 && c == 0xF0 && c1 < 0x90) ||
+        (len == 4 && (c > 0xF4 || (c == 0xF4 && c1 >= 0x90)))) {
+      return std::nullopt;
+    }
     i += len;
     ++n;
   }
