@@ -26,3 +26,9 @@ dp_cc_test(NAME dp_agents_test
   SRCS agents/agent_service_test.cpp
   DEPS dp_agents SQLite::SQLite3
   LABELS unit)
+
+# Runs unchanged against SQLite and PostgreSQL; the PostgreSQL cases need DEVPLANE_TEST_PG_URL.
+dp_cc_test(NAME dp_store_test
+  SRCS store/store_test.cpp
+  DEPS dp_store SQLite::SQLite3 PostgreSQL::PostgreSQL
+  LABELS store)

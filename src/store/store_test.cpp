@@ -1,0 +1,875 @@
+// The repository suite: every test runs unchanged against SQLite and PostgreSQL.
+//
+// SQLite gets a fresh temporary directory per test. PostgreSQL gets a fresh database per
+// test (`CREATE DATABASE dp_test_<random>` on the server named by DEVPLANE_TEST_PG_URL,
+// dropped in TearDown), so tests are isolated and may run in parallel under `ctest -j`.
+// scripts/test always sets DEVPLANE_TEST_PG_URL; without it the PostgreSQL cases fail.
+#include "store/store.hpp"
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
+
+#include "core/clock.hpp"
+#include "core/ids.hpp"
+#include "core/log.hpp"
+#include "store/internal/migration.hpp"
+
+namespace dp::store {
+namespace {
+
+namespace fs = std::filesystem;
+using model::Agent;
+using model::AgentStateEntry;
+using model::AgentStatus;
+
+enum class Backend { kSqlite, kPostgres };
+
+std::string backend_name(Backend b) { return b == Backend::kSqlite ? "sqlite" : "postgres"; }
+void PrintTo(Backend b, std::ostream* os) { *os << backend_name(b); }
+
+std::string random_suffix() {
+  std::random_device rd;
+  std::mt19937_64 rng((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < 16; ++i) s.push_back(kHex[rng() % 16]);
+  return s;
+}
+
+// "postgres://u@h:1/postgres?x=y" with dbname "d" -> "postgres://u@h:1/d?x=y"
+std::string with_dbname(const std::string& url, const std::string& dbname) {
+  const auto scheme = url.find("://");
+  const auto start = scheme == std::string::npos ? 0 : scheme + 3;
+  const auto query = std::min(url.find('?', start), url.size());
+  const auto slash = std::min(url.find('/', start), query);
+  return url.substr(0, slash) + "/" + dbname + url.substr(query);
+}
+
+// One libpq command on its own connection; returns the first cell or an error text.
+struct PgResultText {
+  bool ok = false;
+  std::string value;  // first cell, or the error message
+};
+PgResultText pg_run(const std::string& url, const std::string& sql) {
+  PGconn* c = PQconnectdb(url.c_str());
+  PgResultText out;
+  if (PQstatus(c) != CONNECTION_OK) {
+    out.value = PQerrorMessage(c);
+    PQfinish(c);
+    return out;
+  }
+  PGresult* r = PQexec(c, sql.c_str());
+  const auto st = PQresultStatus(r);
+  out.ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+  if (!out.ok) {
+    out.value = PQerrorMessage(c);
+  } else if (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && PQnfields(r) > 0) {
+    out.value = PQgetvalue(r, 0, 0);
+  }
+  PQclear(r);
+  PQfinish(c);
+  return out;
+}
+
+class StoreTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    log::configure(log::Level::kWarn, log::Format::kJson);
+    Config c;
+    if (GetParam() == Backend::kSqlite) {
+      dir_ = fs::temp_directory_path() / ("dp_store_test_" + random_suffix());
+      c.data_dir = dir_.string();
+    } else {
+      const char* admin = std::getenv("DEVPLANE_TEST_PG_URL");
+      ASSERT_NE(admin, nullptr)
+          << "DEVPLANE_TEST_PG_URL is not set: the PostgreSQL store tests need a server "
+             "(scripts/test starts one and sets it, e.g. postgres://postgres@127.0.0.1:5432/postgres)";
+      admin_url_ = admin;
+      dbname_ = "dp_test_" + random_suffix();
+      const auto r = pg_run(admin_url_, "CREATE DATABASE " + dbname_);
+      ASSERT_TRUE(r.ok) << "cannot create test database on " << mask_url_password(admin_url_)
+                        << " (DEVPLANE_TEST_PG_URL): " << r.value;
+      db_url_ = with_dbname(admin_url_, dbname_);
+      c.database_url = db_url_;
+      c.db_pool_size = 8;
+    }
+    auto s = open_store(c);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    store_ = std::move(s).value();
+    auto m = store_->migrate();
+    ASSERT_TRUE(m.ok()) << m.error().message;
+  }
+
+  void TearDown() override {
+    if (store_) store_->close();
+    store_.reset();
+    if (!dir_.empty()) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+    }
+    if (!dbname_.empty()) {
+      const auto r = pg_run(admin_url_, "DROP DATABASE IF EXISTS " + dbname_ + " WITH (FORCE)");
+      EXPECT_TRUE(r.ok) << "cannot drop " << dbname_ << ": " << r.value;
+    }
+    log::configure(log::Level::kInfo, log::Format::kJson);
+  }
+
+  // Raw SQL on a separate connection, for set-up and inspection the Store API does not offer.
+  // The SQL is written once for both dialects. Returns the first cell of the result.
+  std::string raw(const std::string& sql) {
+    if (GetParam() == Backend::kPostgres) {
+      const auto r = pg_run(db_url_, sql);
+      EXPECT_TRUE(r.ok) << sql << ": " << r.value;
+      return r.value;
+    }
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open((dir_ / "devplane.db").string().c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    std::string first;
+    bool have = false;
+    char* err = nullptr;
+    struct Ctx {
+      std::string* first;
+      bool* have;
+    } ctx{&first, &have};
+    const int rc = sqlite3_exec(
+        db, sql.c_str(),
+        [](void* p, int n, char** values, char**) -> int {
+          auto* c = static_cast<Ctx*>(p);
+          if (!*c->have && n > 0 && values[0] != nullptr) *c->first = values[0];
+          *c->have = true;
+          return 0;
+        },
+        &ctx, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (err != nullptr ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return first;
+  }
+  std::int64_t raw_int(const std::string& sql) { return std::stoll(raw(sql)); }
+
+  static Agent make_agent(const std::string& name, const std::string& type = "command",
+                          AgentStatus status = AgentStatus::kCreated) {
+    Agent a;
+    a.id = ids::uuid_v7();
+    a.name = name;
+    a.type = type;
+    a.status = status;
+    a.status_reason = "made";
+    a.description = "agent " + name;
+    a.labels = {{"team", "core"}};
+    a.config = {{"command", "true"}};
+    a.version = 1;
+    a.created_at = a.updated_at = clock::now_ms();
+    return a;
+  }
+
+  Status insert(const Agent& a) {
+    return store_->write([&](Tx& tx) { return tx.agents().insert(a); });
+  }
+  Agent insert_ok(const std::string& name, const std::string& type = "command",
+                  AgentStatus status = AgentStatus::kCreated) {
+    Agent a = make_agent(name, type, status);
+    Status s = insert(a);
+    EXPECT_TRUE(s.ok()) << name << ": " << s.error().message;
+    return a;
+  }
+  Result<Agent> get(const std::string& id) {
+    std::optional<Agent> out;
+    Status s = store_->read([&](Tx& tx) -> Status {
+      DP_ASSIGN_OR_RETURN(Agent a, tx.agents().get(id));
+      out = std::move(a);
+      return Ok{};
+    });
+    if (!s.ok()) return std::move(s).error();
+    return std::move(*out);
+  }
+  Page<Agent> list(const AgentFilter& f) {
+    Page<Agent> out;
+    Status s = store_->read([&](Tx& tx) -> Status {
+      DP_ASSIGN_OR_RETURN(out, tx.agents().list(f));
+      return Ok{};
+    });
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return out;
+  }
+  static std::vector<std::string> names(const Page<Agent>& p) {
+    std::vector<std::string> out;
+    for (const auto& a : p.items) out.push_back(a.name);
+    return out;
+  }
+  Status update(const Agent& a, std::int64_t expected) {
+    return store_->write([&](Tx& tx) { return tx.agents().update(a, expected); });
+  }
+  std::vector<AgentStateEntry> history(const std::string& id, int limit = 100) {
+    std::vector<AgentStateEntry> out;
+    Status s = store_->read([&](Tx& tx) -> Status {
+      DP_ASSIGN_OR_RETURN(out, tx.agents().history(id, limit));
+      return Ok{};
+    });
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return out;
+  }
+  Status append_state(const std::string& agent_id, const std::string& from,
+                      const std::string& to, std::int64_t version) {
+    AgentStateEntry e;
+    e.agent_id = agent_id;
+    e.from_status = from;
+    e.status = to;
+    e.reason = "because " + to;
+    e.version = version;
+    e.created_at = clock::now_ms();
+    return store_->write([&](Tx& tx) { return tx.agents().append_state(e); });
+  }
+  static OutboxEvent event(const std::string& topic, const std::string& payload) {
+    OutboxEvent e;
+    e.topic = topic;
+    e.payload = payload;
+    e.correlation_id = "corr-" + topic;
+    e.created_at = clock::now_ms();
+    return e;
+  }
+  std::vector<OutboxEvent> pending(int limit = 1000) {
+    std::vector<OutboxEvent> out;
+    Status s = store_->read([&](Tx& tx) -> Status {
+      DP_ASSIGN_OR_RETURN(out, tx.outbox().pending(limit));
+      return Ok{};
+    });
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return out;
+  }
+  const std::vector<internal::Migration>& migrations() const {
+    return GetParam() == Backend::kSqlite ? internal::sqlite_migrations()
+                                          : internal::postgres_migrations();
+  }
+
+  fs::path dir_;
+  std::string admin_url_;
+  std::string dbname_;
+  std::string db_url_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreTest, InsertThenGetRoundTripsEveryField) {
+  Agent a = make_agent("o'brien; DROP TABLE agents;--", "llm", AgentStatus::kRunning);
+  a.description = "émoji 🚀 and \"quotes\" and \\ backslash";
+  a.labels = {{"team", "core"}, {"tier", "gold"}};
+  a.config = {{"model", "x"}, {"temperature", 0.5}, {"nested", {{"a", boost::json::array{1, 2}}}}};
+  a.version = 7;
+  a.created_at = 1'700'000'000'123;
+  a.updated_at = 1'700'000'999'456;
+  ASSERT_TRUE(insert(a).ok());
+  auto got = get(a.id);
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(got->id, a.id);
+  EXPECT_EQ(got->name, a.name);
+  EXPECT_EQ(got->type, "llm");
+  EXPECT_EQ(got->status, AgentStatus::kRunning);
+  EXPECT_EQ(got->status_reason, "made");
+  EXPECT_EQ(got->description, a.description);
+  EXPECT_EQ(got->labels, a.labels);
+  EXPECT_EQ(got->config, a.config);
+  EXPECT_EQ(got->version, 7);
+  EXPECT_EQ(got->created_at, a.created_at);
+  EXPECT_EQ(got->updated_at, a.updated_at);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM agents"), 1) << "the name was data, not SQL";
+}
+
+TEST_P(StoreTest, GetMissingIsNotFound) {
+  auto got = get(ids::uuid_v7());
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreTest, DuplicateIdIsAlreadyExists) {
+  Agent a = insert_ok("first");
+  Agent b = make_agent("second");
+  b.id = a.id;
+  Status s = insert(b);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kAlreadyExists);
+}
+
+TEST_P(StoreTest, LiveNameIsUniqueUntilDecommissioned) {
+  Agent a = insert_ok("unique");
+  Status s = insert(make_agent("unique", "llm"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kAlreadyExists);
+  EXPECT_EQ(s.error().reason, "conflict");
+  EXPECT_NE(s.error().message.find("unique"), std::string::npos) << s.error().message;
+
+  // Decommissioned agents keep their name but do not block it.
+  a.status = AgentStatus::kDecommissioned;
+  a.version = 2;
+  ASSERT_TRUE(update(a, 1).ok());
+  Agent b = insert_ok("unique");
+  // A second decommissioned holder of the name is fine too.
+  b.status = AgentStatus::kDecommissioned;
+  b.version = 2;
+  ASSERT_TRUE(update(b, 1).ok());
+  insert_ok("unique");
+}
+
+TEST_P(StoreTest, RenameToTakenLiveNameIsAlreadyExistsAndChangesNothing) {
+  insert_ok("alpha");
+  Agent b = insert_ok("beta");
+  Agent renamed = b;
+  renamed.name = "alpha";
+  renamed.version = 2;
+  Status s = update(renamed, 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kAlreadyExists);
+  auto got = get(b.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->name, "beta");
+  EXPECT_EQ(got->version, 1);
+}
+
+TEST_P(StoreTest, UpdateWritesEveryFieldWhenVersionMatches) {
+  Agent a = insert_ok("upd");
+  Agent changed = a;
+  changed.name = "upd2";
+  changed.type = "remote";
+  changed.status = AgentStatus::kStopped;
+  changed.status_reason = "stopped by test";
+  changed.description = "new";
+  changed.labels = {{"k", "v"}};
+  changed.config = {{"heartbeatSeconds", 5}};
+  changed.version = 2;
+  changed.updated_at = a.updated_at + 5000;
+  ASSERT_TRUE(update(changed, 1).ok());
+  auto got = get(a.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->name, "upd2");
+  EXPECT_EQ(got->type, "remote");
+  EXPECT_EQ(got->status, AgentStatus::kStopped);
+  EXPECT_EQ(got->status_reason, "stopped by test");
+  EXPECT_EQ(got->description, "new");
+  EXPECT_EQ(got->labels, changed.labels);
+  EXPECT_EQ(got->config, changed.config);
+  EXPECT_EQ(got->version, 2);
+  EXPECT_EQ(got->updated_at, changed.updated_at);
+  EXPECT_EQ(got->created_at, a.created_at) << "created_at never changes";
+}
+
+TEST_P(StoreTest, UpdateWithStaleVersionIsFailedPreconditionAndChangesNothing) {
+  Agent a = insert_ok("stale");
+  Agent v2 = a;
+  v2.description = "v2";
+  v2.version = 2;
+  ASSERT_TRUE(update(v2, 1).ok());
+
+  Agent lost = a;
+  lost.description = "lost update";
+  lost.version = 2;
+  Status s = update(lost, 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(s.error().reason, "version_conflict");
+  EXPECT_EQ(s.error().details.at("currentVersion").as_int64(), 2);
+  auto got = get(a.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->description, "v2");
+  EXPECT_EQ(got->version, 2);
+}
+
+TEST_P(StoreTest, UpdateOfMissingAgentIsNotFound) {
+  Agent ghost = make_agent("ghost");
+  Status s = update(ghost, 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreTest, ListFiltersByStatusTypeAndName) {
+  insert_ok("builder-1", "command", AgentStatus::kRunning);
+  insert_ok("Builder-2", "llm", AgentStatus::kRunning);
+  insert_ok("reviewer", "llm", AgentStatus::kStopped);
+  insert_ok("tester", "command", AgentStatus::kCreated);
+  insert_ok("retired", "command", AgentStatus::kDecommissioned);
+
+  AgentFilter f;
+  auto p = list(f);
+  EXPECT_EQ(p.total, 4) << "decommissioned hidden by default";
+  EXPECT_EQ(p.items.size(), 4u);
+
+  f = {};
+  f.include_decommissioned = true;
+  p = list(f);
+  EXPECT_EQ(p.total, 5);
+
+  f = {};
+  f.status = "running";
+  p = list(f);
+  EXPECT_EQ(p.total, 2);
+  EXPECT_EQ(names(p), (std::vector<std::string>{"builder-1", "Builder-2"}));
+
+  f = {};
+  f.status = "decommissioned";  // naming the status shows them without the flag
+  p = list(f);
+  EXPECT_EQ(names(p), (std::vector<std::string>{"retired"}));
+
+  f = {};
+  f.type = "command";
+  p = list(f);
+  EXPECT_EQ(names(p), (std::vector<std::string>{"builder-1", "tester"}));
+  f.include_decommissioned = true;
+  p = list(f);
+  EXPECT_EQ(names(p), (std::vector<std::string>{"builder-1", "tester", "retired"}));
+
+  f = {};
+  f.name_contains = "BUILD";  // case-insensitive
+  p = list(f);
+  EXPECT_EQ(p.total, 2);
+  EXPECT_EQ(names(p), (std::vector<std::string>{"builder-1", "Builder-2"}));
+
+  f = {};
+  f.name_contains = "er";
+  f.type = "llm";
+  f.status = "stopped";
+  p = list(f);
+  EXPECT_EQ(names(p), (std::vector<std::string>{"reviewer"}));
+  EXPECT_EQ(p.total, 1);
+
+  f = {};
+  f.status = "error";
+  p = list(f);
+  EXPECT_EQ(p.total, 0);
+  EXPECT_TRUE(p.items.empty());
+  EXPECT_FALSE(p.next_cursor.has_value());
+}
+
+TEST_P(StoreTest, NameContainsTreatsWildcardsLiterally) {
+  insert_ok("50%_off");
+  insert_ok("500-off");
+  insert_ok("a_b");
+  insert_ok("axb");
+  insert_ok("back\\slash");
+  AgentFilter f;
+  f.name_contains = "%";
+  EXPECT_EQ(names(list(f)), (std::vector<std::string>{"50%_off"}));
+  f.name_contains = "_";
+  EXPECT_EQ(names(list(f)), (std::vector<std::string>{"50%_off", "a_b"}));
+  f.name_contains = "\\";
+  EXPECT_EQ(names(list(f)), (std::vector<std::string>{"back\\slash"}));
+  f.name_contains = "zzz";
+  EXPECT_EQ(list(f).total, 0);
+}
+
+TEST_P(StoreTest, LimitOffsetPagingWithTotals) {
+  std::vector<std::string> all;
+  for (int i = 0; i < 7; ++i) all.push_back(insert_ok("p" + std::to_string(i)).name);
+  AgentFilter f;
+  f.limit = 3;
+  std::vector<std::string> seen;
+  for (std::int64_t offset : {0, 3, 6}) {
+    f.offset = offset;
+    auto p = list(f);
+    EXPECT_EQ(p.total, 7) << "total ignores paging";
+    EXPECT_EQ(p.items.size(), offset == 6 ? 1u : 3u);
+    EXPECT_EQ(p.next_cursor.has_value(), offset != 6);
+    for (const auto& a : p.items) seen.push_back(a.name);
+  }
+  EXPECT_EQ(seen, all) << "creation order, no gaps, no repeats";
+  f.offset = 7;
+  auto p = list(f);
+  EXPECT_TRUE(p.items.empty());
+  EXPECT_EQ(p.total, 7);
+}
+
+TEST_P(StoreTest, KeysetCursorWalksEveryPageOnce) {
+  std::vector<std::string> want;
+  for (int i = 0; i < 8; ++i) {
+    const bool llm = i % 3 == 0;
+    Agent a = insert_ok("k" + std::to_string(i), llm ? "llm" : "command");
+    if (!llm) want.push_back(a.id);
+  }
+  AgentFilter f;
+  f.type = "command";
+  f.limit = 2;
+  std::vector<std::string> seen;
+  int pages = 0;
+  for (;;) {
+    auto p = list(f);
+    ++pages;
+    EXPECT_EQ(p.total, 5) << "total counts the filter, not the cursor";
+    for (const auto& a : p.items) {
+      EXPECT_EQ(a.type, "command");
+      seen.push_back(a.id);
+    }
+    if (!p.next_cursor) break;
+    EXPECT_EQ(*p.next_cursor, p.items.back().id);
+    f.after = p.next_cursor;
+    f.offset = 1000;  // ignored when a cursor is given
+    ASSERT_LT(pages, 10) << "cursor does not advance";
+  }
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen, want);
+}
+
+TEST_P(StoreTest, CursorIsStableWhenEarlierRowsAreAdded) {
+  for (int i = 0; i < 4; ++i) insert_ok("c" + std::to_string(i));
+  AgentFilter f;
+  f.limit = 2;
+  auto first = list(f);
+  ASSERT_TRUE(first.next_cursor.has_value());
+  // A row with an id sorting before the cursor must not shift the next page.
+  Agent early = make_agent("early");
+  early.id = "00000000-0000-7000-8000-000000000000";
+  ASSERT_TRUE(insert(early).ok());
+  f.after = first.next_cursor;
+  auto second = list(f);
+  EXPECT_EQ(names(second), (std::vector<std::string>{"c2", "c3"}));
+  EXPECT_EQ(second.total, 5);
+}
+
+TEST_P(StoreTest, PurgeRemovesAgentAndItsHistoryOnly) {
+  Agent a = insert_ok("purged");
+  Agent b = insert_ok("kept");
+  ASSERT_TRUE(append_state(a.id, "", "created", 1).ok());
+  ASSERT_TRUE(append_state(a.id, "created", "starting", 2).ok());
+  ASSERT_TRUE(append_state(b.id, "", "created", 1).ok());
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.agents().purge(a.id); }).ok());
+  auto got = get(a.id);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().code, ErrorCode::kNotFound);
+  EXPECT_TRUE(history(a.id).empty());
+  EXPECT_EQ(history(b.id).size(), 1u);
+  EXPECT_TRUE(get(b.id).ok());
+
+  Status s = store_->write([&](Tx& tx) { return tx.agents().purge(a.id); });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreTest, HistoryIsNewestFirstWithLimit) {
+  Agent a = insert_ok("hist");
+  const std::vector<std::string> states = {"created", "starting", "running", "stopping",
+                                           "stopped"};
+  for (std::size_t i = 0; i < states.size(); ++i) {
+    ASSERT_TRUE(
+        append_state(a.id, i == 0 ? "" : states[i - 1], states[i], static_cast<int>(i) + 1).ok());
+  }
+  auto h = history(a.id);
+  ASSERT_EQ(h.size(), 5u);
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    const std::size_t k = states.size() - 1 - i;
+    EXPECT_EQ(h[i].status, states[k]);
+    EXPECT_EQ(h[i].version, static_cast<std::int64_t>(k) + 1);
+    EXPECT_EQ(h[i].agent_id, a.id);
+    EXPECT_EQ(h[i].reason, "because " + states[k]);
+    EXPECT_GT(h[i].created_at, 0);
+    if (i > 0) {
+      EXPECT_GT(h[i - 1].id, h[i].id);
+    }
+  }
+  EXPECT_EQ(h.back().from_status, "") << "NULL from_status reads back empty";
+  EXPECT_EQ(h.front().from_status, "stopping");
+  auto two = history(a.id, 2);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[0].status, "stopped");
+  EXPECT_EQ(two[1].status, "stopping");
+  EXPECT_TRUE(history(ids::uuid_v7()).empty());
+}
+
+TEST_P(StoreTest, StateOfUnknownAgentIsRejected) {
+  Status s = append_state(ids::uuid_v7(), "", "created", 1);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(s.error().reason, "foreign_key");
+}
+
+TEST_P(StoreTest, OutboxAppendPendingAndMarkPublished) {
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 5; ++i) {
+    std::int64_t id = 0;
+    ASSERT_TRUE(store_
+                    ->write([&](Tx& tx) -> Status {
+                      DP_ASSIGN_OR_RETURN(id, tx.outbox().append(event(
+                                                  "t" + std::to_string(i),
+                                                  "{\"n\":" + std::to_string(i) + "}")));
+                      return Ok{};
+                    })
+                    .ok());
+    if (!ids.empty()) {
+      EXPECT_GT(id, ids.back()) << "ids increase";
+    }
+    ids.push_back(id);
+  }
+  auto p = pending();
+  ASSERT_EQ(p.size(), 5u);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    EXPECT_EQ(p[i].id, ids[i]);
+    EXPECT_EQ(p[i].topic, "t" + std::to_string(i));
+    EXPECT_EQ(boost::json::parse(p[i].payload).at("n").as_int64(), static_cast<std::int64_t>(i));
+    EXPECT_EQ(p[i].correlation_id, "corr-t" + std::to_string(i));
+    EXPECT_GT(p[i].created_at, 0);
+  }
+  auto limited = pending(2);
+  ASSERT_EQ(limited.size(), 2u);
+  EXPECT_EQ(limited[0].id, ids[0]);
+  EXPECT_EQ(limited[1].id, ids[1]);
+
+  ASSERT_TRUE(store_
+                  ->write([&](Tx& tx) {
+                    return tx.outbox().mark_published({ids[0], ids[2]}, clock::now_ms());
+                  })
+                  .ok());
+  p = pending();
+  ASSERT_EQ(p.size(), 3u);
+  EXPECT_EQ(p[0].id, ids[1]);
+  EXPECT_EQ(p[1].id, ids[3]);
+  EXPECT_EQ(p[2].id, ids[4]);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL"), 2);
+
+  ASSERT_TRUE(store_
+                  ->write([&](Tx& tx) {
+                    return tx.outbox().mark_published({ids[1], ids[3], ids[4]}, clock::now_ms());
+                  })
+                  .ok());
+  EXPECT_TRUE(pending().empty());
+  EXPECT_EQ(raw_int("SELECT count(*) FROM outbox"), 5) << "published rows are kept";
+}
+
+TEST_P(StoreTest, WriteRollsBackEverythingWhenFnFails) {
+  Agent a = make_agent("rolled-back");
+  Status s = store_->write([&](Tx& tx) -> Status {
+    DP_TRY(tx.agents().insert(a));
+    AgentStateEntry e;
+    e.agent_id = a.id;
+    e.status = "created";
+    e.version = 1;
+    e.created_at = clock::now_ms();
+    DP_TRY(tx.agents().append_state(e));
+    DP_TRY(tx.outbox().append(event("agent.status.update", "{}")));
+    // Visible inside the unit...
+    DP_TRY(tx.agents().get(a.id));
+    return Error::failed_precondition("test_abort", "caller changed its mind");
+  });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().reason, "test_abort") << "write returns fn's own error";
+  // ...and gone after it.
+  EXPECT_EQ(get(a.id).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM agents"), 0);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM agent_states"), 0);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM outbox"), 0);
+  // The store stays usable.
+  insert_ok("rolled-back");
+}
+
+TEST_P(StoreTest, WriteRollsBackEarlierStatementsWhenALaterOneFails) {
+  insert_ok("taken");
+  Agent fresh = make_agent("fresh");
+  Status s = store_->write([&](Tx& tx) -> Status {
+    DP_TRY(tx.agents().insert(fresh));
+    DP_TRY(tx.outbox().append(event("x", "{}")));
+    return tx.agents().insert(make_agent("taken"));  // unique violation
+  });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kAlreadyExists);
+  EXPECT_EQ(get(fresh.id).error().code, ErrorCode::kNotFound);
+  EXPECT_TRUE(pending().empty());
+  EXPECT_EQ(raw_int("SELECT count(*) FROM agents"), 1);
+}
+
+TEST_P(StoreTest, ReadIsReadOnly) {
+  Agent a = make_agent("sneaky");
+  Status s = store_->read([&](Tx& tx) { return tx.agents().insert(a); });
+  EXPECT_FALSE(s.ok()) << "a read unit must not write";
+  EXPECT_EQ(raw_int("SELECT count(*) FROM agents"), 0);
+}
+
+TEST_P(StoreTest, ReadReturnsFnError) {
+  Status s = store_->read([](Tx&) -> Status { return Error::not_found("nope"); });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message, "nope");
+  EXPECT_TRUE(store_->ping().ok()) << "the connection went back to the pool in good order";
+}
+
+TEST_P(StoreTest, MigrateIsIdempotentAndRecorded) {
+  const auto& all = migrations();
+  ASSERT_FALSE(all.empty());
+  const std::int64_t latest = all.back().version;
+  EXPECT_EQ(store_->info().schema_version, latest);
+  for (int i = 0; i < 2; ++i) {
+    auto m = store_->migrate();
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    EXPECT_EQ(*m, latest);
+  }
+  EXPECT_EQ(raw_int("SELECT count(*) FROM schema_migrations"),
+            static_cast<std::int64_t>(all.size()));
+  EXPECT_EQ(raw_int("SELECT max(version) FROM schema_migrations"), latest);
+  EXPECT_EQ(raw("SELECT name FROM schema_migrations WHERE version = 1"), std::string(all[0].name));
+  EXPECT_FALSE(raw("SELECT applied_at FROM schema_migrations WHERE version = 1").empty());
+  // Data survives a second migrate.
+  Agent a = insert_ok("survivor");
+  ASSERT_TRUE(store_->migrate().ok());
+  EXPECT_TRUE(get(a.id).ok());
+}
+
+TEST_P(StoreTest, DatabaseNewerThanBinaryIsRefused) {
+  const std::int64_t future = migrations().back().version + 1;
+  raw("INSERT INTO schema_migrations (version, name, applied_at) VALUES (" +
+      std::to_string(future) + ", '9999_from_the_future', '2030-01-01T00:00:00Z')");
+  auto m = store_->migrate();
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(m.error().reason, "schema_too_new");
+  EXPECT_NE(m.error().message.find(std::to_string(future)), std::string::npos)
+      << m.error().message;
+  EXPECT_EQ(raw_int("SELECT count(*) FROM schema_migrations"),
+            static_cast<std::int64_t>(migrations().size()) + 1)
+      << "nothing was applied or removed";
+}
+
+TEST_P(StoreTest, PingIntegrityAndInfo) {
+  EXPECT_TRUE(store_->ping().ok());
+  EXPECT_TRUE(store_->check_integrity().ok());
+  const StoreInfo info = store_->info();
+  EXPECT_EQ(info.backend, backend_name(GetParam()));
+  EXPECT_FALSE(info.location.empty());
+  EXPECT_FALSE(info.server_version.empty());
+  if (GetParam() == Backend::kPostgres) {
+    EXPECT_NE(info.location.find(dbname_), std::string::npos) << info.location;
+  } else {
+    EXPECT_NE(info.location.find(dir_.string()), std::string::npos) << info.location;
+  }
+}
+
+TEST_P(StoreTest, CallsAfterCloseAreUnavailable) {
+  insert_ok("before-close");
+  store_->close();
+  auto expect_unavailable = [](const Status& s, const char* what) {
+    ASSERT_FALSE(s.ok()) << what;
+    EXPECT_EQ(s.error().code, ErrorCode::kUnavailable) << what << ": " << s.error().message;
+  };
+  bool ran = false;
+  expect_unavailable(store_->write([&](Tx&) -> Status {
+    ran = true;
+    return Ok{};
+  }),
+                     "write");
+  expect_unavailable(store_->read([&](Tx&) -> Status {
+    ran = true;
+    return Ok{};
+  }),
+                     "read");
+  EXPECT_FALSE(ran) << "fn must not run on a closed store";
+  expect_unavailable(store_->ping(), "ping");
+  expect_unavailable(store_->check_integrity(), "check_integrity");
+  expect_unavailable(store_->migrate(), "migrate");
+  store_->close();  // idempotent
+  expect_unavailable(store_->ping(), "ping after second close");
+}
+
+TEST_P(StoreTest, ConcurrentWritersLoseNoUpdate) {
+  Agent a = make_agent("counter");
+  a.config = {{"n", 0}};
+  ASSERT_TRUE(insert(a).ok());
+  constexpr int kThreads = 4;
+  constexpr int kIncrements = 25;
+  std::atomic<int> unexpected{0};
+  std::atomic<int> retries{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kIncrements; ++i) {
+        for (int attempt = 0;; ++attempt) {
+          Status s = store_->write([&](Tx& tx) -> Status {
+            DP_ASSIGN_OR_RETURN(Agent cur, tx.agents().get(a.id));
+            const std::int64_t expected = cur.version;
+            cur.config["n"] = cur.config.at("n").as_int64() + 1;
+            cur.version += 1;
+            return tx.agents().update(cur, expected);
+          });
+          if (s.ok()) break;
+          // Optimistic concurrency: a stale read is refused, never silently applied.
+          const auto code = s.error().code;
+          if ((code == ErrorCode::kFailedPrecondition || code == ErrorCode::kAborted ||
+               code == ErrorCode::kUnavailable) &&
+              attempt < 1000) {
+            ++retries;
+            continue;
+          }
+          ++unexpected;
+          break;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(unexpected.load(), 0);
+  auto got = get(a.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->config.at("n").as_int64(), kThreads * kIncrements);
+  EXPECT_EQ(got->version, 1 + kThreads * kIncrements);
+}
+
+TEST_P(StoreTest, ConcurrentInsertsOfOneNameLetExactlyOneWin) {
+  constexpr int kThreads = 6;
+  std::atomic<int> won{0};
+  std::atomic<int> conflicts{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      // Each thread also inserts an agent of its own, which must all survive.
+      EXPECT_TRUE(insert(make_agent("own-" + std::to_string(t))).ok());
+      Status s = insert(make_agent("contested"));
+      if (s.ok()) {
+        ++won;
+      } else if (s.error().code == ErrorCode::kAlreadyExists) {
+        ++conflicts;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(won.load(), 1);
+  EXPECT_EQ(conflicts.load(), kThreads - 1);
+  EXPECT_EQ(list({}).total, kThreads + 1);
+}
+
+TEST_P(StoreTest, ConcurrentOutboxAppendsGetDistinctIds) {
+  constexpr int kThreads = 4;
+  constexpr int kEach = 20;
+  std::vector<std::vector<std::int64_t>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        std::int64_t id = 0;
+        Status s = store_->write([&](Tx& tx) -> Status {
+          DP_ASSIGN_OR_RETURN(id, tx.outbox().append(event("c", "{}")));
+          return Ok{};
+        });
+        EXPECT_TRUE(s.ok()) << s.error().message;
+        got[static_cast<std::size_t>(t)].push_back(id);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::int64_t> all;
+  for (const auto& v : got) all.insert(v.begin(), v.end());
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kThreads * kEach));
+  EXPECT_EQ(pending().size(), static_cast<std::size_t>(kThreads * kEach));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         [](const ::testing::TestParamInfo<Backend>& param_info) {
+                           return backend_name(param_info.param);
+                         });
+
+}  // namespace
+}  // namespace dp::store
