@@ -441,6 +441,18 @@ TEST_F(RedisBusTest, BadUrlIsRejectedAndAnAbsentServerIsUnavailable) {
   options_.redis_url.clear();  // nothing to clean up
 }
 
+TEST_F(RedisBusTest, WritingToALostConnectionFailsInsteadOfRaisingSigpipe) {
+  auto ep = redis::parse_redis_url(options_.redis_url);
+  ASSERT_TRUE(ep.ok());
+  auto conn = redis::Connection::open(*ep, 2s);
+  ASSERT_TRUE(conn.ok()) << conn.error().message;
+  (*conn)->interrupt();  // our side of the socket is shut down: a write now raises SIGPIPE
+  auto r = (*conn)->command({"PING"});
+  ASSERT_FALSE(r.ok());  // and we are still here to see the error
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
+  EXPECT_TRUE((*conn)->broken());
+}
+
 // A redis-server of our own, restartable on the same port and data directory.
 class OwnRedis {
  public:

@@ -337,9 +337,10 @@ class QueueConsumer final : public Reader {
     std::map<std::string, std::int64_t> deliveries;
     const auto& claimed = parsed->claimed.entries;
     if (!claimed.empty()) {
-      // XAUTOCLAIM counted this delivery but does not say how many there were: ask.
+      // XAUTOCLAIM counted this delivery but does not say how many there were: ask. The
+      // range may also hold our own failed messages, hence the headroom in COUNT.
       auto p = conn_->command({"XPENDING", key_, options_.group, claimed.front().id,
-                               claimed.back().id, std::to_string(claimed.size()),
+                               claimed.back().id, std::to_string(claimed.size() + 256),
                                options_.consumer});
       if (!p.ok()) {
         lost(p.error());

@@ -1,5 +1,7 @@
 #include "bus/redis/redis_conn.hpp"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -41,6 +43,48 @@ Value convert(const redisReply* r, int depth) {
     default: return Value::nil();
   }
 }
+
+// hiredis writes with write(2), and writing to a socket Redis has reset raises SIGPIPE,
+// whose default action ends the process. Nothing else in devplane ignores SIGPIPE, and a
+// library must not change process-wide dispositions, so each command blocks it on the
+// calling thread and swallows one it raised (the technique libpq uses): the write then
+// simply fails with EPIPE and the connection counts as lost.
+class SigpipeGuard {
+ public:
+  SigpipeGuard() {
+    sigset_t pending;
+    sigemptyset(&pending);
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGPIPE);
+    blocked_ = pthread_sigmask(SIG_BLOCK, &block, &old_) == 0;
+  }
+  ~SigpipeGuard() {
+    if (!blocked_) return;
+    if (!was_pending_) {
+      sigset_t pending;
+      sigemptyset(&pending);
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        sigset_t pipe;
+        sigemptyset(&pipe);
+        sigaddset(&pipe, SIGPIPE);
+        const timespec zero{0, 0};
+        sigtimedwait(&pipe, nullptr, &zero);
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  sigset_t old_{};
+  bool was_pending_ = false;
+  bool blocked_ = false;
+};
 
 struct ReplyDeleter {
   void operator()(void* r) const { freeReplyObject(r); }
@@ -148,6 +192,7 @@ void Connection::set_read_deadline(std::chrono::milliseconds d) {
 
 Result<Value> Connection::command(const Command& argv, std::chrono::milliseconds extra) {
   if (broken_) return Error::unavailable("redis: connection lost");
+  SigpipeGuard no_sigpipe;
   set_read_deadline(timeout_ + extra);
   std::vector<const char*> args;
   std::vector<std::size_t> lens;
@@ -169,6 +214,7 @@ Result<Value> Connection::command(const Command& argv, std::chrono::milliseconds
 
 Result<std::vector<Value>> Connection::pipeline(const std::vector<Command>& commands) {
   if (broken_) return Error::unavailable("redis: connection lost");
+  SigpipeGuard no_sigpipe;
   set_read_deadline(timeout_);
   for (const auto& argv : commands) {
     std::vector<const char*> args;
