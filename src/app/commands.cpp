@@ -1,6 +1,7 @@
 #include "app/commands.hpp"
 
 #include <csignal>
+#include <filesystem>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
@@ -18,11 +19,15 @@
 #include "app/build_info.hpp"
 #include "app/dashboard.hpp"
 #include "app/metered_store.hpp"
-#include "bus/redis_ping.hpp"
+#include "bus/event_bus.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
 #include "http/server.hpp"
+#include "core/ids.hpp"
 #include "metrics/metrics.hpp"
+#include "realtime/health_reporter.hpp"
+#include "realtime/hub.hpp"
+#include "realtime/outbox_relay.hpp"
 #include "store/store.hpp"
 
 namespace dp::app {
@@ -116,11 +121,19 @@ int run_check(const CommonOptions& opts) {
   auto cfg = load_config(opts);
   if (!cfg.ok()) return fail(cfg.error());
   log::configure(log::Level::kWarn, *log::parse_format(cfg->log_format));
+  if (!cfg->distributed()) {
+    // Opening SQLite creates the file; a check must not invent the database it checks.
+    const auto db = std::filesystem::path(cfg->data_dir) / "devplane.db";
+    if (!std::filesystem::exists(db)) {
+      return fail(Error::not_found("no database at " + db.string()));
+    }
+  }
   auto s = store::open_store(*cfg);
   if (!s.ok()) return fail(s.error());
   auto st = (*s)->check_integrity();
   if (!st.ok()) return fail(st.error());
-  std::cout << "ok: " << (*s)->info().backend << " database passes its integrity check\n";
+  std::cout << "ok: " << (*s)->info().backend
+            << " database passes its integrity check and its schema is known to this binary\n";
   (*s)->close();
   return 0;
 }
@@ -149,6 +162,19 @@ int run_serve(const ServeOptions& opts) {
   if (!raw_store.ok()) return fail(raw_store.error());
   MeteredStore store(std::move(*raw_store), metrics);
 
+  const std::string node_id = ids::uuid_v7();
+  bus::BusOptions bus_opts;
+  bus_opts.redis_url = cfg.redis_url;
+  auto bus_r = bus::open_bus(bus_opts);
+  if (!bus_r.ok()) return fail(bus_r.error());
+  std::unique_ptr<bus::EventBus> bus = std::move(*bus_r);
+
+  realtime::RelayOptions relay_opts;
+  relay_opts.node_id = node_id;
+  relay_opts.retention = std::chrono::hours(cfg.event_retention_hours);
+  realtime::OutboxRelay relay(store, *bus, relay_opts);
+  store.set_on_commit([&relay] { relay.notify(); });
+
   agents::AgentService agent_service(store);
   http::Router router;
   api::v1::register_agent_routes(router, agent_service);
@@ -159,15 +185,8 @@ int run_serve(const ServeOptions& opts) {
   sys.store = &store;
   sys.config = &cfg;
   sys.started_at = started_at;
-  if (cfg.redis_url.empty()) {
-    sys.bus_backend = "in-process";
-    sys.bus_ping = [] { return Status(Ok{}); };
-  } else {
-    sys.bus_backend = "redis";
-    sys.bus_ping = [url = cfg.redis_url] {
-      return bus::redis_ping(url, std::chrono::milliseconds(1000));
-    };
-  }
+  sys.bus_backend = std::string(bus->backend());
+  sys.bus_ping = [&bus] { return bus->ping(); };
   sys.connections = [&server_ptr] { return server_ptr ? server_ptr->active_connections() : 0; };
   api::v1::register_system_routes(router, sys);
   router.add("GET", "/metrics", [&metrics](http::Request&) {
@@ -193,7 +212,22 @@ int run_serve(const ServeOptions& opts) {
   sopts.request_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
   http::Server server(io, blocking, router, sopts, &metrics);
   server_ptr = &server;
+
+  realtime::HubOptions hub_opts;
+  hub_opts.allowed_origins = cfg.allowed_origins;
+  realtime::Hub hub(store, *bus, blocking, hub_opts);
+  if (auto s = hub.start(); !s.ok()) return fail(s.error());
+  server.add_websocket("/ws", hub);
   if (auto s = server.listen(); !s.ok()) return fail(s.error());
+  relay.start();
+
+  realtime::HealthSources health_src;
+  health_src.node_id = node_id;
+  health_src.http_connections = [&server] { return server.active_connections(); };
+  health_src.websocket_connections = [&server] { return server.websocket_connections(); };
+  realtime::HealthReporter health(store, *bus, health_src,
+                                  std::chrono::milliseconds(cfg.health_interval_ms));
+  health.start();
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
@@ -212,6 +246,7 @@ int run_serve(const ServeOptions& opts) {
                {"storeLocation", info.location},
                {"schemaVersion", info.schema_version},
                {"bus", sys.bus_backend},
+               {"nodeId", node_id},
                {"ioThreads", io_threads}});
   // One plain line on stdout for people and scripts (tests read the port from it).
   std::cout << "devplane listening on http://" << cfg.host << ":" << server.port() << "/"
@@ -225,6 +260,10 @@ int run_serve(const ServeOptions& opts) {
   for (int i = 1; i < io_threads; ++i) threads.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : threads) t.join();
+  health.stop();
+  hub.stop();
+  relay.stop();  // announces what was committed before the stop
+  bus->close();
   blocking.join();
   store.close();
   logger.info("devplane stopped");

@@ -1,8 +1,10 @@
-// MeteredStore: a Store decorator that reports each unit of work's latency to metrics.
+// MeteredStore: a Store decorator that reports each unit of work's latency to metrics and
+// tells the outbox relay when something was committed.
 // Thread safety: as the wrapped store.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 
 #include "metrics/metrics.hpp"
@@ -15,9 +17,21 @@ class MeteredStore final : public store::Store {
   MeteredStore(std::unique_ptr<store::Store> inner, metrics::Metrics& metrics)
       : inner_(std::move(inner)), metrics_(metrics) {}
 
+  // Called after every committed write that appended an outbox event (the outbox relay
+  // wakes on it). Set before use.
+  void set_on_commit(std::function<void()> fn) { on_commit_ = std::move(fn); }
+
   // store::Store
   Status write(const std::function<Status(store::Tx&)>& fn) override {
-    return timed("write", [&] { return inner_->write(fn); });
+    bool appended = false;
+    Status s = timed("write", [&] {
+      return inner_->write([&](store::Tx& tx) {
+        NotingTx noting(tx, appended);
+        return fn(noting);
+      });
+    });
+    if (s.ok() && appended && on_commit_) on_commit_();
+    return s;
   }
   Status read(const std::function<Status(store::Tx&)>& fn) override {
     return timed("read", [&] { return inner_->read(fn); });
@@ -29,6 +43,43 @@ class MeteredStore final : public store::Store {
   void close() override { inner_->close(); }
 
  private:
+  // Forwards to the real unit of work and notes whether an event was appended.
+  class NotingOutbox final : public store::OutboxRepository {
+   public:
+    NotingOutbox(store::OutboxRepository& inner, bool& appended) : inner_(inner), appended_(appended) {}
+    Result<std::int64_t> append(const store::OutboxEvent& e) override {
+      appended_ = true;
+      return inner_.append(e);
+    }
+    Result<std::vector<store::OutboxEvent>> pending(int limit) override { return inner_.pending(limit); }
+    Status mark_published(const std::vector<std::int64_t>& ids, std::int64_t at) override {
+      return inner_.mark_published(ids, at);
+    }
+    Result<std::vector<store::OutboxEvent>> claim_for_publishing(int limit) override {
+      return inner_.claim_for_publishing(limit);
+    }
+    Result<std::vector<store::OutboxEvent>> since(std::int64_t after, int limit) override {
+      return inner_.since(after, limit);
+    }
+    Result<std::pair<std::int64_t, std::int64_t>> seq_range() override { return inner_.seq_range(); }
+    Result<std::int64_t> prune(std::int64_t before_ms) override { return inner_.prune(before_ms); }
+
+   private:
+    store::OutboxRepository& inner_;
+    bool& appended_;
+  };
+  class NotingTx final : public store::Tx {
+   public:
+    NotingTx(store::Tx& inner, bool& appended) : inner_(inner), outbox_(inner.outbox(), appended) {}
+    store::AgentRepository& agents() override { return inner_.agents(); }
+    store::OutboxRepository& outbox() override { return outbox_; }
+    store::LeaseRepository& leases() override { return inner_.leases(); }
+
+   private:
+    store::Tx& inner_;
+    NotingOutbox outbox_;
+  };
+
   template <class F>
   Status timed(std::string_view op, F&& f) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -43,6 +94,7 @@ class MeteredStore final : public store::Store {
 
   std::unique_ptr<store::Store> inner_;
   metrics::Metrics& metrics_;
+  std::function<void()> on_commit_;
 };
 
 }  // namespace dp::app

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <limits>
 
+#include <boost/json/array.hpp>
 #include <yaml-cpp/yaml.h>
 
 namespace dp {
@@ -47,7 +48,8 @@ const std::vector<std::string>& Config::keys() {
   static const std::vector<std::string> k = {
       "host", "port", "data_dir", "database_url", "redis_url", "log_level", "log_format",
       "io_threads", "blocking_threads", "db_pool_size", "max_body_bytes", "header_timeout_ms",
-      "idle_timeout_ms", "request_timeout_ms", "shutdown_timeout_ms", "sqlite_synchronous"};
+      "idle_timeout_ms", "request_timeout_ms", "shutdown_timeout_ms", "sqlite_synchronous",
+      "event_retention_hours", "health_interval_ms", "allowed_origins"};
   return k;
 }
 
@@ -103,6 +105,30 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     return parse_uint<std::uint32_t>(key, value, source, 0, 600'000, shutdown_timeout_ms);
   } else if (key == "sqlite_synchronous") {
     return one_of(key, value, source, {"full", "normal"}, sqlite_synchronous);
+  } else if (key == "event_retention_hours") {
+    return parse_uint<std::uint32_t>(key, value, source, 1, 24 * 366, event_retention_hours);
+  } else if (key == "health_interval_ms") {
+    return parse_uint<std::uint32_t>(key, value, source, 100, 3'600'000, health_interval_ms);
+  } else if (key == "allowed_origins") {
+    allowed_origins.clear();
+    std::string_view rest = value;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+      if (!item.empty()) {
+        if (!item.starts_with("http://") && !item.starts_with("https://")) {
+          return Error::invalid_argument(
+              "bad_config", "allowed_origins (" + std::string(source) +
+                                ") must list origins like https://example.com, got '" +
+                                std::string(item) + "'");
+        }
+        allowed_origins.emplace_back(item);
+      }
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
   } else {
     return Error::invalid_argument("bad_config", "unknown config key '" + std::string(key) +
                                                      "' (" + std::string(source) + ")");
@@ -165,6 +191,13 @@ boost::json::object Config::to_json_masked() const {
   o["request_timeout_ms"] = request_timeout_ms;
   o["shutdown_timeout_ms"] = shutdown_timeout_ms;
   o["sqlite_synchronous"] = sqlite_synchronous;
+  o["event_retention_hours"] = event_retention_hours;
+  o["health_interval_ms"] = health_interval_ms;
+  {
+    boost::json::array origins;
+    for (const auto& x : allowed_origins) origins.emplace_back(x);
+    o["allowed_origins"] = std::move(origins);
+  }
   o["mode"] = distributed() ? "distributed" : "embedded";
   return o;
 }

@@ -37,6 +37,9 @@ struct Config {
   std::uint32_t request_timeout_ms = 30'000;
   std::uint32_t shutdown_timeout_ms = 10'000;
   std::string sqlite_synchronous = "full";  // full | normal
+  std::uint32_t event_retention_hours = 24;   // how long clients can resume from
+  std::uint32_t health_interval_ms = 5'000;   // system.health.status period
+  std::vector<std::string> allowed_origins;   // WebSocket Origins besides the server's own
 
   // Sets one key from its text form. Unknown keys and bad values are kInvalidArgument
   // naming the key and the source ("flag", "env DEVPLANE_PORT", "file x.yaml").

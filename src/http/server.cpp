@@ -16,10 +16,12 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/url/parse.hpp>
 
 #include "core/ids.hpp"
 #include "core/log.hpp"
+#include "http/internal/ws_session.hpp"
 
 namespace dp::http {
 
@@ -57,7 +59,13 @@ struct SessionState {
   std::atomic<bool> idle{true};
 };
 
-struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+struct WsEndpoint {
+  std::string path;
+  WsHandler* handler = nullptr;
+  WsOptions options;
+};
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRegistry {
   Impl(asio::io_context& io_, asio::thread_pool& blocking_, const Router& router_,
        ServerOptions options_, RequestObserver* observer_)
       : io(io_),
@@ -82,6 +90,32 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::unordered_map<std::uint64_t, std::shared_ptr<SessionState>> sessions;  // guarded by mu
   std::uint64_t next_session = 0;                                              // guarded by mu
   std::function<void()> on_drained;                                            // guarded by mu
+  std::unordered_map<const WsConnection*, std::weak_ptr<WsConnection>> ws_open;  // guarded by mu
+  std::vector<WsEndpoint> ws_endpoints;  // set before start(), then read-only
+
+  // internal::WsRegistry
+  void opened(const std::shared_ptr<WsConnection>& c) override {
+    bool late = false;
+    {
+      std::lock_guard lock(mu);
+      ws_open.emplace(c.get(), c);
+      late = stopping.load();
+    }
+    if (late) c->close(1001, "server shutting down");
+  }
+  void closed(const WsConnection& c) override {
+    std::lock_guard lock(mu);
+    ws_open.erase(&c);
+  }
+
+  const WsEndpoint* ws_endpoint(std::string_view target) const {
+    const auto q = target.find('?');
+    const auto path = target.substr(0, q);
+    for (const auto& e : ws_endpoints) {
+      if (e.path == path) return &e;
+    }
+    return nullptr;
+  }
 
   void fire_drained_locked(std::unique_lock<std::mutex>& lock) {
     if (!on_drained) return;
@@ -137,9 +171,15 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     co_await bhttp::async_write(s.stream, res, kUseTuple);
   }
 
-  asio::awaitable<void> write_error(SessionState& s, unsigned version, Response r) {
+  // Answers with `r` and closes: for requests refused before they reach a handler.
+  asio::awaitable<void> write_error(SessionState& s, unsigned version, Response r,
+                                    std::string_view request_id) {
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
+    res.set(bhttp::field::server, "devplane");
     res.set(bhttp::field::content_type, r.content_type);
+    res.set("X-Request-Id", request_id);
+    res.set("X-Content-Type-Options", "nosniff");
+    for (auto& [k, v] : r.headers) res.set(k, v);
     res.keep_alive(false);
     res.body() = std::move(r.body);
     res.prepare_payload();
@@ -161,15 +201,24 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       s.stream.expires_after(first ? options.header_timeout : options.idle_timeout);
       auto [ec, n] = co_await bhttp::async_read_header(s.stream, buffer, parser, kUseTuple);
       if (ec) {
+        const std::string rid = ids::uuid_v7();
         if (ec == bhttp::error::header_limit) {
           co_await write_error(s, 11, plain_error(431, "headers_too_large",
-                                                  "request headers exceed the limit", ids::uuid_v7()));
+                                                  "request headers exceed the limit", rid), rid);
+        } else if (ec == bhttp::error::body_limit) {
+          // Beast checks Content-Length against the body limit while it parses the header,
+          // so the header is not complete here: answer without reading any of it.
+          Error e{ErrorCode::kResourceExhausted, "payload_too_large",
+                  "request body exceeds the limit of " + std::to_string(options.max_body_bytes) +
+                      " bytes",
+                  nullptr};
+          co_await write_error(s, 11, error_response(e, rid), rid);
         } else if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
                    ec != asio::error::operation_aborted && ec != asio::error::eof &&
                    ec != asio::error::connection_reset && n > 0) {
           co_await write_error(s, 11, plain_error(400, "bad_request",
-                                                  "malformed HTTP request: " + ec.message(),
-                                                  ids::uuid_v7()));
+                                                  "malformed HTTP request: " + ec.message(), rid),
+                               rid);
         }
         break;
       }
@@ -182,8 +231,15 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
                 "request body of " + std::to_string(*parser.content_length()) +
                     " bytes exceeds the limit of " + std::to_string(options.max_body_bytes),
                 nullptr};
-        co_await write_error(s, version, error_response(e, ids::uuid_v7()));
+        const std::string id = request_id_of(head).value_or(ids::uuid_v7());
+        co_await write_error(s, version, error_response(e, id), id);
         break;
+      }
+      if (beast::websocket::is_upgrade(head)) {
+        if (const WsEndpoint* ep = ws_endpoint(head.target()); ep != nullptr) {
+          co_await upgrade(state, parser.release(), *ep);
+          co_return;
+        }
       }
       if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
         bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, version};
@@ -199,31 +255,16 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
                     "request body exceeds the limit of " + std::to_string(options.max_body_bytes) +
                         " bytes",
                     nullptr};
-            co_await write_error(s, version, error_response(e, ids::uuid_v7()));
+            const std::string id = request_id_of(parser.get()).value_or(ids::uuid_v7());
+            co_await write_error(s, version, error_response(e, id), id);
           }
           break;
         }
       }
       auto breq = parser.release();
       const bool keep_alive = breq.keep_alive();
-      Request req;
-      req.method = std::string(breq.method_string());
-      req.target = std::string(breq.target());
-      for (const auto& f : breq) {
-        std::string name(f.name_string());
-        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        req.headers.emplace_back(std::move(name), std::string(f.value()));
-      }
+      Request req = make_request(s, breq);
       req.body = std::move(breq.body());
-      {
-        beast::error_code ep_ec;
-        auto ep = s.stream.socket().remote_endpoint(ep_ec);
-        if (!ep_ec) req.remote_address = ep.address().to_string();
-      }
-      auto incoming_id = req.header("x-request-id");
-      req.request_id = incoming_id && sane_request_id(*incoming_id) ? std::string(*incoming_id)
-                                                                      : ids::uuid_v7();
-      req.log = log::Logger(req.request_id);
 
       Response r = co_await dispatch(req);
 
@@ -247,6 +288,76 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     beast::error_code ignored;
     s.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     s.stream.close();
+  }
+
+  static std::optional<std::string> request_id_of(const bhttp::request<bhttp::string_body>& head) {
+    auto it = head.find("x-request-id");
+    if (it == head.end() || !sane_request_id(it->value())) return std::nullopt;
+    return std::string(it->value());
+  }
+
+  static Request make_request(SessionState& s, const bhttp::request<bhttp::string_body>& breq) {
+    Request req;
+    req.method = std::string(breq.method_string());
+    req.target = std::string(breq.target());
+    for (const auto& f : breq) {
+      std::string name(f.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req.headers.emplace_back(std::move(name), std::string(f.value()));
+    }
+    beast::error_code ep_ec;
+    auto ep = s.stream.socket().remote_endpoint(ep_ec);
+    if (!ep_ec) req.remote_address = ep.address().to_string();
+    auto incoming_id = req.header("x-request-id");
+    req.request_id = incoming_id && sane_request_id(*incoming_id) ? std::string(*incoming_id)
+                                                                    : ids::uuid_v7();
+    req.log = log::Logger(req.request_id);
+    return req;
+  }
+
+  // Hands the connection to the WebSocket endpoint if its handler accepts the upgrade;
+  // otherwise answers with the handler's error and closes.
+  asio::awaitable<void> upgrade(std::shared_ptr<SessionState> state,
+                                bhttp::request<bhttp::string_body> breq, const WsEndpoint& ep) {
+    SessionState& s = *state;
+    Request req = make_request(s, breq);
+    auto parsed = boost::urls::parse_origin_form(req.target);
+    if (parsed) {
+      req.path = parsed->path();
+      for (auto p : parsed->params()) req.query.emplace_back(p.key, p.value);
+    }
+    req.route = ep.path;
+    Status verdict = Ok{};
+    if (stopping.load()) {
+      verdict = Error::unavailable("server is shutting down");
+    } else if (!parsed) {
+      verdict = Error::invalid_argument("bad_request", "malformed request target");
+    } else {
+      // accept() may look up credentials in the store: keep it off the I/O thread.
+      WsHandler* h = ep.handler;
+      verdict = co_await asio::co_spawn(
+          blocking,
+          [h, &req]() -> asio::awaitable<Status> {
+            try {
+              co_return h->accept(req);
+            } catch (const std::exception& e) {
+              co_return Error::internal(e.what());
+            }
+          },
+          asio::use_awaitable);
+    }
+    if (!verdict.ok()) {
+      req.log.info("websocket upgrade refused",
+                   {{"path", req.path}, {"error", verdict.error().message}});
+      co_await write_error(s, breq.version(), error_response(verdict.error(), req.request_id),
+                           req.request_id);
+      beast::error_code ignored;
+      s.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      s.stream.close();
+      co_return;
+    }
+    co_await internal::run_websocket(std::move(s.stream), std::move(breq), std::move(req),
+                                     *ep.handler, ep.options, *this);
   }
 
   asio::awaitable<Response> dispatch(Request& req) {
@@ -333,6 +444,15 @@ Status Server::listen() {
 
 std::uint16_t Server::port() const noexcept { return impl_->bound_port; }
 
+void Server::add_websocket(std::string path, WsHandler& handler, WsOptions options) {
+  impl_->ws_endpoints.push_back(WsEndpoint{std::move(path), &handler, options});
+}
+
+std::size_t Server::websocket_connections() const noexcept {
+  std::lock_guard lock(impl_->mu);
+  return impl_->ws_open.size();
+}
+
 void Server::start() {
   asio::co_spawn(impl_->acceptor.get_executor(), impl_->accept_loop(), asio::detached);
 }
@@ -359,6 +479,14 @@ void Server::shutdown(std::chrono::milliseconds deadline, std::function<void()> 
   for (auto& s : idle) {
     asio::post(s->stream.get_executor(), [s] { s->stream.cancel(); });
   }
+  std::vector<std::shared_ptr<WsConnection>> sockets;
+  {
+    std::lock_guard lock(impl->mu);
+    for (auto& [ptr, weak] : impl->ws_open) {
+      if (auto c = weak.lock()) sockets.push_back(std::move(c));
+    }
+  }
+  for (auto& c : sockets) c->close(1001, "server shutting down");
   impl->drain_timer.expires_after(deadline);
   impl->drain_timer.async_wait([impl](beast::error_code ec) {
     if (ec) return;

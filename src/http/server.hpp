@@ -5,8 +5,9 @@
 // slow query never stalls an I/O thread. Limits: body size (413), header size (431),
 // a header timeout, an idle keep-alive timeout and a per-request read deadline.
 //
-// Shutdown: `shutdown()` stops accepting, closes idle keep-alive connections at once and
-// lets in-flight requests finish (answered with `Connection: close`); `on_drained` fires
+// Shutdown: `shutdown()` stops accepting, closes idle keep-alive connections at once,
+// closes WebSocket connections with 1001 (going away) and lets in-flight requests finish
+// (answered with `Connection: close`); `on_drained` fires
 // when the last session has ended or the deadline passed, whichever is first.
 // Thread safety: start/shutdown from any thread; the rest is internal.
 #pragma once
@@ -19,6 +20,7 @@
 
 #include "core/result.hpp"
 #include "http/router.hpp"
+#include "http/websocket.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -54,6 +56,12 @@ class Server {
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
+
+  // Serves WebSocket upgrades of GET `path` with `handler` (which must outlive the server).
+  // REQUIRES: called before start().
+  void add_websocket(std::string path, WsHandler& handler, WsOptions options = {});
+  // Open WebSocket connections.
+  std::size_t websocket_connections() const noexcept;
 
   // Binds and listens. kUnavailable when the address is taken.
   Status listen();

@@ -68,12 +68,13 @@ class AgentRepository {
 
 // An event waiting to be published; `payload` is a JSON document.
 struct OutboxEvent {
-  std::int64_t id = 0;  // assigned by the store, strictly increasing
+  std::int64_t id = 0;  // assigned at insert; follows insertion, not commit order
   std::string topic;
   std::string payload;
   std::string correlation_id;
   std::int64_t created_at = 0;
   std::optional<std::int64_t> published_at;
+  std::int64_t seq = 0;  // global event order, assigned by claim_for_publishing; 0 until then
 };
 
 class OutboxRepository {
@@ -84,6 +85,31 @@ class OutboxRepository {
   // Unpublished events in id order.
   virtual Result<std::vector<OutboxEvent>> pending(int limit) = 0;
   virtual Status mark_published(const std::vector<std::int64_t>& ids, std::int64_t at_ms) = 0;
+
+  // Gives the next `seq` numbers (continuing after the highest one given) to up to `limit`
+  // committed rows that have none, in id order, then returns the rows that have a seq but are
+  // not yet published, in seq order (at most `limit`). Rows a crashed relay sequenced but did
+  // not publish come back with the seq they already had, so republishing is idempotent.
+  // REQUIRES: the caller holds the relay lease (one sequencer at a time).
+  virtual Result<std::vector<OutboxEvent>> claim_for_publishing(int limit) = 0;
+  // Sequenced events with seq > `after_seq`, in seq order, at most `limit` (for resume).
+  virtual Result<std::vector<OutboxEvent>> since(std::int64_t after_seq, int limit) = 0;
+  // The lowest and highest seq still retained (0, 0 when none).
+  virtual Result<std::pair<std::int64_t, std::int64_t>> seq_range() = 0;
+  // Deletes published events created before `before_ms`; returns how many.
+  virtual Result<std::int64_t> prune(std::int64_t before_ms) = 0;
+};
+
+// Named leases for singleton work (the outbox relay, schedulers) across nodes.
+class LeaseRepository {
+ public:
+  virtual ~LeaseRepository() = default;
+  // Takes or renews lease `name` for `holder` until now_ms + ttl_ms. True when `holder` holds
+  // it afterwards; false when another holder's lease has not expired yet.
+  virtual Result<bool> acquire(std::string_view name, std::string_view holder,
+                               std::int64_t now_ms, std::int64_t ttl_ms) = 0;
+  // Gives the lease up if `holder` holds it.
+  virtual Status release(std::string_view name, std::string_view holder) = 0;
 };
 
 // One unit of work.
@@ -92,6 +118,7 @@ class Tx {
   virtual ~Tx() = default;
   virtual AgentRepository& agents() = 0;
   virtual OutboxRepository& outbox() = 0;
+  virtual LeaseRepository& leases() = 0;
 };
 
 struct StoreInfo {

@@ -266,3 +266,92 @@ Status SqlOutboxRepository::mark_published(const std::vector<std::int64_t>& ids,
 }
 
 }  // namespace dp::store::internal
+
+namespace dp::store::internal {
+namespace {
+
+std::vector<OutboxEvent> read_events(const Rows& rows) {
+  // Columns: id, seq, topic, payload, correlation_id, created_at
+  std::vector<OutboxEvent> out;
+  out.reserve(rows.size());
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    OutboxEvent e;
+    e.id = rows.integer(r, 0);
+    e.seq = rows.at(r, 1) ? rows.integer(r, 1) : 0;
+    e.topic = rows.text(r, 2);
+    e.payload = rows.text(r, 3);
+    e.correlation_id = rows.text(r, 4);
+    e.created_at = parse_db_time(rows.at(r, 5));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<OutboxEvent>> SqlOutboxRepository::claim_for_publishing(int limit) {
+  DP_ASSIGN_OR_RETURN(Rows top, conn_.query("SELECT coalesce(max(seq), 0) FROM outbox", {}));
+  std::int64_t next = top.integer(0, 0) + 1;
+  const std::array<SqlValue, 1> lim = {static_cast<std::int64_t>(limit)};
+  DP_ASSIGN_OR_RETURN(Rows fresh,
+                      conn_.query("SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT $1", lim));
+  for (std::size_t r = 0; r < fresh.size(); ++r) {
+    const std::array<SqlValue, 2> params = {next++, fresh.integer(r, 0)};
+    DP_TRY(conn_.exec("UPDATE outbox SET seq = $1 WHERE id = $2", params));
+  }
+  DP_ASSIGN_OR_RETURN(Rows rows,
+                      conn_.query("SELECT id, seq, topic, payload, correlation_id, created_at FROM "
+                                  "outbox WHERE seq IS NOT NULL AND published_at IS NULL "
+                                  "ORDER BY seq LIMIT $1",
+                                  lim));
+  return read_events(rows);
+}
+
+Result<std::vector<OutboxEvent>> SqlOutboxRepository::since(std::int64_t after_seq, int limit) {
+  const std::array<SqlValue, 2> params = {after_seq, static_cast<std::int64_t>(limit)};
+  DP_ASSIGN_OR_RETURN(Rows rows,
+                      conn_.query("SELECT id, seq, topic, payload, correlation_id, created_at FROM "
+                                  "outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+                                  params));
+  return read_events(rows);
+}
+
+Result<std::pair<std::int64_t, std::int64_t>> SqlOutboxRepository::seq_range() {
+  DP_ASSIGN_OR_RETURN(Rows rows,
+                      conn_.query("SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM outbox "
+                                  "WHERE seq IS NOT NULL",
+                                  {}));
+  return std::pair<std::int64_t, std::int64_t>{rows.integer(0, 0), rows.integer(0, 1)};
+}
+
+Result<std::int64_t> SqlOutboxRepository::prune(std::int64_t before_ms) {
+  const std::string at = clock::format_iso8601(before_ms);
+  const std::array<SqlValue, 1> params = {std::string_view(at)};
+  return conn_.exec("DELETE FROM outbox WHERE published_at IS NOT NULL AND created_at < $1",
+                    params);
+}
+
+Result<bool> SqlLeaseRepository::acquire(std::string_view name, std::string_view holder,
+                                         std::int64_t now_ms, std::int64_t ttl_ms) {
+  // One statement for take-or-renew: the update branch only fires when the lease is ours
+  // or has lapsed, so the affected-row count says whether we hold it.
+  const std::array<SqlValue, 4> params = {name, holder, now_ms + ttl_ms, now_ms};
+  DP_ASSIGN_OR_RETURN(
+      std::int64_t n,
+      conn_.exec("INSERT INTO leases (name, holder, expires_at, acquired_at) "
+                 "VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET "
+                 "holder = excluded.holder, expires_at = excluded.expires_at, "
+                 "acquired_at = CASE WHEN leases.holder = excluded.holder "
+                 "THEN leases.acquired_at ELSE excluded.acquired_at END "
+                 "WHERE leases.holder = excluded.holder OR leases.expires_at < $4",
+                 params));
+  return n > 0;
+}
+
+Status SqlLeaseRepository::release(std::string_view name, std::string_view holder) {
+  const std::array<SqlValue, 2> params = {name, holder};
+  DP_TRY(conn_.exec("DELETE FROM leases WHERE name = $1 AND holder = $2", params));
+  return Ok{};
+}
+
+}  // namespace dp::store::internal

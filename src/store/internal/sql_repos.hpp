@@ -32,6 +32,23 @@ class SqlOutboxRepository final : public OutboxRepository {
   Result<std::int64_t> append(const OutboxEvent& event) override;
   Result<std::vector<OutboxEvent>> pending(int limit) override;
   Status mark_published(const std::vector<std::int64_t>& ids, std::int64_t at_ms) override;
+  Result<std::vector<OutboxEvent>> claim_for_publishing(int limit) override;
+  Result<std::vector<OutboxEvent>> since(std::int64_t after_seq, int limit) override;
+  Result<std::pair<std::int64_t, std::int64_t>> seq_range() override;
+  Result<std::int64_t> prune(std::int64_t before_ms) override;
+
+ private:
+  SqlConn& conn_;
+};
+
+class SqlLeaseRepository final : public LeaseRepository {
+ public:
+  explicit SqlLeaseRepository(SqlConn& conn) : conn_(conn) {}
+
+  // store::LeaseRepository
+  Result<bool> acquire(std::string_view name, std::string_view holder, std::int64_t now_ms,
+                       std::int64_t ttl_ms) override;
+  Status release(std::string_view name, std::string_view holder) override;
 
  private:
   SqlConn& conn_;
@@ -40,13 +57,15 @@ class SqlOutboxRepository final : public OutboxRepository {
 // A Tx over one connection.
 class SqlTx final : public Tx {
  public:
-  explicit SqlTx(SqlConn& conn) : agents_(conn), outbox_(conn) {}
+  explicit SqlTx(SqlConn& conn) : agents_(conn), outbox_(conn), leases_(conn) {}
   AgentRepository& agents() override { return agents_; }
   OutboxRepository& outbox() override { return outbox_; }
+  LeaseRepository& leases() override { return leases_; }
 
  private:
   SqlAgentRepository agents_;
   SqlOutboxRepository outbox_;
+  SqlLeaseRepository leases_;
 };
 
 // Time values: SQLite stores ISO-8601 text, PostgreSQL timestamptz; both read back here.

@@ -226,7 +226,27 @@ class PgStore final : public Store {
     return StoreInfo{"postgres", mask_url_password(url_), schema_version_.load(), server_version_};
   }
 
-  Status check_integrity() override { return ping(); }
+  // PostgreSQL keeps its own pages consistent; what can be wrong is the schema.
+  Status check_integrity() override {
+    std::int64_t version = 0;
+    DP_TRY(with_conn([&](PgConn& conn) -> Status {
+      auto rows = conn.query("SELECT coalesce(max(version), 0) FROM schema_migrations", {});
+      if (rows.ok()) version = rows->integer(0, 0);
+      // A missing table is an answer here (no schema), not a failure of the check.
+      return Ok{};
+    }));
+    if (version == 0) {
+      return Error::failed_precondition("no_schema",
+                                        "database has no devplane schema; run `devplane migrate`");
+    }
+    if (version > latest_schema_version()) {
+      return Error::failed_precondition(
+          "schema_too_new", "database is at schema version " + std::to_string(version) +
+                                " but this binary knows only up to " +
+                                std::to_string(latest_schema_version()));
+    }
+    return Ok{};
+  }
 
   void close() override {
     std::lock_guard lock(mu_);

@@ -273,6 +273,17 @@ class SqliteStore final : public Store {
       if (rows.text(r, 0) != "ok") problems += rows.text(r, 0) + "; ";
     }
     if (!problems.empty()) return Error::internal("integrity check failed: " + problems);
+    auto version = current_version(*writer_);
+    if (!version.ok() || *version == 0) {
+      return Error::failed_precondition("no_schema", "database " + path_ +
+                                                         " has no devplane schema; run `devplane migrate`");
+    }
+    if (*version > latest_schema_version()) {
+      return Error::failed_precondition(
+          "schema_too_new", "database is at schema version " + std::to_string(*version) +
+                                " but this binary knows only up to " +
+                                std::to_string(latest_schema_version()));
+    }
     return Ok{};
   }
 
