@@ -327,7 +327,10 @@ Result<std::pair<std::int64_t, std::int64_t>> SqlOutboxRepository::seq_range() {
 Result<std::int64_t> SqlOutboxRepository::prune(std::int64_t before_ms) {
   const std::string at = clock::format_iso8601(before_ms);
   const std::array<SqlValue, 1> params = {std::string_view(at)};
-  return conn_.exec("DELETE FROM outbox WHERE published_at IS NOT NULL AND created_at < $1",
+  // The newest sequenced row always stays: the next seq continues from it, and a seq that
+  // went back to 1 would be taken for a duplicate by the bus and by resuming clients.
+  return conn_.exec("DELETE FROM outbox WHERE published_at IS NOT NULL AND created_at < $1 "
+                    "AND coalesce(seq, 0) < (SELECT coalesce(max(seq), 0) FROM outbox)",
                     params);
 }
 
