@@ -178,6 +178,8 @@ int run_serve(const ServeOptions& opts) {
   agents::AgentService agent_service(store);
   http::Router router;
   api::v1::register_agent_routes(router, agent_service);
+  agents::MessageService message_service(store);
+  api::v1::register_message_routes(router, message_service);
 
   const auto started_at = std::chrono::steady_clock::now();
   http::Server* server_ptr = nullptr;

@@ -74,6 +74,7 @@ class MeteredStore final : public store::Store {
     store::AgentRepository& agents() override { return inner_.agents(); }
     store::OutboxRepository& outbox() override { return outbox_; }
     store::LeaseRepository& leases() override { return inner_.leases(); }
+    store::MessageRepository& messages() override { return inner_.messages(); }
 
    private:
     store::Tx& inner_;

@@ -26,6 +26,7 @@
 #include "core/config.hpp"
 #include "core/result.hpp"
 #include "model/agent.hpp"
+#include "model/message.hpp"
 
 namespace dp::store {
 
@@ -64,6 +65,21 @@ class AgentRepository {
   // Newest first.
   virtual Result<std::vector<model::AgentStateEntry>> history(std::string_view agent_id,
                                                               int limit) = 0;
+};
+
+class MessageRepository {
+ public:
+  virtual ~MessageRepository() = default;
+  virtual Status insert(const model::Message& message) = 0;
+  // Messages to `agent_id`, oldest first, after the message id `after` (a keyset cursor) when
+  // given; `undelivered_only` keeps those not yet delivered.
+  virtual Result<Page<model::Message>> list(std::string_view agent_id,
+                                            std::optional<std::string> after, int limit,
+                                            bool undelivered_only) = 0;
+  // Sets delivered_at on those of `ids` addressed to `agent_id` that had none; returns how many.
+  virtual Result<std::int64_t> mark_delivered(std::string_view agent_id,
+                                              const std::vector<std::string>& ids,
+                                              std::int64_t at_ms) = 0;
 };
 
 // An event waiting to be published; `payload` is a JSON document.
@@ -119,6 +135,7 @@ class Tx {
   virtual AgentRepository& agents() = 0;
   virtual OutboxRepository& outbox() = 0;
   virtual LeaseRepository& leases() = 0;
+  virtual MessageRepository& messages() = 0;
 };
 
 struct StoreInfo {

@@ -9,6 +9,7 @@
 #include <boost/json/object.hpp>
 
 #include "agents/agent_service.hpp"
+#include "agents/message_service.hpp"
 #include "core/config.hpp"
 #include "http/router.hpp"
 #include "store/store.hpp"
@@ -16,6 +17,7 @@
 namespace dp::api::v1 {
 
 void register_agent_routes(http::Router& router, agents::AgentService& service);
+void register_message_routes(http::Router& router, agents::MessageService& service);
 
 struct SystemDeps {
   store::Store* store = nullptr;

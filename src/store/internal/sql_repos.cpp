@@ -358,3 +358,72 @@ Status SqlLeaseRepository::release(std::string_view name, std::string_view holde
 }
 
 }  // namespace dp::store::internal
+
+namespace dp::store::internal {
+
+Status SqlMessageRepository::insert(const model::Message& m) {
+  const std::string payload = boost::json::serialize(m.payload);
+  const std::string at = clock::format_iso8601(m.created_at);
+  const std::array<SqlValue, 6> params = {
+      m.id, m.from_agent_id.empty() ? SqlValue(nullptr) : SqlValue(std::string_view(m.from_agent_id)),
+      m.to_agent_id, m.message_type, std::string_view(payload), std::string_view(at)};
+  DP_TRY(conn_.exec("INSERT INTO messages (id, from_agent_id, to_agent_id, message_type, payload, "
+                    "created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    params));
+  return Ok{};
+}
+
+Result<Page<model::Message>> SqlMessageRepository::list(std::string_view agent_id,
+                                                        std::optional<std::string> after,
+                                                        int limit, bool undelivered_only) {
+  std::vector<SqlValue> params{agent_id};
+  std::string where = " WHERE to_agent_id = $1";
+  if (undelivered_only) where += " AND delivered_at IS NULL";
+  DP_ASSIGN_OR_RETURN(Rows count, conn_.query("SELECT count(*) FROM messages" + where, params));
+  Page<model::Message> page;
+  page.total = count.integer(0, 0);
+  if (after) {
+    params.emplace_back(std::string_view(*after));
+    where += " AND id > $" + std::to_string(params.size());
+  }
+  params.emplace_back(static_cast<std::int64_t>(limit) + 1);
+  DP_ASSIGN_OR_RETURN(
+      Rows rows,
+      conn_.query("SELECT id, from_agent_id, to_agent_id, message_type, payload, created_at, "
+                  "delivered_at FROM messages" + where + " ORDER BY id LIMIT $" +
+                      std::to_string(params.size()),
+                  params));
+  for (std::size_t r = 0; r < rows.size() && r < static_cast<std::size_t>(limit); ++r) {
+    model::Message m;
+    m.id = rows.text(r, 0);
+    m.from_agent_id = rows.text(r, 1);
+    m.to_agent_id = rows.text(r, 2);
+    m.message_type = rows.text(r, 3);
+    m.payload = parse_object(rows.at(r, 4));
+    m.created_at = parse_db_time(rows.at(r, 5));
+    if (rows.at(r, 6)) m.delivered_at = parse_db_time(rows.at(r, 6));
+    page.items.push_back(std::move(m));
+  }
+  if (rows.size() > static_cast<std::size_t>(limit) && !page.items.empty()) {
+    page.next_cursor = page.items.back().id;
+  }
+  return page;
+}
+
+Result<std::int64_t> SqlMessageRepository::mark_delivered(std::string_view agent_id,
+                                                          const std::vector<std::string>& ids,
+                                                          std::int64_t at_ms) {
+  const std::string at = clock::format_iso8601(at_ms);
+  std::int64_t n = 0;
+  for (const auto& id : ids) {
+    const std::array<SqlValue, 3> params = {std::string_view(at), std::string_view(id), agent_id};
+    DP_ASSIGN_OR_RETURN(std::int64_t k,
+                        conn_.exec("UPDATE messages SET delivered_at = $1 WHERE id = $2 AND "
+                                   "to_agent_id = $3 AND delivered_at IS NULL",
+                                   params));
+    n += k;
+  }
+  return n;
+}
+
+}  // namespace dp::store::internal

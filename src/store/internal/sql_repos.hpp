@@ -41,6 +41,22 @@ class SqlOutboxRepository final : public OutboxRepository {
   SqlConn& conn_;
 };
 
+class SqlMessageRepository final : public MessageRepository {
+ public:
+  explicit SqlMessageRepository(SqlConn& conn) : conn_(conn) {}
+
+  // store::MessageRepository
+  Status insert(const model::Message& message) override;
+  Result<Page<model::Message>> list(std::string_view agent_id, std::optional<std::string> after,
+                                    int limit, bool undelivered_only) override;
+  Result<std::int64_t> mark_delivered(std::string_view agent_id,
+                                      const std::vector<std::string>& ids,
+                                      std::int64_t at_ms) override;
+
+ private:
+  SqlConn& conn_;
+};
+
 class SqlLeaseRepository final : public LeaseRepository {
  public:
   explicit SqlLeaseRepository(SqlConn& conn) : conn_(conn) {}
@@ -57,15 +73,17 @@ class SqlLeaseRepository final : public LeaseRepository {
 // A Tx over one connection.
 class SqlTx final : public Tx {
  public:
-  explicit SqlTx(SqlConn& conn) : agents_(conn), outbox_(conn), leases_(conn) {}
+  explicit SqlTx(SqlConn& conn) : agents_(conn), outbox_(conn), leases_(conn), messages_(conn) {}
   AgentRepository& agents() override { return agents_; }
   OutboxRepository& outbox() override { return outbox_; }
   LeaseRepository& leases() override { return leases_; }
+  MessageRepository& messages() override { return messages_; }
 
  private:
   SqlAgentRepository agents_;
   SqlOutboxRepository outbox_;
   SqlLeaseRepository leases_;
+  SqlMessageRepository messages_;
 };
 
 // Time values: SQLite stores ISO-8601 text, PostgreSQL timestamptz; both read back here.
