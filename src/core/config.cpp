@@ -110,7 +110,8 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
   } else if (key == "health_interval_ms") {
     return parse_uint<std::uint32_t>(key, value, source, 100, 3'600'000, health_interval_ms);
   } else if (key == "allowed_origins") {
-    allowed_origins.clear();
+    // Parsed aside so that a bad item leaves the previous list in place.
+    std::vector<std::string> origins;
     std::string_view rest = value;
     while (!rest.empty()) {
       const auto comma = rest.find(',');
@@ -124,11 +125,12 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
                                 ") must list origins like https://example.com, got '" +
                                 std::string(item) + "'");
         }
-        allowed_origins.emplace_back(item);
+        origins.emplace_back(item);
       }
       if (comma == std::string_view::npos) break;
       rest.remove_prefix(comma + 1);
     }
+    allowed_origins = std::move(origins);
   } else {
     return Error::invalid_argument("bad_config", "unknown config key '" + std::string(key) +
                                                      "' (" + std::string(source) + ")");

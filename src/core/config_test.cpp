@@ -81,6 +81,9 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"request_timeout_ms", "2500"},
       {"shutdown_timeout_ms", "0"},
       {"sqlite_synchronous", "normal"},
+      {"event_retention_hours", "48"},
+      {"health_interval_ms", "250"},
+      {"allowed_origins", "https://a.example, http://b.example:3000 ,"},
   };
   ASSERT_EQ(values.size(), Config::keys().size()) << "a key was added without a test value";
   for (const auto& key : Config::keys()) {
@@ -105,6 +108,10 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   EXPECT_EQ(c.request_timeout_ms, 2500u);
   EXPECT_EQ(c.shutdown_timeout_ms, 0u);
   EXPECT_EQ(c.sqlite_synchronous, "normal");
+  EXPECT_EQ(c.event_retention_hours, 48u);
+  EXPECT_EQ(c.health_interval_ms, 250u);
+  EXPECT_EQ(c.allowed_origins,
+            (std::vector<std::string>{"https://a.example", "http://b.example:3000"}));
   EXPECT_TRUE(c.distributed());
 }
 
@@ -155,7 +162,12 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValue{"idle_timeout_ms", "3600001"},
                       BadValue{"request_timeout_ms", "1.5"},
                       BadValue{"shutdown_timeout_ms", "600001"},
-                      BadValue{"sqlite_synchronous", "off"}),
+                      BadValue{"sqlite_synchronous", "off"},
+                      BadValue{"event_retention_hours", "0"},
+                      BadValue{"event_retention_hours", "8785"},
+                      BadValue{"health_interval_ms", "99"},
+                      BadValue{"allowed_origins", "https://ok.example,ftp://bad"},
+                      BadValue{"allowed_origins", "example.com"}),
     [](const ::testing::TestParamInfo<BadValue>& param_info) {
       return param_info.param.key + "_" + std::to_string(param_info.index);
     });
