@@ -19,6 +19,17 @@ namespace dp::http {
 
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
+// Who is calling, once the server's Authenticator has said so. Empty `id` means nobody
+// (public routes, or a server without authentication).
+struct Caller {
+  std::string id;        // user id or API key id
+  std::string name;      // username or key name, for logs and the audit trail
+  std::string kind;      // "user" | "api_key"
+  std::string role;      // "admin" | "operator" | "viewer" | "agent"
+  std::string agent_id;  // for keys bound to one agent
+  bool authenticated() const noexcept { return !id.empty(); }
+};
+
 struct Request {
   std::string method;  // upper case, e.g. "GET"
   std::string target;  // as sent, e.g. "/api/v1/agents?limit=5"
@@ -30,6 +41,7 @@ struct Request {
   std::string remote_address;
   Fields params;  // route parameters (":id" -> value)
   std::string route;  // the matched pattern, for metrics and logs
+  Caller caller;      // set by the server's Authenticator before the handler runs
   log::Logger log;
 
   std::optional<std::string_view> header(std::string_view lower_name) const;

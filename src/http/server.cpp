@@ -92,6 +92,43 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
   std::function<void()> on_drained;                                            // guarded by mu
   std::unordered_map<const WsConnection*, std::weak_ptr<WsConnection>> ws_open;  // guarded by mu
   std::vector<WsEndpoint> ws_endpoints;  // set before start(), then read-only
+  Authenticator* authenticator = nullptr;  // set before start(), then read-only
+  RequestAuditor* auditor = nullptr;       // set before start(), then read-only
+
+  // Blocking: who calls, and may they? Fills req.caller. Ok for public routes.
+  Status check_access(Request& req) {
+    if (authenticator == nullptr || authenticator->is_public(req.method, req.route)) return Ok{};
+    DP_ASSIGN_OR_RETURN(req.caller, authenticator->authenticate(req));
+    return authenticator->authorize(req.caller, req.method, req.route);
+  }
+
+  // Blocking: the access check, the handler, and the audit of the outcome.
+  Response handle(const Handler& h, Request& req) {
+    Response r;
+    Status access = check_access(req);
+    if (!access.ok()) {
+      r = error_response(access.error(), req.request_id);
+      if (access.error().code == ErrorCode::kUnauthenticated) {
+        r.set_header("WWW-Authenticate", "Bearer realm=\"devplane\"");
+      }
+    } else {
+      try {
+        r = h(req);
+      } catch (const std::exception& e) {
+        req.log.error("handler threw", {{"error", e.what()}, {"route", req.route}});
+        r = error_response(Error::internal(e.what()), req.request_id);
+      }
+    }
+    const bool mutating = req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS";
+    if (auditor != nullptr && (mutating || r.status == 401 || r.status == 403)) {
+      try {
+        auditor->on_handled(req, r);
+      } catch (const std::exception& e) {
+        req.log.error("audit failed", {{"error", e.what()}, {"route", req.route}});
+      }
+    }
+    return r;
+  }
 
   // internal::WsRegistry
   void opened(const std::shared_ptr<WsConnection>& c) override {
@@ -215,7 +252,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
           co_await write_error(s, 11, error_response(e, rid), rid);
         } else if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
                    ec != asio::error::operation_aborted && ec != asio::error::eof &&
-                   ec != asio::error::connection_reset && n > 0) {
+                   ec != asio::error::connection_reset && (n > 0 || buffer.size() > 0)) {
+          // `n` counts only what the parser accepted; bytes it choked on at once (a TLS
+          // hello on the plain port) are still in `buffer` and deserve an answer too.
           co_await write_error(s, 11, plain_error(400, "bad_request",
                                                   "malformed HTTP request: " + ec.message(), rid),
                                rid);
@@ -333,12 +372,13 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
     } else if (!parsed) {
       verdict = Error::invalid_argument("bad_request", "malformed request target");
     } else {
-      // accept() may look up credentials in the store: keep it off the I/O thread.
+      // Credentials and accept() may need the store: keep them off the I/O thread.
       WsHandler* h = ep.handler;
       verdict = co_await asio::co_spawn(
           blocking,
-          [h, &req]() -> asio::awaitable<Status> {
+          [this, h, &req]() -> asio::awaitable<Status> {
             try {
+              DP_CO_TRY(check_access(req));
               co_return h->accept(req);
             } catch (const std::exception& e) {
               co_return Error::internal(e.what());
@@ -385,17 +425,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
         route = m.pattern;
         req.route = std::string(m.pattern);
         const Handler* h = m.handler;
-        // The handler may block (store calls): run it on the blocking pool and await it.
+        // Authentication, the handler and the audit may block (store calls): run them on the
+        // blocking pool and await the answer.
         r = co_await asio::co_spawn(
             blocking,
-            [h, &req]() -> asio::awaitable<Response> {
-              try {
-                co_return (*h)(req);
-              } catch (const std::exception& e) {
-                req.log.error("handler threw", {{"error", e.what()}, {"route", req.route}});
-                co_return error_response(Error::internal(e.what()), req.request_id);
-              }
-            },
+            [this, h, &req]() -> asio::awaitable<Response> { co_return handle(*h, req); },
             asio::use_awaitable);
       }
     }
@@ -443,6 +477,12 @@ Status Server::listen() {
 }
 
 std::uint16_t Server::port() const noexcept { return impl_->bound_port; }
+
+void Server::set_authenticator(Authenticator& authenticator) {
+  impl_->authenticator = &authenticator;
+}
+
+void Server::set_auditor(RequestAuditor& auditor) { impl_->auditor = &auditor; }
 
 void Server::add_websocket(std::string path, WsHandler& handler, WsOptions options) {
   impl_->ws_endpoints.push_back(WsEndpoint{std::move(path), &handler, options});

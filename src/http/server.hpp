@@ -20,6 +20,7 @@
 
 #include "core/result.hpp"
 #include "http/router.hpp"
+#include "http/security.hpp"
 #include "http/websocket.hpp"
 
 namespace boost::asio {
@@ -56,6 +57,12 @@ class Server {
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
+
+  // Every non-public route then needs a caller the authenticator accepts (401) and allows
+  // (403); WebSocket upgrades too. Without one, every route is open. REQUIRES: before start().
+  void set_authenticator(Authenticator& authenticator);
+  // Sees every answered mutating request and every refused one. REQUIRES: before start().
+  void set_auditor(RequestAuditor& auditor);
 
   // Serves WebSocket upgrades of GET `path` with `handler` (which must outlive the server).
   // REQUIRES: called before start().

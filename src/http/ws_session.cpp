@@ -23,6 +23,7 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::string_view kSubprotocol = "devplane.v1";
 
 // One upgraded connection. Strand-confined state (queue_, writing_, closing_) is touched
 // only on the stream's executor; public methods post there.
@@ -157,8 +158,24 @@ asio::awaitable<void> run_websocket(beast::tcp_stream stream,
   t.keep_alive_pings = true;
   ws.set_option(t);
   ws.read_message_max(options.max_message_bytes);
-  ws.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+  // Browsers cannot set headers on a WebSocket: they pass the token as a subprotocol
+  // ("devplane.v1", "bearer.<token>"), and the server must then pick one it speaks.
+  bool offers_v1 = false;
+  if (auto p = request.header("sec-websocket-protocol")) {
+    std::string_view rest = *p;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+      offers_v1 = offers_v1 || item == kSubprotocol;
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  ws.set_option(websocket::stream_base::decorator([offers_v1](websocket::response_type& res) {
     res.set(beast::http::field::server, "devplane");
+    if (offers_v1) res.set(beast::http::field::sec_websocket_protocol, kSubprotocol);
   }));
   auto [aec] = co_await ws.async_accept(upgrade, kUseTuple);
   if (aec) {
