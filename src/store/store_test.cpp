@@ -865,6 +865,220 @@ TEST_P(StoreTest, ConcurrentOutboxAppendsGetDistinctIds) {
   EXPECT_EQ(pending().size(), static_cast<std::size_t>(kThreads * kEach));
 }
 
+// --- Outbox sequencing (the relay's side) ---
+
+TEST_P(StoreTest, ClaimGivesSeqInIdOrderAndKeepsItUntilPublished) {
+  std::vector<std::int64_t> ids;
+  auto append = [&](const std::string& topic) {
+    std::int64_t id = 0;
+    ASSERT_TRUE(store_
+                    ->write([&](Tx& tx) -> Status {
+                      DP_ASSIGN_OR_RETURN(id, tx.outbox().append(event(topic, "{}")));
+                      return Ok{};
+                    })
+                    .ok());
+    ids.push_back(id);
+  };
+  auto claim = [&](int limit) {
+    std::vector<OutboxEvent> out;
+    Status s = store_->write([&](Tx& tx) -> Status {
+      DP_ASSIGN_OR_RETURN(out, tx.outbox().claim_for_publishing(limit));
+      return Ok{};
+    });
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return out;
+  };
+  for (const char* t : {"a", "b", "c"}) append(t);
+
+  auto c = claim(2);  // sequences only two
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c[0].id, ids[0]);
+  EXPECT_EQ(c[0].seq, 1);
+  EXPECT_EQ(c[0].topic, "a");
+  EXPECT_EQ(c[1].seq, 2);
+
+  c = claim(10);  // a crashed relay's rows come back with the seq they had
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_EQ(c[0].seq, 1);
+  EXPECT_EQ(c[1].seq, 2);
+  EXPECT_EQ(c[2].id, ids[2]);
+  EXPECT_EQ(c[2].seq, 3);
+
+  ASSERT_TRUE(store_
+                  ->write([&](Tx& tx) {
+                    return tx.outbox().mark_published({ids[0], ids[1]}, clock::now_ms());
+                  })
+                  .ok());
+  append("d");
+  append("e");
+  c = claim(10);
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_EQ(c[0].seq, 3);
+  EXPECT_EQ(c[1].seq, 4);
+  EXPECT_EQ(c[1].topic, "d");
+  EXPECT_EQ(c[2].seq, 5);
+
+  std::vector<OutboxEvent> after;
+  std::pair<std::int64_t, std::int64_t> range;
+  ASSERT_TRUE(store_
+                  ->read([&](Tx& tx) -> Status {
+                    DP_ASSIGN_OR_RETURN(after, tx.outbox().since(3, 10));
+                    DP_ASSIGN_OR_RETURN(range, tx.outbox().seq_range());
+                    return Ok{};
+                  })
+                  .ok());
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].seq, 4);
+  EXPECT_EQ(after[1].seq, 5);
+  EXPECT_EQ(range, (std::pair<std::int64_t, std::int64_t>{1, 5}));
+}
+
+TEST_P(StoreTest, SeqRangeOfEmptyOutboxIsZero) {
+  std::pair<std::int64_t, std::int64_t> range{-1, -1};
+  ASSERT_TRUE(store_
+                  ->read([&](Tx& tx) -> Status {
+                    DP_ASSIGN_OR_RETURN(range, tx.outbox().seq_range());
+                    return Ok{};
+                  })
+                  .ok());
+  EXPECT_EQ(range, (std::pair<std::int64_t, std::int64_t>{0, 0}));
+}
+
+TEST_P(StoreTest, PruneDeletesOldPublishedEventsButKeepsTheNewestSeq) {
+  const std::int64_t now = clock::now_ms();
+  const std::int64_t hour = 3'600'000;
+  std::vector<std::int64_t> ids;
+  ASSERT_TRUE(store_
+                  ->write([&](Tx& tx) -> Status {
+                    for (int i = 0; i < 4; ++i) {
+                      OutboxEvent e = event("old", "{}");
+                      e.created_at = now - 2 * hour;
+                      DP_ASSIGN_OR_RETURN(std::int64_t id, tx.outbox().append(e));
+                      ids.push_back(id);
+                    }
+                    OutboxEvent fresh = event("fresh", "{}");
+                    DP_ASSIGN_OR_RETURN(std::int64_t id, tx.outbox().append(fresh));
+                    ids.push_back(id);
+                    return Ok{};
+                  })
+                  .ok());
+  // Sequence the first three old ones and the fresh one is left unsequenced; publish ids 0..2.
+  ASSERT_TRUE(store_
+                  ->write([&](Tx& tx) -> Status {
+                    DP_TRY(tx.outbox().claim_for_publishing(3));
+                    return tx.outbox().mark_published({ids[0], ids[1], ids[2]}, now);
+                  })
+                  .ok());
+  std::int64_t pruned = -1;
+  ASSERT_TRUE(store_
+                  ->write([&](Tx& tx) -> Status {
+                    DP_ASSIGN_OR_RETURN(pruned, tx.outbox().prune(now - hour));
+                    return Ok{};
+                  })
+                  .ok());
+  // ids[2] holds the newest seq and stays; ids[3] is old but unpublished; ids[4] is fresh.
+  EXPECT_EQ(pruned, 2);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM outbox"), 3);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM outbox WHERE id = " + std::to_string(ids[2])), 1);
+  EXPECT_EQ(pending().size(), 2u);
+}
+
+// --- Leases ---
+
+TEST_P(StoreTest, LeaseIsExclusiveUntilItLapses) {
+  auto acquire = [&](const std::string& holder, std::int64_t now, std::int64_t ttl) {
+    bool held = false;
+    Status s = store_->write([&](Tx& tx) -> Status {
+      DP_ASSIGN_OR_RETURN(held, tx.leases().acquire("relay", holder, now, ttl));
+      return Ok{};
+    });
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return held;
+  };
+  auto release = [&](const std::string& holder) {
+    EXPECT_TRUE(store_->write([&](Tx& tx) { return tx.leases().release("relay", holder); }).ok());
+  };
+  const std::int64_t t0 = 1'000'000;
+  EXPECT_TRUE(acquire("node-a", t0, 1000));
+  EXPECT_FALSE(acquire("node-b", t0 + 500, 1000)) << "a live lease is exclusive";
+  EXPECT_TRUE(acquire("node-a", t0 + 900, 1000)) << "the holder renews";
+  EXPECT_FALSE(acquire("node-b", t0 + 1500, 1000)) << "renewed until t0 + 1900";
+  EXPECT_TRUE(acquire("node-b", t0 + 2000, 1000)) << "a lapsed lease is taken over";
+  EXPECT_FALSE(acquire("node-a", t0 + 2100, 1000));
+  release("node-a");  // not the holder: no effect
+  EXPECT_FALSE(acquire("node-a", t0 + 2200, 1000));
+  release("node-b");
+  EXPECT_TRUE(acquire("node-a", t0 + 2300, 1000)) << "a released lease is free at once";
+}
+
+// --- Messages ---
+
+TEST_P(StoreTest, MessagesListInOrderAndPurgeFollowsForeignKeys) {
+  Agent alice = insert_ok("alice");
+  Agent bob = insert_ok("bob");
+  auto send = [&](const Agent& from, const Agent& to, const std::string& type) {
+    model::Message m;
+    m.id = ids::uuid_v7();
+    m.from_agent_id = from.id;
+    m.to_agent_id = to.id;
+    m.message_type = type;
+    m.payload = {{"text", type}};
+    m.created_at = clock::now_ms();
+    EXPECT_TRUE(store_->write([&](Tx& tx) { return tx.messages().insert(m); }).ok());
+    return m.id;
+  };
+  const auto m1 = send(alice, bob, "one");
+  const auto m2 = send(alice, bob, "two");
+  const auto m3 = send(alice, bob, "three");
+  send(bob, alice, "reply");
+  auto inbox = [&](const std::string& agent, std::optional<std::string> after, int limit,
+                   bool undelivered) {
+    Page<model::Message> p;
+    Status s = store_->read([&](Tx& tx) -> Status {
+      DP_ASSIGN_OR_RETURN(p, tx.messages().list(agent, after, limit, undelivered));
+      return Ok{};
+    });
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return p;
+  };
+  auto p = inbox(bob.id, std::nullopt, 2, false);
+  EXPECT_EQ(p.total, 3);
+  ASSERT_EQ(p.items.size(), 2u);
+  EXPECT_EQ(p.items[0].id, m1);
+  EXPECT_EQ(p.items[0].payload.at("text").as_string(), "one");
+  EXPECT_EQ(p.items[0].from_agent_id, alice.id);
+  EXPECT_FALSE(p.items[0].delivered_at.has_value());
+  ASSERT_TRUE(p.next_cursor.has_value());
+  p = inbox(bob.id, p.next_cursor, 2, false);
+  ASSERT_EQ(p.items.size(), 1u);
+  EXPECT_EQ(p.items[0].id, m3);
+  EXPECT_FALSE(p.next_cursor.has_value());
+
+  std::int64_t marked = 0;
+  ASSERT_TRUE(store_
+                  ->write([&](Tx& tx) -> Status {
+                    // m2 twice, and a message of someone else's: only m2 counts, once.
+                    DP_ASSIGN_OR_RETURN(marked, tx.messages().mark_delivered(
+                                                    bob.id, {m2, m2, "not-a-message"}, 5000));
+                    return Ok{};
+                  })
+                  .ok());
+  EXPECT_EQ(marked, 1);
+  p = inbox(bob.id, std::nullopt, 10, true);
+  EXPECT_EQ(p.total, 2);
+  ASSERT_EQ(p.items.size(), 2u);
+  EXPECT_EQ(p.items[0].id, m1);
+  EXPECT_EQ(p.items[1].id, m3);
+
+  // Purging alice keeps bob's inbox (sender set to none) and drops alice's own inbox.
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.agents().purge(alice.id); }).ok());
+  p = inbox(bob.id, std::nullopt, 10, false);
+  ASSERT_EQ(p.items.size(), 3u);
+  EXPECT_EQ(p.items[0].from_agent_id, "");
+  EXPECT_EQ(inbox(alice.id, std::nullopt, 10, false).total, 0);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM messages"), 3);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          [](const ::testing::TestParamInfo<Backend>& param_info) {
