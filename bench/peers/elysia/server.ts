@@ -3,7 +3,17 @@
 //
 //   PORT=8081 DATA_DIR=/tmp/peer node_modules/@oven/bun-linux-x64/bin/bun run server.ts
 //
-// Routes: POST /api/v1/agents, GET /api/v1/agents/:id, GET /api/v1/agents, GET /api/v1/system/health.
+// Routes: POST /api/v1/agents, GET /api/v1/agents/:id, GET /api/v1/agents, GET /api/v1/system/health,
+// and the WebSocket endpoint /ws (for bench/ws) with the subset of devplane's hub protocol that the
+// benchmark uses:
+//   -> {"op":"subscribe","id":"1","topics":["*"]}   <- {"type":"ack","id":"1","op":"subscribe","subscription":"s1"}
+//   -> {"op":"unsubscribe","id":"2"}                <- {"type":"ack","id":"2","op":"unsubscribe"}
+//   -> {"op":"ping","id":"3"}                       <- {"type":"pong","id":"3"}
+//   <- {"type":"event","id":<outbox id>,"topic":"agent.status.update","timestamp":..,"correlationId":..,
+//       "data":{"agentId":..,"name":..,"from":null,"status":"created","reason":"created","version":1,"timestamp":..}}
+// Each create publishes its event frame once, right after its transaction commits, through Bun's
+// native pub/sub (server.publish) to every subscribed client. No replay, no resume: the peer is
+// the plain fan-out that Bun gives, a lower bound for what devplane's hub does on top.
 import { Database, type Statement } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -79,10 +89,11 @@ const insertOutbox = db.query(
   `INSERT INTO outbox (topic, payload, correlation_id, created_at, published_at)
    VALUES ('agent.status.update', $payload, $rid, $now, NULL)`,
 );
-const createTx = db.transaction((p: Record<string, string>) => {
+// Returns the outbox row id, which is also the event's id on /ws.
+const createTx = db.transaction((p: Record<string, string>): number => {
   insertAgent.run(p);
   insertState.run({ id: p.id, now: p.now });
-  insertOutbox.run({ payload: p.payload, rid: p.rid, now: p.now });
+  return Number(insertOutbox.run({ payload: p.payload, rid: p.rid, now: p.now }).lastInsertRowid);
 });
 
 // List statements depend on which filters are present; prepare each shape once and keep it.
@@ -178,6 +189,58 @@ function decodeCursor(c: string): [string, string] {
   return [s.slice(0, i), s.slice(i + 1)];
 }
 
+// ---------------------------------------------------------------- websocket
+
+// All events go to one Bun pub/sub topic; a client is in it while it has a subscription whose
+// patterns match agent.status.update (the only event the peer produces).
+const EVENTS = "agent.status.update";
+const TOPIC_PATTERN = /^[a-z0-9._-]{1,127}\*?$|^\*$/;
+const topicMatches = (p: string) =>
+  p === "*" || p === EVENTS || (p.endsWith(".*") && EVENTS.startsWith(p.slice(0, -1)));
+type WsState = { subs: number };
+const wsState = new WeakMap<object, WsState>();
+
+function wsReply(ws: { send(data: string): unknown }, frame: Record<string, unknown>) {
+  ws.send(JSON.stringify(frame));
+}
+
+function wsHandle(ws: any, message: unknown) {
+  let msg = message;
+  if (typeof msg === "string") {
+    try {
+      msg = JSON.parse(msg);
+    } catch {
+      return wsReply(ws, { type: "error", id: null, code: "invalid_json", message: "message is not JSON" });
+    }
+  }
+  if (!isPlainObject(msg)) {
+    return wsReply(ws, { type: "error", id: null, code: "invalid_request", message: "message must be a JSON object" });
+  }
+  const id = typeof msg.id === "string" || typeof msg.id === "number" ? msg.id : null;
+  const state = wsState.get(ws.raw) ?? { subs: 0 };
+  wsState.set(ws.raw, state);
+  switch (msg.op) {
+    case "ping":
+      return wsReply(ws, { type: "pong", id });
+    case "subscribe": {
+      const topics = msg.topics;
+      if (!Array.isArray(topics) || topics.length === 0 || topics.length > 64 ||
+          !topics.every((t) => typeof t === "string" && TOPIC_PATTERN.test(t))) {
+        return wsReply(ws, { type: "error", id, code: "invalid_request",
+          message: "topics must be a non-empty array of topic patterns" });
+      }
+      state.subs += 1;
+      if (topics.some(topicMatches)) ws.subscribe(EVENTS);
+      return wsReply(ws, { type: "ack", id, op: "subscribe", subscription: `s${state.subs}` });
+    }
+    case "unsubscribe":
+      ws.unsubscribe(EVENTS);
+      return wsReply(ws, { type: "ack", id, op: "unsubscribe" });
+    default:
+      return wsReply(ws, { type: "error", id, code: "unknown_op", message: "op must be subscribe, unsubscribe or ping" });
+  }
+}
+
 // ---------------------------------------------------------------- app
 
 const app = new Elysia()
@@ -266,9 +329,13 @@ const app = new Elysia()
       id, name: input.name, type: input.type, status: "created", description: input.description,
       labels: input.labels, config: input.config, version: 1, createdAt: now, updatedAt: now,
     };
-    const payload = JSON.stringify({ agentId: id, from: null, status: "created", version: 1, at: now });
+    const event = {
+      agentId: id, name: input.name, from: null, status: "created", reason: "created", version: 1, timestamp: now,
+    };
+    const payload = JSON.stringify(event);
+    let seq: number;
     try {
-      createTx({
+      seq = createTx({
         id, name: input.name, type: input.type, status: "created", description: input.description,
         labels: JSON.stringify(input.labels), config: JSON.stringify(input.config), now, payload, rid,
       });
@@ -277,10 +344,20 @@ const app = new Elysia()
         throw new ApiError(409, "conflict", `an agent named '${input.name}' already exists`);
       throw e;
     }
+    // Committed: announce it to every subscribed WebSocket client.
+    app.server?.publish(EVENTS, JSON.stringify({
+      type: "event", id: seq, topic: EVENTS, timestamp: now, correlationId: rid, data: event,
+    }));
     set.status = 201;
     set.headers["location"] = `/api/v1/agents/${id}`;
     return { data: agent, meta: { requestId: rid } };
   }, { parse: "text" })
+  .ws("/ws", {
+    // Bun's defaults otherwise: pings every idleTimeout, 16 MiB backpressure limit per client.
+    idleTimeout: 30,
+    maxPayloadLength: 64 * 1024,
+    message: wsHandle,
+  })
   .listen({ hostname: "127.0.0.1", port: PORT, maxRequestBodySize: MAX_BODY });
 
 console.log(`peer listening on http://127.0.0.1:${app.server?.port} data=${DATA_DIR}`);
