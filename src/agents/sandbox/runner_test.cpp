@@ -1,0 +1,237 @@
+// The sandbox against real bubblewrap and real cgroups: each probe must fail from inside.
+#include "agents/sandbox/runner.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/ids.hpp"
+
+namespace dp::agents::sandbox {
+namespace {
+
+namespace fs = std::filesystem;
+
+class SandboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("dp-sandbox-" + ids::uuid_v7());
+    workspace_ = root_ / "workspace";
+    fs::create_directories(workspace_);
+    // The canary sits next to the workspace, on the host, where an agent must not see it.
+    canary_ = root_ / "canary.txt";
+    std::ofstream(canary_) << "canary-secret-" << ids::uuid_v7();
+    ASSERT_TRUE(check_available(Isolation::kSandbox).ok())
+        << "the sandbox needs bubblewrap and cgroups: "
+        << check_available(Isolation::kSandbox).error().message;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+
+  RunResult run_ok(RunSpec spec, RunControl* control = nullptr) {
+    if (spec.workspace.empty()) spec.workspace = workspace_.string();
+    auto r = run(spec, control);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+    return r.ok() ? *r : RunResult{};
+  }
+  RunResult bash(const std::string& script) {
+    RunSpec s;
+    s.argv = {"bash", "-c", script};
+    s.timeout = std::chrono::seconds(60);
+    return run_ok(s);
+  }
+
+  fs::path root_, workspace_, canary_;
+};
+
+TEST_F(SandboxTest, RunsAProgramAndCapturesItsOutputAndExitCode) {
+  auto r = bash("echo out; echo err >&2; exit 3");
+  EXPECT_TRUE(r.isolated);
+  EXPECT_EQ(r.outcome, "exited");
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.stdout_text, "out\n");
+  EXPECT_EQ(r.stderr_text, "err\n");
+}
+
+TEST_F(SandboxTest, FeedsStdinAndCapsOutput) {
+  RunSpec s;
+  s.argv = {"cat"};
+  s.stdin_data = std::string(10000, 'x');
+  s.output_limit = 1024;
+  auto r = run_ok(s);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.stdout_bytes, 10000);
+  EXPECT_EQ(r.stdout_text.size(), 1024U);
+}
+
+TEST_F(SandboxTest, WorkspaceIsWritableAndVisibleOnTheHost) {
+  auto r = bash("mkdir -p outputs && echo result > outputs/r.txt && pwd");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.stdout_text, "/workspace\n");
+  std::ifstream f(workspace_ / "outputs" / "r.txt");
+  std::string line;
+  std::getline(f, line);
+  EXPECT_EQ(line, "result");
+}
+
+TEST_F(SandboxTest, CannotReadAHostFileOutsideTheWorkspace) {
+  auto r = bash("cat " + canary_.string() + "; ls /root /work /home 2>&1; cat /etc/shadow");
+  EXPECT_EQ(r.stdout_text.find("canary-secret"), std::string::npos) << r.stdout_text;
+  EXPECT_EQ(r.stdout_text.find("root:"), std::string::npos) << "saw /etc/shadow";
+  EXPECT_NE(r.exit_code, 0);
+}
+
+TEST_F(SandboxTest, CannotEscapeThroughASymlinkPlantedInTheWorkspace) {
+  auto r = bash("ln -s " + canary_.string() + " leak && cat leak; ln -s / rootlink && ls rootlink/" +
+                root_.filename().string());
+  EXPECT_EQ(r.stdout_text.find("canary-secret"), std::string::npos) << r.stdout_text;
+  EXPECT_NE(r.exit_code, 0);
+}
+
+TEST_F(SandboxTest, CannotWriteOutsideTheWorkspace) {
+  const fs::path victim = root_ / "written-from-inside";
+  auto r = bash("echo x > " + victim.string() + "; echo x > /usr/dp-evil; touch /etc/dp-evil; echo done");
+  EXPECT_FALSE(fs::exists(victim));
+  EXPECT_FALSE(fs::exists("/usr/dp-evil"));
+  EXPECT_FALSE(fs::exists("/etc/dp-evil"));
+  EXPECT_EQ(r.stdout_text, "done\n");
+}
+
+TEST_F(SandboxTest, CannotReachHostLoopbackPortsOrOtherAddresses) {
+  // A real listener on the host's 127.0.0.1: the sandbox has its own network namespace.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  // 192.0.2.1 is TEST-NET-1: inside the namespace there is no route, so nothing leaves.
+  auto r = bash("(echo hi > /dev/tcp/127.0.0.1/" + std::to_string(port) +
+                ") 2>/dev/null && echo reached-host; (echo hi > /dev/tcp/192.0.2.1/80) 2>/dev/null "
+                "&& echo reached-other; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '");
+  ::close(fd);
+  EXPECT_EQ(r.stdout_text.find("reached"), std::string::npos) << r.stdout_text;
+  EXPECT_EQ(r.stdout_text, "lo\n");
+}
+
+TEST_F(SandboxTest, CannotSeeHostProcesses) {
+  auto r = bash("for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null | tr '\\0' ' '; echo; done");
+  // The host runs this test binary; inside, only bubblewrap's init and our own shell exist.
+  EXPECT_EQ(r.stdout_text.find("runner_test"), std::string::npos) << r.stdout_text;
+  EXPECT_EQ(r.stdout_text.find("sandbox_tests"), std::string::npos) << r.stdout_text;
+  auto count = bash("ls -d /proc/[0-9]* | wc -l");
+  EXPECT_LE(std::stoi(count.stdout_text), 4) << count.stdout_text;
+}
+
+// True when a process whose command line contains `marker` runs on the host.
+bool host_process_with(const std::string& marker) {
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const auto name = e.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::ifstream f(e.path() / "cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (cmd.find(marker) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_F(SandboxTest, StopLeavesNoProcessBehind) {
+  const std::string marker = "dpmark" + ids::uuid_v7().substr(24);
+  RunSpec s;
+  s.argv = {"bash", "-c",
+            "(exec -a " + marker + " sleep 1000) & setsid bash -c 'exec -a " + marker +
+                " sleep 1000' & trap '' TERM; echo started; wait"};
+  s.stop_grace = std::chrono::milliseconds(300);
+  s.workspace = workspace_.string();
+  RunControl control;
+  std::thread stopper([&] {
+    for (int i = 0; i < 200 && !host_process_with(marker); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    control.stop();
+  });
+  auto r = run(s, &control);
+  stopper.join();
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->outcome, "stopped");
+  EXPECT_FALSE(host_process_with(marker)) << "a child survived the stop";
+}
+
+TEST_F(SandboxTest, TimeoutStopsTheProgram) {
+  RunSpec s;
+  s.argv = {"sleep", "1000"};
+  s.timeout = std::chrono::milliseconds(300);
+  s.stop_grace = std::chrono::milliseconds(200);
+  auto r = run_ok(s);
+  EXPECT_EQ(r.outcome, "timeout");
+  EXPECT_LT(r.wall_ms, 20'000);
+}
+
+TEST_F(SandboxTest, MemoryHogIsKilledAtItsLimitAndReportedAsSuch) {
+  RunSpec s;
+  s.argv = {"tail", "/dev/zero"};  // buffers an endless line: memory grows until the limit
+  s.limits.memory_bytes = 64LL * 1024 * 1024;
+  s.timeout = std::chrono::seconds(60);
+  auto r = run_ok(s);
+  EXPECT_EQ(r.outcome, "memory_limit") << "exit " << r.exit_code << " signal " << r.signal;
+  EXPECT_GT(r.stats.oom_kills, 0);
+}
+
+TEST_F(SandboxTest, ForkBombIsCappedByItsPidsLimit) {
+  RunSpec s;
+  s.argv = {"sh", "-c", "i=0; while [ $i -lt 200 ]; do sleep 2 & i=$((i+1)); done; wait; echo end"};
+  s.limits.pids = 32;
+  s.timeout = std::chrono::seconds(60);
+  auto r = run_ok(s);
+  EXPECT_GT(r.stats.pids_refused, 0) << r.stderr_text;
+}
+
+TEST_F(SandboxTest, CpuHogIsThrottled) {
+  RunSpec s;
+  s.argv = {"timeout", "1", "sh", "-c", "while :; do :; done"};
+  s.limits.cpus = 0.2;
+  s.timeout = std::chrono::seconds(30);
+  auto r = run_ok(s);
+  EXPECT_GT(r.stats.cpu_throttled, 0);
+}
+
+TEST_F(SandboxTest, MissingProgramIsReportedNotHung) {
+  RunSpec s;
+  s.argv = {"no-such-program-devplane"};
+  s.timeout = std::chrono::seconds(30);
+  auto r = run_ok(s);
+  EXPECT_NE(r.exit_code, 0);
+}
+
+TEST_F(SandboxTest, BadSpecsAreRefused) {
+  RunSpec s;
+  EXPECT_EQ(run(s).error().code, ErrorCode::kInvalidArgument);
+  s.argv = {"true"};
+  s.workspace = (root_ / "absent").string();
+  EXPECT_EQ(run(s).error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST_F(SandboxTest, IsolationNoneRunsDirectlyInTheWorkspace) {
+  RunSpec s;
+  s.argv = {"sh", "-c", "pwd"};
+  s.isolation = Isolation::kNone;
+  auto r = run_ok(s);
+  EXPECT_FALSE(r.isolated);
+  EXPECT_EQ(r.stdout_text, fs::canonical(workspace_).string() + "\n");
+}
+
+}  // namespace
+}  // namespace dp::agents::sandbox
