@@ -100,7 +100,7 @@ TEST_P(CrashTest, AcknowledgedWritesSurviveKill9) {
   EXPECT_NE(check.out.find("passes its integrity check"), std::string::npos) << check.out;
 }
 
-TEST(CrashTest, CheckDetectsACorruptSqliteFile) {
+TEST(IntegrityCheck, DetectsACorruptSqliteFile) {
   // The integrity check must be able to fail, or the test above proves nothing.
   TestServer server(Backend::kSqlite);
   ASSERT_EQ(server.error(), "");
