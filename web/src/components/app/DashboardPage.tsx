@@ -1,0 +1,318 @@
+import * as React from 'react';
+import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import { AGENT_STATUSES, type Agent, type AgentStatus, type SystemHealth } from '../../lib/api';
+import { api } from '../../lib/client';
+import { useAsync, useLiveEvents, useResync } from '../../lib/hooks';
+import { formatBytes } from '../../lib/utils';
+import type { LiveEvent } from '../../lib/websocket';
+import { Badge } from '../ui/badge';
+import { Card, CardContent, CardDescription, CardHeader, CardTitle } from '../ui/card';
+import { NativeSelect } from '../ui/input';
+import { Label } from '../ui/label';
+import { AppShell } from './AppShell';
+import { STATUS_COLOR, STATUS_VARIANT } from './agentStatus';
+import { EmptyState, ErrorState, LoadingState } from './states';
+
+/** One `system.health.status` event, flattened for the charts. */
+interface HealthPoint {
+  t: number;
+  time: string;
+  nodeId: string;
+  status: string;
+  cpu: number;
+  memMiB: number;
+  http: number;
+  ws: number;
+  queue: number;
+  storeMs: number | null;
+  busMs: number | null;
+}
+
+const MAX_POINTS = 120;
+
+function toPoint(e: LiveEvent): HealthPoint {
+  const d = e.data as Record<string, any>;
+  const t = Date.parse(String(d.timestamp ?? e.timestamp)) || Date.now();
+  return {
+    t,
+    time: new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' }),
+    nodeId: String(d.nodeId ?? ''),
+    status: String(d.status ?? ''),
+    cpu: Number(d.cpuPercent ?? 0),
+    memMiB: Number(d.memoryRssBytes ?? 0) / (1024 * 1024),
+    http: Number(d.httpConnections ?? 0),
+    ws: Number(d.websocketConnections ?? 0),
+    queue: Number(d.queueDepth ?? 0),
+    storeMs: d.store?.latencyMs ?? null,
+    busMs: d.bus?.latencyMs ?? null,
+  };
+}
+
+function MetricChart({
+  title,
+  description,
+  data,
+  lines,
+  unit,
+  testId,
+}: {
+  title: string;
+  description: string;
+  data: HealthPoint[];
+  lines: { key: keyof HealthPoint; name: string; color: string }[];
+  unit?: string;
+  testId: string;
+}) {
+  const last = data[data.length - 1];
+  return (
+    <Card data-testid={testId} data-points={data.length}>
+      <CardHeader>
+        <CardTitle>{title}</CardTitle>
+        <CardDescription>
+          {description}
+          {last ? (
+            <span className="ml-1 font-medium text-foreground">
+              · now{' '}
+              {lines
+                .map((l) => {
+                  const v = last[l.key];
+                  return typeof v === 'number' ? `${v.toFixed(v < 10 && unit !== '' ? 2 : 0)}${unit ?? ''}` : '–';
+                })
+                .join(' / ')}
+            </span>
+          ) : null}
+        </CardDescription>
+      </CardHeader>
+      <CardContent className="h-44">
+        {data.length === 0 ? (
+          <div className="flex h-full items-center justify-center text-sm text-muted-foreground">Waiting for the first health report…</div>
+        ) : (
+          <ResponsiveContainer width="100%" height="100%">
+            <LineChart data={data} margin={{ top: 4, right: 8, bottom: 0, left: -16 }}>
+              <CartesianGrid strokeDasharray="3 3" stroke="#e2e8f0" />
+              <XAxis dataKey="time" tick={{ fontSize: 10 }} minTickGap={40} />
+              <YAxis tick={{ fontSize: 10 }} allowDecimals />
+              <Tooltip formatter={(v) => (typeof v === 'number' ? `${v.toFixed(2)}${unit ?? ''}` : String(v))} />
+              {lines.length > 1 ? <Legend wrapperStyle={{ fontSize: 11 }} /> : null}
+              {lines.map((l) => (
+                <Line key={String(l.key)} type="monotone" dataKey={l.key as string} name={l.name} stroke={l.color} dot={false} isAnimationActive={false} connectNulls />
+              ))}
+            </LineChart>
+          </ResponsiveContainer>
+        )}
+      </CardContent>
+    </Card>
+  );
+}
+
+function HealthCharts() {
+  const [points, setPoints] = React.useState<HealthPoint[]>([]);
+  const [node, setNode] = React.useState<string>('');
+  const health = useAsync<SystemHealth>(() => api.system.health().then((r) => r.data));
+
+  useLiveEvents({ topics: ['system.health.status'] }, (e) => {
+    const p = toPoint(e);
+    setPoints((xs) => [...xs, p].slice(-MAX_POINTS * 8));
+    setNode((n) => n || p.nodeId);
+  });
+
+  const nodes = React.useMemo(() => [...new Set(points.map((p) => p.nodeId))], [points]);
+  const series = React.useMemo(() => points.filter((p) => p.nodeId === node).slice(-MAX_POINTS), [points, node]);
+  const last = series[series.length - 1];
+  const status = last?.status ?? health.data?.status;
+
+  return (
+    <section aria-labelledby="health-title" className="grid gap-3">
+      <div className="flex flex-wrap items-center gap-3">
+        <h2 id="health-title" className="text-lg font-semibold">
+          System health
+        </h2>
+        {status ? (
+          <Badge variant={status === 'ok' ? 'success' : status === 'degraded' ? 'warning' : 'destructive'} data-testid="health-status">
+            {status}
+          </Badge>
+        ) : null}
+        {health.data ? (
+          <span className="text-xs text-muted-foreground">
+            version {health.data.version} · store {health.data.checks.store.backend} · bus {health.data.checks.bus.backend}
+          </span>
+        ) : null}
+        {nodes.length > 1 ? (
+          <div className="ml-auto flex items-center gap-2">
+            <Label htmlFor="node">Node</Label>
+            <NativeSelect id="node" className="w-56" value={node} onChange={(e) => setNode(e.target.value)}>
+              {nodes.map((n) => (
+                <option key={n} value={n}>
+                  {n}
+                </option>
+              ))}
+            </NativeSelect>
+          </div>
+        ) : null}
+      </div>
+      {health.error ? <ErrorState error={health.error} onRetry={health.reload} /> : null}
+      <div className="grid gap-3 sm:grid-cols-2 xl:grid-cols-3">
+        <MetricChart testId="chart-cpu" title="CPU" description="% of one core" unit="%" data={series} lines={[{ key: 'cpu', name: 'CPU', color: '#2563eb' }]} />
+        <MetricChart
+          testId="chart-memory"
+          title="Memory"
+          description={last ? `resident ${formatBytes(last.memMiB * 1024 * 1024)}` : 'resident set, MiB'}
+          unit=" MiB"
+          data={series}
+          lines={[{ key: 'memMiB', name: 'RSS', color: '#7c3aed' }]}
+        />
+        <MetricChart
+          testId="chart-connections"
+          title="Connections"
+          description="HTTP / WebSocket"
+          unit=""
+          data={series}
+          lines={[
+            { key: 'http', name: 'HTTP', color: '#0891b2' },
+            { key: 'ws', name: 'WebSocket', color: '#16a34a' },
+          ]}
+        />
+        <MetricChart testId="chart-queue" title="Queue depth" description="events committed, not yet published" unit="" data={series} lines={[{ key: 'queue', name: 'queue', color: '#d97706' }]} />
+        <MetricChart
+          testId="chart-latency"
+          title="Store and bus latency"
+          description="ms per health probe"
+          unit=" ms"
+          data={series}
+          lines={[
+            { key: 'storeMs', name: 'store', color: '#dc2626' },
+            { key: 'busMs', name: 'bus', color: '#475569' },
+          ]}
+        />
+      </div>
+    </section>
+  );
+}
+
+function AgentCounts() {
+  const agents = useAsync<Agent[]>(() => api.agents.listAll());
+  const [status, setStatus] = React.useState<Map<string, AgentStatus>>(new Map());
+  React.useEffect(() => {
+    if (agents.data) setStatus(new Map(agents.data.map((a) => [a.id, a.status])));
+  }, [agents.data]);
+  useResync(agents.reload);
+  useLiveEvents({ topics: ['agent.status.update', 'agent.purged'] }, (e) => {
+    const d = e.data as { agentId?: string; status?: AgentStatus };
+    if (!d.agentId) return;
+    setStatus((m) => {
+      const n = new Map(m);
+      if (e.topic === 'agent.purged') n.delete(d.agentId!);
+      else if (d.status === 'decommissioned') n.delete(d.agentId!);
+      else if (d.status) n.set(d.agentId!, d.status);
+      return n;
+    });
+  });
+  const counts = React.useMemo(() => {
+    const c: Partial<Record<AgentStatus, number>> = {};
+    for (const s of status.values()) c[s] = (c[s] ?? 0) + 1;
+    return c;
+  }, [status]);
+
+  return (
+    <section aria-labelledby="agents-title" className="grid gap-3">
+      <div className="flex items-center gap-3">
+        <h2 id="agents-title" className="text-lg font-semibold">
+          Agents by status
+        </h2>
+        <a href="/agents" className="text-sm text-primary hover:underline">
+          all agents →
+        </a>
+      </div>
+      {agents.loading && !agents.data ? (
+        <LoadingState rows={1} label="Loading agents" />
+      ) : agents.error ? (
+        <ErrorState error={agents.error} onRetry={agents.reload} />
+      ) : status.size === 0 ? (
+        <EmptyState title="No agents yet">
+          <a className="text-primary underline" href="/agents">
+            Create one
+          </a>
+        </EmptyState>
+      ) : (
+        <div className="grid grid-cols-2 gap-3 sm:grid-cols-3 lg:grid-cols-6">
+          {AGENT_STATUSES.filter((s) => s !== 'decommissioned').map((s) => (
+            <a key={s} href={`/agents?status=${s}`} className="rounded-lg border border-border p-3 hover:bg-muted" data-testid={`count-${s}`}>
+              <div className="flex items-center gap-2 text-sm text-muted-foreground">
+                <span className="size-2 rounded-full" style={{ background: STATUS_COLOR[s] }} aria-hidden="true" />
+                {s}
+              </div>
+              <div className="text-2xl font-semibold tabular-nums" data-count={counts[s] ?? 0}>
+                {counts[s] ?? 0}
+              </div>
+            </a>
+          ))}
+        </div>
+      )}
+    </section>
+  );
+}
+
+function EventFeed() {
+  const [events, setEvents] = React.useState<LiveEvent[]>([]);
+  const [showHealth, setShowHealth] = React.useState(false);
+  useLiveEvents({ topics: ['*'] }, (e) => setEvents((xs) => [e, ...xs].slice(0, 200)));
+  const shown = events.filter((e) => showHealth || e.topic !== 'system.health.status').slice(0, 50);
+  return (
+    <section aria-labelledby="feed-title" className="grid gap-3">
+      <div className="flex items-center gap-3">
+        <h2 id="feed-title" className="text-lg font-semibold">
+          Live events
+        </h2>
+        <label className="ml-auto flex items-center gap-2 text-sm text-muted-foreground">
+          <input type="checkbox" checked={showHealth} onChange={(e) => setShowHealth(e.target.checked)} /> show health reports
+        </label>
+      </div>
+      <Card>
+        {shown.length === 0 ? (
+          <div className="p-6 text-center text-sm text-muted-foreground" data-state="empty">
+            No events yet. Changes to agents appear here as they happen.
+          </div>
+        ) : (
+          <ol className="max-h-96 divide-y divide-border overflow-auto" aria-live="polite" data-testid="event-feed">
+            {shown.map((e) => (
+              <li key={e.id} className="flex flex-wrap items-baseline gap-x-3 gap-y-1 px-4 py-2 text-sm">
+                <span className="w-12 text-xs tabular-nums text-muted-foreground">#{e.id}</span>
+                <code className="text-xs font-semibold">{e.topic}</code>
+                <EventSummary e={e} />
+                <span className="ml-auto text-xs text-muted-foreground">{new Date(e.timestamp).toLocaleTimeString()}</span>
+              </li>
+            ))}
+          </ol>
+        )}
+      </Card>
+    </section>
+  );
+}
+
+function EventSummary({ e }: { e: LiveEvent }) {
+  const d = e.data as Record<string, any>;
+  if (e.topic === 'agent.status.update') {
+    return (
+      <span>
+        {d.name ?? d.agentId} {d.from ? `${d.from} → ` : ''}
+        <Badge variant={STATUS_VARIANT[d.status as AgentStatus] ?? 'outline'}>{d.status}</Badge>
+        {d.reason ? <span className="ml-1 text-muted-foreground">({d.reason})</span> : null}
+      </span>
+    );
+  }
+  if (e.topic === 'agent.message') return <span>to {d.agentId}: {String(d.type)}</span>;
+  if (e.topic === 'system.health.status') return <span className="text-muted-foreground">{d.status} · cpu {Number(d.cpuPercent).toFixed(1)}%</span>;
+  return <span className="truncate text-muted-foreground">{d.name ?? d.agentId ?? ''}</span>;
+}
+
+export default function DashboardPage() {
+  return (
+    <AppShell page="dashboard" title="Dashboard">
+      <div className="grid gap-8">
+        <AgentCounts />
+        <HealthCharts />
+        <EventFeed />
+      </div>
+    </AppShell>
+  );
+}
