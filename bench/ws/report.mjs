@@ -1,0 +1,101 @@
+// bench/ws/report.mjs: reads the JSON that wsload wrote for each server and prints the
+// side-by-side table, the devplane/peer ratios and the target checks; optionally writes the
+// combined JSON. Called by bench/ws/run.
+import { readFileSync, writeFileSync } from "node:fs";
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].slice(2)] = process.argv[i + 1];
+const mode = args.mode;
+const conns = Number(args.conns);
+const sides = (args.sides ?? "").split(" ").filter(Boolean);
+const meta = JSON.parse(args.meta ?? "{}");
+const r = {};
+for (const s of sides) r[s] = JSON.parse(readFileSync(`${args.tmp}/${s}.json`, "utf8"));
+const d = r.devplane, p = r.peer;
+
+const f = (v, digits = 2) => (v === undefined || v === null ? "-" : typeof v === "number" ? v.toFixed(digits) : String(v));
+const n = (v) => (v === undefined || v === null ? "-" : String(v));
+const ratio = (a, b) => (a === undefined || b === undefined || a === null || b === null ? "-" : b > 0 ? `${(a / b).toFixed(2)}x` : a > 0 ? "inf" : "1.00x");
+const row = (label, dv, pv, rv = "") => console.log(`${label.padEnd(34)} | ${String(dv).padStart(12)} | ${String(pv).padStart(12)} | ${String(rv).padStart(9)}`);
+const checks = [];
+const check = (what, ok, detail) => checks.push({ what, ok, detail });
+
+const out = { date: new Date().toISOString(), mode, ...meta, servers: r };
+
+if (mode === "idle") {
+  console.log(`idle connections: ${conns}, subscribed, no events`);
+  row("", "devplane", "peer");
+  row("-".repeat(34), "-".repeat(12), "-".repeat(12));
+  row("subscribed", n(d?.subscribed), n(p?.subscribed));
+  row("connect failures", n(d?.connectFailed), n(p?.connectFailed));
+  row("closed by the server while idle", n(d?.closedByServer), n(p?.closedByServer));
+  row("time to connect + ack all (s)", f(d?.connectSeconds), f(p?.connectSeconds));
+  row("RSS before connecting (MiB)", f(d?.rssMiB.before, 1), f(p?.rssMiB.before, 1));
+  row("RSS with all open (MiB)", f(d?.rssMiB.connected, 1), f(p?.rssMiB.connected, 1));
+  row("RSS peak while held (MiB)", f(d?.rssMiB.peak, 1), f(p?.rssMiB.peak, 1));
+  row("RSS after closing (MiB)", f(d?.rssMiB.closed, 1), f(p?.rssMiB.closed, 1));
+  const per = (x) => (x && x.subscribed > 0 ? ((x.rssMiB.connected - x.rssMiB.before) * 1024 / x.subscribed) : undefined);
+  row("RSS per connection (KiB)", f(per(d), 1), f(per(p), 1));
+  if (d) {
+    const rss = Math.max(d.rssMiB.connected ?? 0, d.rssMiB.peak ?? 0);
+    console.log();
+    console.log("target (devplane, 10,000 idle connections under 150 MiB RSS):");
+    check("10,000 idle connections held", d.subscribed >= 10000 && d.subscribed === conns && d.closedByServer === 0,
+      `${d.subscribed} of ${conns} subscribed, ${d.closedByServer} closed by the server`);
+    check("RSS under 150 MiB with them open", rss < 150, `${rss.toFixed(1)} MiB (peak while held)`);
+  }
+} else {
+  console.log(`load: ${conns} clients subscribed to "*", agents created at ${meta.rate}/s for ${meta.durationSeconds} s, drain up to ${meta.drainSeconds} s, load generator threads ${meta.threads}`);
+  console.log("latency = POST /api/v1/agents sent -> agent.status.update read by a client, over every (client, event)");
+  console.log();
+  row("", "devplane", "peer", "d/p");
+  row("-".repeat(34), "-".repeat(12), "-".repeat(12), "-".repeat(9));
+  row("clients subscribed", n(d?.subscribed), n(p?.subscribed));
+  row("events created (of planned)", d ? `${d.publish.created}/${d.publish.planned}` : "-", p ? `${p.publish.created}/${p.publish.planned}` : "-");
+  row("publishing rate achieved (/s)", f(d?.publish.rateAchieved), f(p?.publish.rateAchieved));
+  row("latency p50 (ms)", f(d?.latencyMs.p50, 3), f(p?.latencyMs.p50, 3), ratio(d?.latencyMs.p50, p?.latencyMs.p50));
+  row("latency p90 (ms)", f(d?.latencyMs.p90, 3), f(p?.latencyMs.p90, 3), ratio(d?.latencyMs.p90, p?.latencyMs.p90));
+  row("latency p99 (ms)", f(d?.latencyMs.p99, 3), f(p?.latencyMs.p99, 3), ratio(d?.latencyMs.p99, p?.latencyMs.p99));
+  row("latency p99.9 (ms)", f(d?.latencyMs.p999, 3), f(p?.latencyMs.p999, 3), ratio(d?.latencyMs.p999, p?.latencyMs.p999));
+  row("latency max (ms)", f(d?.latencyMs.max, 3), f(p?.latencyMs.max, 3), ratio(d?.latencyMs.max, p?.latencyMs.max));
+  row("last client per event p99 (ms)", f(d?.lastClientMs.p99, 3), f(p?.lastClientMs.p99, 3), ratio(d?.lastClientMs.p99, p?.lastClientMs.p99));
+  row("deliveries expected", n(d?.deliveries.expected), n(p?.deliveries.expected));
+  row("lost", n(d?.deliveries.lost), n(p?.deliveries.lost), ratio(d?.deliveries.lost, p?.deliveries.lost));
+  row("duplicates", n(d?.deliveries.duplicates), n(p?.deliveries.duplicates));
+  row("out of order", n(d?.deliveries.outOfOrder), n(p?.deliveries.outOfOrder));
+  row("clients closed by the server", n(d?.closedByServer), n(p?.closedByServer));
+  row("POST round trip p50 (ms)", f(d?.publish.postMs.p50, 3), f(p?.publish.postMs.p50, 3), ratio(d?.publish.postMs.p50, p?.publish.postMs.p50));
+  row("POST round trip p99 (ms)", f(d?.publish.postMs.p99, 3), f(p?.publish.postMs.p99, 3), ratio(d?.publish.postMs.p99, p?.publish.postMs.p99));
+  row("failed POSTs", n(d?.publish.failed), n(p?.publish.failed));
+  row("server RSS before connecting (MiB)", f(d?.rssMiB.before, 1), f(p?.rssMiB.before, 1));
+  row("server RSS all connected (MiB)", f(d?.rssMiB.connected, 1), f(p?.rssMiB.connected, 1));
+  row("server RSS peak (MiB)", f(d?.rssMiB.peak, 1), f(p?.rssMiB.peak, 1));
+  if (d && p) {
+    out.ratio = {
+      p50: d.latencyMs.p50 / p.latencyMs.p50, p99: d.latencyMs.p99 / p.latencyMs.p99,
+      max: d.latencyMs.max / p.latencyMs.max, lost: { devplane: d.deliveries.lost, peer: p.deliveries.lost },
+    };
+  }
+  if (d) {
+    console.log();
+    console.log("targets (devplane):");
+    check("1,000 clients subscribed", d.subscribed >= 1000 && d.subscribed === conns && d.closedByServer === 0,
+      `${d.subscribed} subscribed of ${conns} asked${conns < 1000 ? " (run with fewer than 1,000)" : ""}, ${d.closedByServer} closed by the server`);
+    check("p99 under 10 ms", d.latencyMs.p99 < 10, `${d.latencyMs.p99.toFixed(3)} ms`);
+    check("zero lost (and no duplicates)", d.deliveries.lost === 0 && d.deliveries.duplicates === 0 && d.deliveries.expected > 0,
+      `${d.deliveries.lost} lost, ${d.deliveries.duplicates} duplicates of ${d.deliveries.expected}`);
+    if (p) {
+      check("at least parity with the peer (p50, p99, lost)",
+        d.latencyMs.p50 <= p.latencyMs.p50 && d.latencyMs.p99 <= p.latencyMs.p99 && d.deliveries.lost <= p.deliveries.lost,
+        `p50 ${ratio(d.latencyMs.p50, p.latencyMs.p50)}, p99 ${ratio(d.latencyMs.p99, p.latencyMs.p99)}, lost ${d.deliveries.lost} vs ${p.deliveries.lost}`);
+    } else {
+      check("at least parity with the peer", false, "peer not measured (--skip-peer)");
+    }
+  }
+}
+for (const c of checks) console.log(`  ${c.what.padEnd(48)} ${c.ok ? "yes" : "NO "}  ${c.detail}`);
+out.targets = checks;
+if (args.json) {
+  writeFileSync(args.json, JSON.stringify(out, null, 2) + "\n");
+  console.log(`figures written to ${args.json}`);
+}
