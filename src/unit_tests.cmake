@@ -32,3 +32,10 @@ dp_cc_test(NAME dp_store_test
   SRCS store/store_test.cpp
   DEPS dp_store SQLite::SQLite3 PostgreSQL::PostgreSQL
   LABELS store)
+
+# The outbound HTTP client against local Beast servers, and the OIDC pieces with keys made
+# in the test (no network beyond 127.0.0.1).
+dp_cc_test(NAME dp_oidc_test
+  SRCS http/client_test.cpp auth/oidc_test.cpp
+  DEPS dp_oidc
+  LABELS unit)

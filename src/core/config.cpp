@@ -49,7 +49,9 @@ const std::vector<std::string>& Config::keys() {
       "host", "port", "data_dir", "database_url", "redis_url", "log_level", "log_format",
       "io_threads", "blocking_threads", "db_pool_size", "max_body_bytes", "header_timeout_ms",
       "idle_timeout_ms", "request_timeout_ms", "shutdown_timeout_ms", "sqlite_synchronous",
-      "event_retention_hours", "health_interval_ms", "allowed_origins"};
+      "event_retention_hours", "health_interval_ms", "allowed_origins",
+      "oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url", "oidc_role_claim",
+      "oidc_role_map", "oidc_scopes", "oidc_display_name", "oidc_jwks_min_refresh_ms", "web_dir"};
   return k;
 }
 
@@ -131,6 +133,43 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
       rest.remove_prefix(comma + 1);
     }
     allowed_origins = std::move(origins);
+  } else if (key == "oidc_issuer" || key == "oidc_redirect_url") {
+    if (!value.empty() && !value.starts_with("https://") && !value.starts_with("http://")) {
+      return Error::invalid_argument("bad_config", std::string(key) + " (" + std::string(source) +
+                                                       ") must be an http:// or https:// URL");
+    }
+    (key == "oidc_issuer" ? oidc_issuer : oidc_redirect_url) = value;
+  } else if (key == "oidc_client_id") {
+    oidc_client_id = value;
+  } else if (key == "oidc_client_secret") {
+    oidc_client_secret = value;
+  } else if (key == "oidc_role_claim") {
+    if (value.empty()) {
+      return Error::invalid_argument("bad_config", "oidc_role_claim (" + std::string(source) +
+                                                       ") must not be empty");
+    }
+    oidc_role_claim = value;
+  } else if (key == "oidc_role_map") {
+    // Syntax only here; roles are checked by auth::parse_role_map at start-up.
+    for (std::string_view rest = value; !rest.empty();) {
+      const auto comma = rest.find(',');
+      const auto item = rest.substr(0, comma);
+      if (item.find_first_not_of(' ') != std::string_view::npos &&
+          item.find('=') == std::string_view::npos) {
+        return Error::invalid_argument("bad_config", "oidc_role_map (" + std::string(source) +
+                                                         ") items must be value=role, got '" +
+                                                         std::string(item) + "'");
+      }
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    oidc_role_map = value;
+  } else if (key == "oidc_scopes") {
+    oidc_scopes = value;
+  } else if (key == "oidc_display_name") {
+    oidc_display_name = value;
+  } else if (key == "oidc_jwks_min_refresh_ms") {
+    return parse_uint<std::uint32_t>(key, value, source, 0, 3'600'000, oidc_jwks_min_refresh_ms);
   } else {
     return Error::invalid_argument("bad_config", "unknown config key '" + std::string(key) +
                                                      "' (" + std::string(source) + ")");
@@ -200,6 +239,15 @@ boost::json::object Config::to_json_masked() const {
     for (const auto& x : allowed_origins) origins.emplace_back(x);
     o["allowed_origins"] = std::move(origins);
   }
+  o["oidc_issuer"] = oidc_issuer;
+  o["oidc_client_id"] = oidc_client_id;
+  o["oidc_client_secret"] = oidc_client_secret.empty() ? "" : "***";
+  o["oidc_redirect_url"] = oidc_redirect_url;
+  o["oidc_role_claim"] = oidc_role_claim;
+  o["oidc_role_map"] = oidc_role_map;
+  o["oidc_scopes"] = oidc_scopes;
+  o["oidc_display_name"] = oidc_display_name;
+  o["oidc_jwks_min_refresh_ms"] = oidc_jwks_min_refresh_ms;
   o["mode"] = distributed() ? "distributed" : "embedded";
   return o;
 }

@@ -40,6 +40,16 @@ struct Config {
   std::uint32_t event_retention_hours = 24;   // how long clients can resume from
   std::uint32_t health_interval_ms = 5'000;   // system.health.status period
   std::vector<std::string> allowed_origins;   // WebSocket Origins besides the server's own
+  // Single sign-on (OpenID Connect; docs/security.md). Off while oidc_issuer is empty.
+  std::string oidc_issuer;
+  std::string oidc_client_id;
+  std::string oidc_client_secret;  // masked by to_json_masked()
+  std::string oidc_redirect_url;   // https://<devplane>/api/v1/auth/oidc/callback
+  std::string oidc_role_claim = "groups";
+  std::string oidc_role_map;       // "devplane-admins=admin,devplane-ops=operator[,*=viewer]"
+  std::string oidc_scopes = "openid profile email";
+  std::string oidc_display_name;   // the dashboard's sign-in button
+  std::uint32_t oidc_jwks_min_refresh_ms = 10'000;  // unknown kid: one JWKS refetch per this
 
   // Sets one key from its text form. Unknown keys and bad values are kInvalidArgument
   // naming the key and the source ("flag", "env DEVPLANE_PORT", "file x.yaml").

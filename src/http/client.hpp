@@ -1,0 +1,68 @@
+// The outbound HTTP/1.1 client: one request, one response, on a fresh connection.
+//
+// Used for calls devplane makes to other services (OpenID providers today; MCP servers and
+// LLM APIs next). `fetch` blocks the calling thread, so call it from the blocking pool (every
+// route handler runs there), never from an I/O thread. Each call runs its own small
+// io_context, so calls are independent and safe from any thread at the same time.
+//
+// - http:// and https://. TLS verifies the peer's certificate chain against the system store
+//   (or `ca_file` when given) and the certificate against the URL's host name, and sends SNI.
+// - Deadlines: `connect_timeout` for resolve + connect + TLS handshake, `timeout` for the whole
+//   exchange (connect included). Exceeded: kDeadlineExceeded, reason `timeout`.
+// - Size: a response whose header block or body exceeds the limits is refused
+//   (kResourceExhausted, reason `response_too_large`) and the connection dropped.
+// - Redirects are not followed unless `max_redirects` > 0; a 3xx is then followed for GET
+//   (and HEAD) only, and never from https:// to http://.
+//
+// Errors: kInvalidArgument `bad_url` (unparsable URL, unsupported scheme, no host);
+// kUnavailable `connect_failed` (name not resolved, connection refused or reset),
+// `tls_failed` (handshake or certificate verification failed), `bad_response` (not HTTP);
+// kDeadlineExceeded `timeout`; kResourceExhausted `response_too_large`.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/result.hpp"
+#include "http/message.hpp"
+
+namespace dp::http {
+
+struct ClientRequest {
+  std::string method = "GET";
+  std::string url;   // http://host[:port]/path?query or https://...
+  Fields headers;    // sent as given; Host, Content-Length and User-Agent are added when absent
+  std::string body;
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds timeout{15'000};
+  std::size_t max_response_bytes = 4 * 1024 * 1024;  // body
+  std::size_t max_header_bytes = 64 * 1024;
+  int max_redirects = 0;
+  // PEM bundle of trusted CAs for https; empty: the system store.
+  std::string ca_file;
+};
+
+struct ClientResponse {
+  unsigned status = 0;
+  Fields headers;  // names lower-cased, in order
+  std::string body;
+  std::string url;  // the URL that answered (differs from the request's after redirects)
+
+  std::optional<std::string_view> header(std::string_view lower_name) const;
+};
+
+// Sends one request and reads the response; any status code is a successful exchange.
+Result<ClientResponse> fetch(const ClientRequest& request);
+
+// Convenience: GET `url` with the default limits.
+Result<ClientResponse> fetch_get(std::string_view url, Fields headers = {});
+
+// application/x-www-form-urlencoded encoding of one component ("a b&" -> "a+b%26").
+std::string form_encode(std::string_view text);
+// Percent-encoding for a URL query component ("a b&" -> "a%20b%26").
+std::string url_encode(std::string_view text);
+
+}  // namespace dp::http
