@@ -279,3 +279,19 @@ describe('can', () => {
     expect(can(null, 'agents.write')).toBe(false);
   });
 });
+
+describe('single sign-on hand-over', () => {
+  it('adopts the tokens from the /#oidc= fragment and refuses anything else', () => {
+    const api = new ApiClient({ storage: new MemoryStorage() });
+    const answer = { accessToken: 'a1', refreshToken: 'r1', expiresIn: 900, tokenType: 'Bearer', user };
+    const b64url = Buffer.from(JSON.stringify(answer)).toString('base64url');
+    const s = api.adoptSsoFragment(`#oidc=${b64url}`);
+    expect(s?.accessToken).toBe('a1');
+    expect(api.session?.user.username).toBe('ada');
+    const other = new ApiClient({ storage: new MemoryStorage() });
+    expect(other.adoptSsoFragment('#oidc=not-json')).toBeNull();
+    expect(other.adoptSsoFragment('#something=else')).toBeNull();
+    expect(other.adoptSsoFragment(`#oidc=${Buffer.from('{"accessToken":"x"}').toString('base64url')}`)).toBeNull();
+    expect(other.session).toBeNull();
+  });
+});

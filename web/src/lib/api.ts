@@ -15,7 +15,7 @@ export interface User {
   username: string;
   displayName: string;
   role: Role;
-  disabled?: boolean;
+  status?: 'active' | 'disabled';
   createdAt?: string;
   updatedAt?: string;
   lastLoginAt?: string | null;
@@ -179,18 +179,29 @@ export interface ApiKey {
 }
 
 export interface AuditEntry {
-  id: string | number;
-  timestamp?: string;
-  actor?: string | null;
-  actorId?: string | null;
-  action?: string;
-  method?: string;
-  route?: string;
-  path?: string;
-  status?: number;
-  outcome?: string;
-  target?: string | null;
-  [key: string]: unknown;
+  seq: number;
+  id: string;
+  at: string;
+  actor: { id: string | null; name: string; kind: string };
+  action: string;
+  target: string;
+  outcome: 'success' | 'failure' | 'denied' | string;
+  status: number;
+  correlationId: string;
+  sourceAddress: string;
+  details: unknown;
+  prevHash: string;
+  hash: string;
+}
+
+export interface AuditChain {
+  verified: boolean;
+  checked: number;
+  firstSeq: number;
+  lastSeq: number;
+  headHash: string;
+  brokenAt?: number;
+  reason?: string;
 }
 
 export interface OidcConfig {
@@ -420,6 +431,28 @@ export class ApiClient {
   }
 
   /**
+   * Adopts tokens handed over by single sign-on: the OIDC callback sends the browser to
+   * `/#oidc=<base64url of the login answer>`. Returns the session, or null when `fragment`
+   * holds none.
+   */
+  adoptSsoFragment(fragment: string): Session | null {
+    const m = /^#?oidc=([A-Za-z0-9_-]+)$/.exec(fragment);
+    if (!m) return null;
+    try {
+      const b64 = m[1].replace(/-/g, '+').replace(/_/g, '/');
+      const bin = atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4));
+      const json = new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+      const d = JSON.parse(json);
+      if (typeof d?.accessToken !== 'string' || typeof d?.refreshToken !== 'string' || !d.user) return null;
+      const s = ApiClient.toSession(d);
+      this.setSession(s);
+      return s;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
    * Exchanges the refresh token for a new session. Concurrent callers share one request.
    * Resolves false (and clears the session) when the server refuses the refresh token.
    */
@@ -551,21 +584,24 @@ export class ApiClient {
     list: () => this.get<User[]>('/api/v1/users', { query: { limit: 500 } }),
     create: (u: { username: string; displayName?: string; password: string; role: Role }) =>
       this.post<User>('/api/v1/users', u),
-    update: (id: string, u: Partial<{ displayName: string; role: Role; disabled: boolean; password: string }>) =>
+    update: (id: string, u: Partial<{ displayName: string; role: Role; status: 'active' | 'disabled' }>) =>
       this.patch<User>(`/api/v1/users/${encodeURIComponent(id)}`, u),
-    remove: (id: string) => this.del<unknown>(`/api/v1/users/${encodeURIComponent(id)}`),
+    setPassword: (id: string, password: string) => this.post<unknown>(`/api/v1/users/${encodeURIComponent(id)}/password`, { password }),
   };
 
   apiKeys = {
     list: () => this.get<ApiKey[]>('/api/v1/api-keys'),
     /** The answer holds the secret key once; it cannot be read again. */
-    create: (k: { name: string; role?: Role; expiresInDays?: number }) =>
-      this.post<ApiKey & { key?: string; token?: string; secret?: string }>('/api/v1/api-keys', k),
+    create: (k: { name: string; role?: Role; agentId?: string; expiresAt?: string }) =>
+      this.post<ApiKey & { key: string }>('/api/v1/api-keys', k),
     revoke: (id: string) => this.del<unknown>(`/api/v1/api-keys/${encodeURIComponent(id)}`),
   };
 
   audit = {
-    list: (q: Record<string, string | number | undefined> = {}) => this.get<AuditEntry[]>('/api/v1/audit', { query: q }),
+    /** meta.chain is the verification status of the chain */
+    list: (q: { limit?: number; cursor?: string; actor?: string; action?: string; target?: string; outcome?: string; from?: string; to?: string } = {}) =>
+      this.get<AuditEntry[]>('/api/v1/audit', { query: q }),
+    verify: () => this.get<AuditChain>('/api/v1/audit/verify'),
   };
 }
 

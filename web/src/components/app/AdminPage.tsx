@@ -1,6 +1,6 @@
 import * as React from 'react';
 import { Copy, KeyRound, Plus, ShieldCheck, ShieldAlert } from 'lucide-react';
-import { ApiError, can, type ApiKey, type AuditEntry, type Role, type User } from '../../lib/api';
+import { ApiError, can, type ApiKey, type AuditChain, type AuditEntry, type Role, type User } from '../../lib/api';
 import { api } from '../../lib/client';
 import { useAsync } from '../../lib/hooks';
 import { timeAgo } from '../../lib/utils';
@@ -50,7 +50,7 @@ function UsersTab() {
     }
   };
 
-  const update = async (u: User, change: Partial<{ role: Role; disabled: boolean }>) => {
+  const update = async (u: User, change: Partial<{ role: Role; status: 'active' | 'disabled' }>) => {
     try {
       const { data } = await api.users.update(u.id, change);
       users.setData((xs) => xs?.map((x) => (x.id === u.id ? { ...x, ...data } : x)));
@@ -96,8 +96,13 @@ function UsersTab() {
                   </NativeSelect>
                 </TableCell>
                 <TableCell>
-                  <Button size="sm" variant="ghost" onClick={() => void update(u, { disabled: !u.disabled })} aria-label={`${u.disabled ? 'Enable' : 'Disable'} ${u.username}`}>
-                    {u.disabled ? <Badge variant="secondary">disabled</Badge> : <Badge variant="success">active</Badge>}
+                  <Button
+                    size="sm"
+                    variant="ghost"
+                    onClick={() => void update(u, { status: u.status === 'disabled' ? 'active' : 'disabled' })}
+                    aria-label={`${u.status === 'disabled' ? 'Enable' : 'Disable'} ${u.username}`}
+                  >
+                    {u.status === 'disabled' ? <Badge variant="secondary">disabled</Badge> : <Badge variant="success">active</Badge>}
                   </Button>
                 </TableCell>
                 <TableCell className="text-xs text-muted-foreground">{u.lastLoginAt ? timeAgo(u.lastLoginAt) : 'never'}</TableCell>
@@ -165,11 +170,11 @@ function ApiKeysTab() {
     setFormError(null);
     try {
       const { data } = await api.apiKeys.create({ name, role: keyRole });
-      const { key, token, secret: s, ...rest } = data;
+      const { key, ...rest } = data;
       keys.setData((xs) => [...(xs ?? []), rest as ApiKey]);
       setOpen(false);
       setName('');
-      setSecret({ name: data.name, key: String(key ?? token ?? s ?? '') });
+      setSecret({ name: data.name, key });
     } catch (err) {
       setErrors(problemsOf(err));
       const ae = err as ApiError;
@@ -297,28 +302,27 @@ function ApiKeysTab() {
 }
 
 function AuditTab() {
-  const [filters, setFilters] = React.useState({ actor: '', action: '' });
+  const [filters, setFilters] = React.useState({ actor: '', action: '', outcome: '' });
   const [applied, setApplied] = React.useState(filters);
-  const entries = useAsync<AuditEntry[]>(
-    () => api.audit.list({ limit: 200, actor: applied.actor || undefined, action: applied.action || undefined }).then((r) => r.data),
+  const entries = useAsync(
+    () =>
+      api.audit.list({ limit: 200, actor: applied.actor || undefined, action: applied.action || undefined, outcome: applied.outcome || undefined }),
     [applied],
   );
-  const verify = useAsync<Record<string, unknown> | null>(() =>
-    api.get<Record<string, unknown>>('/api/v1/audit/verify').then(
-      (r) => r.data,
-      () => null,
-    ),
-  );
+  const chain = entries.data?.meta.chain as AuditChain | undefined;
 
   if (entries.error?.status === 404) return <NotOffered what="an audit log" />;
-  const ok = verify.data ? (verify.data.ok ?? verify.data.valid ?? verify.data.intact) : undefined;
   return (
     <div className="grid gap-3">
-      {verify.data ? (
-        <Alert variant={ok === false ? 'destructive' : 'info'}>
+      {chain ? (
+        <Alert variant={chain.verified ? 'info' : 'destructive'} data-testid="audit-chain">
           <div className="flex items-center gap-2">
-            {ok === false ? <ShieldAlert className="size-4" /> : <ShieldCheck className="size-4" />}
-            <AlertTitle className="mb-0">{ok === false ? 'The audit chain is broken' : 'The audit chain verifies'}</AlertTitle>
+            {chain.verified ? <ShieldCheck className="size-4" /> : <ShieldAlert className="size-4" />}
+            <AlertTitle className="mb-0">
+              {chain.verified
+                ? `The audit chain verifies (${chain.checked} entries)`
+                : `The audit chain is broken${chain.brokenAt ? ` at entry ${chain.brokenAt}` : ''}${chain.reason ? `: ${chain.reason}` : ''}`}
+            </AlertTitle>
           </div>
         </Alert>
       ) : null}
@@ -331,11 +335,20 @@ function AuditTab() {
       >
         <div className="grid gap-1.5">
           <Label htmlFor="audit-actor">Actor</Label>
-          <Input id="audit-actor" className="w-48" value={filters.actor} onChange={(e) => setFilters({ ...filters, actor: e.target.value })} />
+          <Input id="audit-actor" className="w-44" value={filters.actor} onChange={(e) => setFilters({ ...filters, actor: e.target.value })} />
         </div>
         <div className="grid gap-1.5">
           <Label htmlFor="audit-action">Action</Label>
-          <Input id="audit-action" className="w-48" value={filters.action} onChange={(e) => setFilters({ ...filters, action: e.target.value })} />
+          <Input id="audit-action" className="w-44" placeholder="e.g. agent.create" value={filters.action} onChange={(e) => setFilters({ ...filters, action: e.target.value })} />
+        </div>
+        <div className="grid gap-1.5">
+          <Label htmlFor="audit-outcome">Outcome</Label>
+          <NativeSelect id="audit-outcome" className="w-36" value={filters.outcome} onChange={(e) => setFilters({ ...filters, outcome: e.target.value })}>
+            <option value="">any</option>
+            <option value="success">success</option>
+            <option value="failure">failure</option>
+            <option value="denied">denied</option>
+          </NativeSelect>
         </div>
         <Button type="submit" variant="outline">
           Filter
@@ -345,12 +358,13 @@ function AuditTab() {
         <LoadingState label="Loading the audit log" />
       ) : entries.error ? (
         <ErrorState error={entries.error} onRetry={entries.reload} />
-      ) : !entries.data?.length ? (
-        <EmptyState title="No audit entries" />
+      ) : !entries.data?.data.length ? (
+        <EmptyState title="No audit entries match" />
       ) : (
         <Table data-testid="audit-table">
           <TableHeader>
             <TableRow>
+              <TableHead>#</TableHead>
               <TableHead>When</TableHead>
               <TableHead>Actor</TableHead>
               <TableHead>Action</TableHead>
@@ -359,15 +373,24 @@ function AuditTab() {
             </TableRow>
           </TableHeader>
           <TableBody>
-            {entries.data.map((a) => (
-              <TableRow key={String(a.id)}>
-                <TableCell className="text-xs">{a.timestamp ? new Date(a.timestamp).toLocaleString() : ''}</TableCell>
-                <TableCell>{String(a.actor ?? a.actorId ?? '')}</TableCell>
+            {entries.data.data.map((a: AuditEntry) => (
+              <TableRow key={a.id}>
+                <TableCell className="tabular-nums text-xs">{a.seq}</TableCell>
+                <TableCell className="text-xs">{new Date(a.at).toLocaleString()}</TableCell>
                 <TableCell>
-                  <code className="text-xs">{a.action ?? `${a.method ?? ''} ${a.route ?? a.path ?? ''}`}</code>
+                  {a.actor?.name || a.actor?.id || '–'} <span className="text-xs text-muted-foreground">{a.actor?.kind}</span>
                 </TableCell>
-                <TableCell className="text-xs">{String(a.target ?? a.path ?? '')}</TableCell>
-                <TableCell>{String(a.outcome ?? a.status ?? '')}</TableCell>
+                <TableCell>
+                  <code className="text-xs">{a.action}</code>
+                </TableCell>
+                <TableCell className="max-w-64 truncate text-xs" title={a.target}>
+                  {a.target}
+                </TableCell>
+                <TableCell>
+                  <Badge variant={a.outcome === 'success' ? 'success' : a.outcome === 'denied' ? 'warning' : 'destructive'}>
+                    {a.outcome} {a.status ? `(${a.status})` : ''}
+                  </Badge>
+                </TableCell>
               </TableRow>
             ))}
           </TableBody>

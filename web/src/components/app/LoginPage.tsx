@@ -101,7 +101,7 @@ export default function LoginPage() {
                 <span className="h-px flex-1 bg-border" /> or <span className="h-px flex-1 bg-border" />
               </div>
               <Button variant="outline" className="w-full" asChild>
-                <a href={`${oidc.loginUrl}${oidc.loginUrl?.includes('?') ? '&' : '?'}next=${encodeURIComponent(nextPath())}`} data-testid="sso">
+                <a href={oidc.loginUrl} data-testid="sso">
                   <KeyRound /> Sign in with {oidc.displayName ?? 'single sign-on'}
                 </a>
               </Button>
