@@ -17,6 +17,12 @@ dp_cc_test(NAME dp_api_test
   DEPS dp_api
   LABELS unit)
 
+dp_cc_test(NAME dp_auth_test
+  SRCS auth/crypto_test.cpp auth/password_test.cpp auth/jwt_test.cpp auth/api_key_test.cpp
+       auth/rate_limiter_test.cpp auth/policy_test.cpp auth/auth_service_test.cpp
+  DEPS dp_auth SQLite::SQLite3
+  LABELS unit)
+
 dp_cc_test(NAME dp_model_test
   SRCS model/agent_test.cpp
   DEPS dp_model

@@ -5,7 +5,7 @@ DP_BUILD_PACKAGES=(
   g++ cmake ninja-build ccache pkg-config git
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libpq-dev libsqlite3-dev libhiredis-dev libyaml-cpp-dev
-  libcli11-dev prometheus-cpp-dev
+  libcli11-dev prometheus-cpp-dev libsodium-dev libjwt-dev
 )
 DP_TEST_PACKAGES=(
   libgtest-dev libgmock-dev postgresql redis-server sqlite3 curl procps

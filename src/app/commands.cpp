@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "agents/agent_service.hpp"
@@ -19,6 +21,10 @@
 #include "app/build_info.hpp"
 #include "app/dashboard.hpp"
 #include "app/metered_store.hpp"
+#include "auth/auth_service.hpp"
+#include "auth/authenticator.hpp"
+#include "auth/jwt.hpp"
+#include "auth/policy.hpp"
 #include "bus/event_bus.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
@@ -67,12 +73,6 @@ Result<Config> load_config(const CommonOptions& opts) {
   DP_TRY(c.apply_env([](const char* name) { return std::getenv(name); }));
   for (const auto& [key, value] : opts.flags) DP_TRY(c.set(key, value, "flag"));
   return c;
-}
-
-bool is_loopback(const std::string& host) {
-  boost::system::error_code ec;
-  auto a = boost::asio::ip::make_address(host, ec);
-  return !ec && a.is_loopback();
 }
 
 int fail(const Error& e) {
@@ -149,18 +149,25 @@ int run_serve(const ServeOptions& opts) {
   log::configure(*log::parse_level(cfg.log_level), *log::parse_format(cfg.log_format));
   const auto& logger = log::global();
 
-  if (!is_loopback(cfg.host)) {
-    // TODO(identity): lift once authentication lands (issue 3).
-    return fail(Error::invalid_argument(
-        "bad_config", "refusing to listen on " + cfg.host +
-                          ": authentication is not implemented yet, so devplane only listens on "
-                          "loopback (127.0.0.1 or ::1)"));
-  }
-
   metrics::Metrics metrics;
   auto raw_store = open_and_migrate(cfg);
   if (!raw_store.ok()) return fail(raw_store.error());
   MeteredStore store(std::move(*raw_store), metrics);
+
+  // Identity: the HS256 key (config or the 0600 file in the data dir), then the first admin.
+  auto jwt_secret = auth::load_or_create_jwt_secret(cfg);
+  if (!jwt_secret.ok()) return fail(jwt_secret.error());
+  auth::AuthService auth_service(store, auth::auth_options_from(cfg, std::move(*jwt_secret)));
+  std::optional<std::string> first_admin;
+  {
+    std::optional<std::string> given;
+    if (const char* p = std::getenv("DEVPLANE_ADMIN_PASSWORD"); p != nullptr && *p != '\0') given = p;
+    auto created = auth_service.ensure_admin(given);
+    if (!created.ok()) return fail(created.error());
+    first_admin = *created;
+  }
+  auth::Authenticator authenticator(auth_service);
+  // TODO(audit): auth_service.set_recorder(...) once the audit Recorder is wired here.
 
   const std::string node_id = ids::uuid_v7();
   bus::BusOptions bus_opts;
@@ -180,6 +187,9 @@ int run_serve(const ServeOptions& opts) {
   api::v1::register_agent_routes(router, agent_service);
   agents::MessageService message_service(store);
   api::v1::register_message_routes(router, message_service);
+  api::v1::register_auth_routes(router, auth_service);
+  api::v1::register_user_routes(router, auth_service);
+  api::v1::register_api_key_routes(router, auth_service);
 
   const auto started_at = std::chrono::steady_clock::now();
   http::Server* server_ptr = nullptr;
@@ -214,12 +224,47 @@ int run_serve(const ServeOptions& opts) {
   sopts.request_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
   http::Server server(io, blocking, router, sopts, &metrics);
   server_ptr = &server;
+  server.set_authenticator(authenticator);
 
   realtime::HubOptions hub_opts;
   hub_opts.allowed_origins = cfg.allowed_origins;
   realtime::Hub hub(store, *bus, blocking, hub_opts);
   if (auto s = hub.start(); !s.ok()) return fail(s.error());
   server.add_websocket("/ws", hub);
+  if (opts.print_routes) {
+    // Every route this server answers with its access rule, and the whole access table, for
+    // docs/security.md and the route-walking integration test.
+    auto routes = router.routes();
+    routes.emplace_back("GET", "/ws");
+    auto roles_of = [](const auth::Rule* rule) {
+      boost::json::array roles;
+      if (rule != nullptr) {
+        for (const auto& r : auth::role_names(rule->roles)) roles.emplace_back(r);
+      }
+      return roles;
+    };
+    boost::json::array served;
+    for (const auto& [method, pattern] : routes) {
+      const auth::Rule* rule = auth::find_rule(method, pattern);
+      served.push_back(boost::json::object{{"method", method},
+                                           {"route", pattern},
+                                           {"rule", rule != nullptr},
+                                           {"public", rule != nullptr && rule->is_public},
+                                           {"roles", roles_of(rule)}});
+    }
+    boost::json::array table;
+    for (const auto& rule : auth::rules()) {
+      table.push_back(boost::json::object{{"method", rule.method},
+                                          {"route", rule.route},
+                                          {"public", rule.is_public},
+                                          {"roles", roles_of(&rule)}});
+    }
+    std::cout << boost::json::serialize(boost::json::object{{"routes", std::move(served)},
+                                                            {"rules", std::move(table)}})
+              << std::endl;
+    hub.stop();
+    return 0;
+  }
   if (auto s = server.listen(); !s.ok()) return fail(s.error());
   relay.start();
 
@@ -253,9 +298,17 @@ int run_serve(const ServeOptions& opts) {
   // One plain line on stdout for people and scripts (tests read the port from it).
   std::cout << "devplane listening on http://" << cfg.host << ":" << server.port() << "/"
             << std::endl;
-  std::cout << "note: the API is open on loopback only; authentication arrives with the "
-               "identity work (see docs/security.md)"
-            << std::endl;
+  if (first_admin) {
+    // Shown once: only its hash is stored.
+    if (first_admin->empty()) {
+      std::cout << "devplane admin user created with the password from DEVPLANE_ADMIN_PASSWORD"
+                << std::endl;
+    } else {
+      std::cout << "devplane admin password: " << *first_admin
+                << "  (user 'admin'; shown once, change it with `devplane user passwd admin`)"
+                << std::endl;
+    }
+  }
 
   std::vector<std::thread> threads;
   threads.reserve(static_cast<std::size_t>(io_threads - 1));

@@ -18,6 +18,7 @@ struct CommonOptions {
 struct ServeOptions {
   CommonOptions common;
   bool print_config = false;
+  bool print_routes = false;  // print every route and its access rule as JSON, then exit
 };
 
 void add_common_flags(CLI::App& cmd, CommonOptions& opts);

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/commands.hpp"
+#include "app/user_commands.hpp"
 
 int main(int argc, char** argv) {
   CLI::App cli{"devplane: a self-hosted control plane for AI agents working on software"};
@@ -15,6 +16,8 @@ int main(int argc, char** argv) {
   dp::app::ServeOptions serve;
   auto* serve_cmd = cli.add_subcommand("serve", "Run the control plane (HTTP API, dashboard, metrics)");
   dp::app::add_common_flags(*serve_cmd, serve.common);
+  serve_cmd->add_flag("--print-routes", serve.print_routes,
+                      "Print every route with its access rule as JSON and exit");
   serve_cmd->add_flag("--print-config", serve.print_config,
                       "Print the effective configuration (secrets masked) and exit");
 
@@ -29,7 +32,12 @@ int main(int argc, char** argv) {
 
   cli.add_subcommand("version", "Print version and build information");
 
+  dp::app::UserOptions user;
+  dp::app::add_user_commands(cli, user);
+
   CLI11_PARSE(cli, argc, argv);
+
+  if (int rc = dp::app::run_user_command(cli, user); rc >= 0) return rc;
 
   if (serve_cmd->parsed()) return dp::app::run_serve(serve);
   if (migrate_cmd->parsed()) return dp::app::run_migrate(migrate);

@@ -50,6 +50,7 @@ const std::vector<std::string>& Config::keys() {
       "io_threads", "blocking_threads", "db_pool_size", "max_body_bytes", "header_timeout_ms",
       "idle_timeout_ms", "request_timeout_ms", "shutdown_timeout_ms", "sqlite_synchronous",
       "event_retention_hours", "health_interval_ms", "allowed_origins",
+      "jwt_secret", "access_token_ttl_s", "refresh_token_ttl_s", "password_hash_cost",
       "oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url", "oidc_role_claim",
       "oidc_role_map", "oidc_scopes", "oidc_display_name", "oidc_jwks_min_refresh_ms", "web_dir"};
   return k;
@@ -170,6 +171,18 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     oidc_display_name = value;
   } else if (key == "oidc_jwks_min_refresh_ms") {
     return parse_uint<std::uint32_t>(key, value, source, 0, 3'600'000, oidc_jwks_min_refresh_ms);
+  } else if (key == "jwt_secret") {
+    if (!value.empty() && value.size() < 32) {
+      return Error::invalid_argument("bad_config", "jwt_secret (" + std::string(source) +
+                                                       ") must have at least 32 characters");
+    }
+    jwt_secret = value;
+  } else if (key == "access_token_ttl_s") {
+    return parse_uint<std::uint32_t>(key, value, source, 30, 86'400, access_token_ttl_s);
+  } else if (key == "refresh_token_ttl_s") {
+    return parse_uint<std::uint32_t>(key, value, source, 60, 90 * 86'400, refresh_token_ttl_s);
+  } else if (key == "password_hash_cost") {
+    return one_of(key, value, source, {"moderate", "interactive"}, password_hash_cost);
   } else {
     return Error::invalid_argument("bad_config", "unknown config key '" + std::string(key) +
                                                      "' (" + std::string(source) + ")");
@@ -248,6 +261,10 @@ boost::json::object Config::to_json_masked() const {
   o["oidc_scopes"] = oidc_scopes;
   o["oidc_display_name"] = oidc_display_name;
   o["oidc_jwks_min_refresh_ms"] = oidc_jwks_min_refresh_ms;
+  o["jwt_secret"] = jwt_secret.empty() ? "" : "***";
+  o["access_token_ttl_s"] = access_token_ttl_s;
+  o["refresh_token_ttl_s"] = refresh_token_ttl_s;
+  o["password_hash_cost"] = password_hash_cost;
   o["mode"] = distributed() ? "distributed" : "embedded";
   return o;
 }

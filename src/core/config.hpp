@@ -40,6 +40,12 @@ struct Config {
   std::uint32_t event_retention_hours = 24;   // how long clients can resume from
   std::uint32_t health_interval_ms = 5'000;   // system.health.status period
   std::vector<std::string> allowed_origins;   // WebSocket Origins besides the server's own
+  // Identity (docs/security.md). jwt_secret: the HS256 key (>= 32 chars); empty: the
+  // 0600 file <data_dir>/jwt.key, made on first run. Masked by to_json_masked().
+  std::string jwt_secret;
+  std::uint32_t access_token_ttl_s = 900;          // access tokens (JWT)
+  std::uint32_t refresh_token_ttl_s = 7 * 86'400;  // refresh tokens
+  std::string password_hash_cost = "moderate";     // moderate | interactive (Argon2id limits)
   // Single sign-on (OpenID Connect; docs/security.md). Off while oidc_issuer is empty.
   std::string oidc_issuer;
   std::string oidc_client_id;

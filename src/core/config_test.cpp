@@ -62,6 +62,16 @@ TEST(ConfigTest, DefaultsAreEmbeddedLoopback) {
   EXPECT_EQ(c.to_json_masked().at("mode").as_string(), "embedded");
 }
 
+TEST(ConfigTest, ShortJwtSecretIsRefusedAndChangesNothing) {
+  Config c;
+  Status s = c.set("jwt_secret", "short", "flag");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("32"), std::string::npos);
+  EXPECT_EQ(c.jwt_secret, "");
+  EXPECT_FALSE(c.set("password_hash_cost", "none", "flag").ok());
+  EXPECT_EQ(c.password_hash_cost, "moderate");
+}
+
 TEST(ConfigTest, SetsEveryKnownKey) {
   Config c;
   const std::map<std::string, std::string> values = {
@@ -84,6 +94,10 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"event_retention_hours", "48"},
       {"health_interval_ms", "250"},
       {"allowed_origins", "https://a.example, http://b.example:3000 ,"},
+      {"jwt_secret", "0123456789abcdef0123456789abcdef-secret"},
+      {"access_token_ttl_s", "600"},
+      {"refresh_token_ttl_s", "3600"},
+      {"password_hash_cost", "interactive"},
   };
   ASSERT_EQ(values.size(), Config::keys().size()) << "a key was added without a test value";
   for (const auto& key : Config::keys()) {
@@ -108,6 +122,11 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   EXPECT_EQ(c.request_timeout_ms, 2500u);
   EXPECT_EQ(c.shutdown_timeout_ms, 0u);
   EXPECT_EQ(c.sqlite_synchronous, "normal");
+  EXPECT_EQ(c.jwt_secret, "0123456789abcdef0123456789abcdef-secret");
+  EXPECT_EQ(c.access_token_ttl_s, 600u);
+  EXPECT_EQ(c.refresh_token_ttl_s, 3600u);
+  EXPECT_EQ(c.password_hash_cost, "interactive");
+  EXPECT_EQ(c.to_json_masked().at("jwt_secret").as_string(), "***");
   EXPECT_EQ(c.event_retention_hours, 48u);
   EXPECT_EQ(c.health_interval_ms, 250u);
   EXPECT_EQ(c.allowed_origins,

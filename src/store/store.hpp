@@ -26,6 +26,7 @@
 #include "core/config.hpp"
 #include "core/result.hpp"
 #include "model/agent.hpp"
+#include "model/identity.hpp"
 #include "model/message.hpp"
 
 namespace dp::store {
@@ -128,6 +129,57 @@ class LeaseRepository {
   virtual Status release(std::string_view name, std::string_view holder) = 0;
 };
 
+// Users (people who log in). Usernames and (external_issuer, external_subject) are unique.
+class UserRepository {
+ public:
+  virtual ~UserRepository() = default;
+  // kAlreadyExists when the username (or the external identity) is taken.
+  virtual Status insert(const model::User& user) = 0;
+  // kNotFound when absent.
+  virtual Result<model::User> get(std::string_view id) = 0;
+  virtual Result<model::User> find_by_username(std::string_view username) = 0;
+  virtual Result<model::User> find_by_external(std::string_view issuer,
+                                               std::string_view subject) = 0;
+  // Every user, by username.
+  virtual Result<std::vector<model::User>> list() = 0;
+  // Writes the mutable fields (display_name, role, status, password_hash, failed_logins,
+  // locked_until, updated_at, last_login_at). kNotFound when absent.
+  virtual Status update(const model::User& user) = 0;
+  // Active users with this role.
+  virtual Result<std::int64_t> count_active(std::string_view role) = 0;
+};
+
+// API keys; the key itself is never stored, only its hash.
+class ApiKeyRepository {
+ public:
+  virtual ~ApiKeyRepository() = default;
+  // kAlreadyExists when the prefix is taken.
+  virtual Status insert(const model::ApiKey& key) = 0;
+  // kNotFound when absent.
+  virtual Result<model::ApiKey> get(std::string_view id) = 0;
+  virtual Result<model::ApiKey> find_by_prefix(std::string_view prefix) = 0;
+  // Every key, newest first.
+  virtual Result<std::vector<model::ApiKey>> list() = 0;
+  // Sets revoked_at if unset. kNotFound when absent; Ok when already revoked.
+  virtual Status revoke(std::string_view id, std::int64_t at_ms) = 0;
+  virtual Status touch(std::string_view id, std::int64_t at_ms) = 0;
+};
+
+// Refresh tokens, stored hashed; tokens rotated from one login share a family.
+class RefreshTokenRepository {
+ public:
+  virtual ~RefreshTokenRepository() = default;
+  virtual Status insert(const model::RefreshToken& token) = 0;
+  // kNotFound when no token has this hash.
+  virtual Result<model::RefreshToken> find_by_hash(std::string_view token_hash) = 0;
+  // Marks the token rotated if it was neither rotated nor revoked; false when it already was
+  // (a concurrent refresh won, or the token is being reused).
+  virtual Result<bool> mark_rotated(std::string_view id, std::int64_t at_ms) = 0;
+  // Revokes every live token of the family / of the user; returns how many.
+  virtual Result<std::int64_t> revoke_family(std::string_view family_id, std::int64_t at_ms) = 0;
+  virtual Result<std::int64_t> revoke_user(std::string_view user_id, std::int64_t at_ms) = 0;
+};
+
 // One unit of work.
 class Tx {
  public:
@@ -136,6 +188,9 @@ class Tx {
   virtual OutboxRepository& outbox() = 0;
   virtual LeaseRepository& leases() = 0;
   virtual MessageRepository& messages() = 0;
+  virtual UserRepository& users() = 0;
+  virtual ApiKeyRepository& api_keys() = 0;
+  virtual RefreshTokenRepository& refresh_tokens() = 0;
 };
 
 struct StoreInfo {

@@ -1079,6 +1079,234 @@ TEST_P(StoreTest, MessagesListInOrderAndPurgeFollowsForeignKeys) {
   EXPECT_EQ(raw_int("SELECT count(*) FROM messages"), 3);
 }
 
+// Identity: users, API keys, refresh tokens.
+
+model::User make_user(const std::string& username, const std::string& role = "viewer") {
+  model::User u;
+  u.id = ids::uuid_v7();
+  u.username = username;
+  u.display_name = "User " + username;
+  u.role = role;
+  u.status = "active";
+  u.password_hash = "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA";
+  u.created_at = u.updated_at = 1'700'000'000'000;
+  return u;
+}
+
+TEST_P(StoreTest, UserRoundTripsEveryFieldAndFindsByNameAndExternalIdentity) {
+  model::User u = make_user("o'brien; --", "operator");
+  u.failed_logins = 3;
+  u.locked_until = 1'700'000'123'456;
+  u.last_login_at = 1'700'000'000'500;
+  u.external_issuer = "https://idp.example";
+  u.external_subject = "sub-1";
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.users().insert(u); }).ok());
+  std::optional<model::User> by_id, by_name, by_ext;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+                DP_ASSIGN_OR_RETURN(by_id, tx.users().get(u.id));
+                DP_ASSIGN_OR_RETURN(by_name, tx.users().find_by_username(u.username));
+                DP_ASSIGN_OR_RETURN(by_ext,
+                                    tx.users().find_by_external("https://idp.example", "sub-1"));
+                return Ok{};
+              }).ok());
+  for (const auto* got : {&*by_id, &*by_name, &*by_ext}) {
+    EXPECT_EQ(got->id, u.id);
+    EXPECT_EQ(got->username, u.username);
+    EXPECT_EQ(got->display_name, u.display_name);
+    EXPECT_EQ(got->role, "operator");
+    EXPECT_EQ(got->status, "active");
+    EXPECT_EQ(got->password_hash, u.password_hash);
+    EXPECT_EQ(got->failed_logins, 3);
+    EXPECT_EQ(got->locked_until, u.locked_until);
+    EXPECT_EQ(got->last_login_at, u.last_login_at);
+    EXPECT_EQ(got->external_issuer, u.external_issuer);
+    EXPECT_EQ(got->external_subject, u.external_subject);
+    EXPECT_EQ(got->created_at, u.created_at);
+  }
+  Status missing = store_->read([&](Tx& tx) { return Status(tx.users().find_by_username("nobody")); });
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreTest, UsernameAndExternalIdentityAreUnique) {
+  model::User a = make_user("alice");
+  a.external_issuer = "https://idp";
+  a.external_subject = "42";
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.users().insert(a); }).ok());
+  Status dup = store_->write([&](Tx& tx) { return tx.users().insert(make_user("alice")); });
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.error().code, ErrorCode::kAlreadyExists);
+  model::User b = make_user("bob");
+  b.external_issuer = "https://idp";
+  b.external_subject = "42";
+  Status dup_ext = store_->write([&](Tx& tx) { return tx.users().insert(b); });
+  ASSERT_FALSE(dup_ext.ok());
+  EXPECT_EQ(dup_ext.error().code, ErrorCode::kAlreadyExists);
+  // Local users have no external identity: many may coexist.
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.users().insert(make_user("carol")); }).ok());
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.users().insert(make_user("dave")); }).ok());
+  EXPECT_EQ(raw_int("SELECT count(*) FROM users"), 3);
+}
+
+TEST_P(StoreTest, UserUpdateListAndCountActive) {
+  model::User a = make_user("bea", "admin");
+  model::User b = make_user("abe", "admin");
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                DP_TRY(tx.users().insert(a));
+                return tx.users().insert(b);
+              }).ok());
+  a.status = "disabled";
+  a.role = "viewer";
+  a.display_name = "Bea";
+  a.password_hash = "other";
+  a.failed_logins = 0;
+  a.locked_until.reset();
+  a.last_login_at = 1'700'000'999'000;
+  a.updated_at = 1'700'000'999'000;
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.users().update(a); }).ok());
+  std::vector<model::User> all;
+  std::int64_t admins = -1;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+                DP_ASSIGN_OR_RETURN(all, tx.users().list());
+                DP_ASSIGN_OR_RETURN(admins, tx.users().count_active("admin"));
+                return Ok{};
+              }).ok());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].username, "abe");  // by username
+  EXPECT_EQ(all[1].status, "disabled");
+  EXPECT_EQ(all[1].role, "viewer");
+  EXPECT_EQ(all[1].display_name, "Bea");
+  EXPECT_EQ(all[1].password_hash, "other");
+  EXPECT_FALSE(all[1].locked_until.has_value());
+  EXPECT_EQ(all[1].last_login_at, a.last_login_at);
+  EXPECT_EQ(admins, 1);
+  model::User ghost = make_user("ghost");
+  Status s = store_->write([&](Tx& tx) { return tx.users().update(ghost); });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kNotFound);
+  // A role outside the set is refused by the schema, not stored.
+  Status bad = store_->write([&](Tx& tx) { return tx.users().insert(make_user("eve", "root")); });
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(raw_int("SELECT count(*) FROM users WHERE username = 'eve'"), 0);
+}
+
+TEST_P(StoreTest, ApiKeysInsertFindRevokeTouchAndList) {
+  model::ApiKey k;
+  k.id = ids::uuid_v7();
+  k.name = "ci";
+  k.prefix = "abc123def456";
+  k.key_hash = std::string(64, 'a');
+  k.role = "agent";
+  k.agent_id = "0190aaaa-0000-7000-8000-000000000001";
+  k.created_by = "someone";
+  k.expires_at = 1'800'000'000'000;
+  k.created_at = 1'700'000'000'000;
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.api_keys().insert(k); }).ok());
+  model::ApiKey k2 = k;
+  k2.id = ids::uuid_v7();
+  k2.name = "other";
+  Status dup = store_->write([&](Tx& tx) { return tx.api_keys().insert(k2); });
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.error().code, ErrorCode::kAlreadyExists);
+  k2.prefix = "zzz999zzz999";
+  k2.agent_id.clear();
+  k2.expires_at.reset();
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.api_keys().insert(k2); }).ok());
+
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                DP_TRY(tx.api_keys().touch(k.id, 1'700'000'000'100));
+                DP_TRY(tx.api_keys().revoke(k.id, 1'700'000'000'200));
+                // Revoking again keeps the first time.
+                return tx.api_keys().revoke(k.id, 1'700'000'000'300);
+              }).ok());
+  std::optional<model::ApiKey> got;
+  std::vector<model::ApiKey> all;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+                DP_ASSIGN_OR_RETURN(got, tx.api_keys().find_by_prefix("abc123def456"));
+                DP_ASSIGN_OR_RETURN(all, tx.api_keys().list());
+                return Ok{};
+              }).ok());
+  EXPECT_EQ(got->id, k.id);
+  EXPECT_EQ(got->key_hash, k.key_hash);
+  EXPECT_EQ(got->role, "agent");
+  EXPECT_EQ(got->agent_id, k.agent_id);
+  EXPECT_EQ(got->created_by, "someone");
+  EXPECT_EQ(got->expires_at, k.expires_at);
+  EXPECT_EQ(got->last_used_at, std::optional<std::int64_t>(1'700'000'000'100));
+  EXPECT_EQ(got->revoked_at, std::optional<std::int64_t>(1'700'000'000'200));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].id, k2.id);  // newest first
+  EXPECT_EQ(all[0].agent_id, "");
+  EXPECT_FALSE(all[0].expires_at.has_value());
+  Status s = store_->write([&](Tx& tx) { return tx.api_keys().revoke(ids::uuid_v7(), 1); });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreTest, RefreshTokensRotateOnceAndRevokeByFamilyAndUser) {
+  model::User u = make_user("rt");
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.users().insert(u); }).ok());
+  auto token = [&](const std::string& family, const std::string& hash) {
+    model::RefreshToken t;
+    t.id = ids::uuid_v7();
+    t.user_id = u.id;
+    t.family_id = family;
+    t.token_hash = hash;
+    t.expires_at = 1'800'000'000'000;
+    t.created_at = 1'700'000'000'000;
+    return t;
+  };
+  auto t1 = token("fam-a", "h1");
+  auto t2 = token("fam-a", "h2");
+  auto t3 = token("fam-b", "h3");
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                DP_TRY(tx.refresh_tokens().insert(t1));
+                DP_TRY(tx.refresh_tokens().insert(t2));
+                return tx.refresh_tokens().insert(t3);
+              }).ok());
+  Status dup = store_->write([&](Tx& tx) { return tx.refresh_tokens().insert(token("x", "h1")); });
+  EXPECT_FALSE(dup.ok());
+
+  bool first = false, second = true;
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                DP_ASSIGN_OR_RETURN(first, tx.refresh_tokens().mark_rotated(t1.id, 1000));
+                DP_ASSIGN_OR_RETURN(second, tx.refresh_tokens().mark_rotated(t1.id, 2000));
+                return Ok{};
+              }).ok());
+  EXPECT_TRUE(first);
+  EXPECT_FALSE(second);  // the compare-and-set lets one refresh win
+
+  std::int64_t revoked = 0;
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                DP_ASSIGN_OR_RETURN(revoked, tx.refresh_tokens().revoke_family("fam-a", 3000));
+                return Ok{};
+              }).ok());
+  EXPECT_EQ(revoked, 2);
+  std::optional<model::RefreshToken> g1, g3;
+  bool rotate_revoked = true;
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                DP_ASSIGN_OR_RETURN(g1, tx.refresh_tokens().find_by_hash("h1"));
+                DP_ASSIGN_OR_RETURN(g3, tx.refresh_tokens().find_by_hash("h3"));
+                DP_ASSIGN_OR_RETURN(rotate_revoked, tx.refresh_tokens().mark_rotated(t2.id, 4000));
+                return Ok{};
+              }).ok());
+  EXPECT_EQ(g1->rotated_at, std::optional<std::int64_t>(1000));
+  EXPECT_EQ(g1->revoked_at, std::optional<std::int64_t>(3000));
+  EXPECT_EQ(g1->family_id, "fam-a");
+  EXPECT_EQ(g1->user_id, u.id);
+  EXPECT_EQ(g1->expires_at, 1'800'000'000'000);
+  EXPECT_FALSE(g3->revoked_at.has_value());
+  EXPECT_FALSE(rotate_revoked);  // a revoked token cannot be rotated
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                DP_ASSIGN_OR_RETURN(revoked, tx.refresh_tokens().revoke_user(u.id, 5000));
+                return Ok{};
+              }).ok());
+  EXPECT_EQ(revoked, 1);
+  Status missing = store_->read([&](Tx& tx) { return Status(tx.refresh_tokens().find_by_hash("nope")); });
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          [](const ::testing::TestParamInfo<Backend>& param_info) {

@@ -182,7 +182,8 @@ TEST(ApiDocs, ExamplesInApiMdRunAgainstTheServer) {
   TestServer server(Backend::kSqlite);
   ASSERT_EQ(server.error(), "");
   HttpClient client(server.port());
-  Bindings b;
+  // The harness's first-run admin password, for the sign-in examples.
+  Bindings b{{"adminPassword", json::value(kAdminPassword)}};
   int failed = 0;
   for (const auto& ex : parsed.examples) {
     const std::string where = "docs/api.md line " + std::to_string(ex.line) + " (" +

@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -247,8 +249,47 @@ ServerProcess::~ServerProcess() {
   if (pid_ > 0) kill9();
 }
 
-std::string ServerProcess::start(const ServerConfig& config) {
+namespace {
+
+std::mutex g_tokens_mu;
+std::map<std::uint16_t, std::string> g_tokens;  // guarded by g_tokens_mu
+
+// Signs in as the first-run admin and remembers the token for clients of this port.
+void sign_in_admin(std::uint16_t port) {
+  HttpClient c(port, 30s);
+  c.set_token("");
+  const std::string body =
+      std::string(R"({"username":"admin","password":")") + kAdminPassword + R"("})";
+  auto r = c.post("/api/v1/auth/login", body);
+  std::lock_guard lock(g_tokens_mu);
+  if (r.status == 200) {
+    g_tokens[port] = r.str("/data/accessToken");
+  } else {
+    g_tokens.erase(port);
+  }
+}
+
+}  // namespace
+
+std::string admin_token(std::uint16_t port) {
+  std::lock_guard lock(g_tokens_mu);
+  auto it = g_tokens.find(port);
+  return it == g_tokens.end() ? std::string() : it->second;
+}
+
+std::string ServerProcess::start(const ServerConfig& given) {
   if (pid_ > 0) return "already running";
+  ServerConfig config = given;
+  auto set_default = [&](const char* name, const char* value) {
+    for (const auto& [k, v] : config.env) {
+      if (k == name) return;
+    }
+    config.env.emplace_back(name, value);
+  };
+  set_default("DEVPLANE_ADMIN_PASSWORD", kAdminPassword);
+  set_default("DEVPLANE_JWT_SECRET", kJwtSecret);
+  // Argon2id at its interactive cost keeps sign-ins fast under the sanitizers.
+  set_default("DEVPLANE_PASSWORD_HASH_COST", "interactive");
   own_dir_ = std::make_unique<TempDir>();
   log_dir_ = own_dir_->path();
   std::vector<std::string> args = {"serve", "--host", "127.0.0.1", "--port", "0"};
@@ -274,6 +315,7 @@ std::string ServerProcess::start(const ServerConfig& config) {
       const auto end = out.find('/', start);
       if (end != std::string::npos) {
         port_ = static_cast<std::uint16_t>(std::stoi(out.substr(start, end - start)));
+        sign_in_admin(port_);
         return {};
       }
     }
@@ -527,12 +569,21 @@ HttpResponse HttpClient::request(std::string_view method, std::string_view targe
   req.set(bhttp::field::user_agent, "devplane-integration-tests");
   bool has_length = false;
   bool has_type = false;
+  bool has_auth = false;
   for (const auto& [k, v] : headers) {
+    if (beast::iequals(k, "authorization")) {
+      has_auth = true;
+      if (v.empty()) continue;  // {"Authorization", ""}: send no credential
+    }
     req.insert(k, v);
     if (beast::iequals(k, "content-length") || beast::iequals(k, "transfer-encoding")) {
       has_length = true;
     }
     if (beast::iequals(k, "content-type")) has_type = true;
+  }
+  if (!has_auth) {
+    const std::string token = token_ ? *token_ : admin_token(impl_->port);
+    if (!token.empty()) req.set(bhttp::field::authorization, "Bearer " + token);
   }
   req.body() = std::string(body);
   if (!body.empty() && !has_type) req.set(bhttp::field::content_type, "application/json");

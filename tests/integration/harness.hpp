@@ -10,6 +10,12 @@
 // - `HttpClient`: a synchronous HTTP/1.1 client on Beast with keep-alive, custom methods,
 //   headers and raw bytes. Every operation has a deadline.
 //
+// Authentication: every server starts with DEVPLANE_ADMIN_PASSWORD=kAdminPassword and
+// DEVPLANE_JWT_SECRET=kJwtSecret (unless the test's env sets them), and `ServerProcess::start`
+// signs in as `admin` once. An `HttpClient` then sends `Authorization: Bearer <that token>`
+// on every request by default. To send another credential, pass an `Authorization` header
+// or call `set_token()`; to send none, pass `{"Authorization", ""}` or call `set_token("")`.
+//
 // Everything listens and connects on 127.0.0.1 only. Not thread-safe: one object per thread.
 #pragma once
 
@@ -30,6 +36,14 @@
 namespace dp::it {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// The first-run admin's password and the HS256 key every test server gets by default.
+inline constexpr const char* kAdminPassword = "it-admin-password-0001";
+inline constexpr const char* kJwtSecret = "integration-test-jwt-secret-0123456789abcdef";
+
+// The admin access token `ServerProcess::start` obtained for the server on `port` (empty
+// when it could not sign in, e.g. the test changed the admin password).
+std::string admin_token(std::uint16_t port);
 
 // Path of the devplane binary under test (from the DP_DEVPLANE_BINARY compile definition).
 std::string devplane_binary();
@@ -188,6 +202,11 @@ class HttpClient {
   // reads one HTTP response. status 0 when none could be read.
   HttpResponse raw(std::string_view bytes);
 
+  // The bearer token sent when a request has no Authorization header: by default the
+  // server's admin token; "" sends none; reset_token() goes back to the default.
+  void set_token(std::string token) { token_ = std::move(token); }
+  void reset_token() { token_.reset(); }
+
   // Number of TCP connections opened so far (keep-alive check).
   int connects() const { return connects_; }
   const std::string& error() const { return error_; }
@@ -200,6 +219,7 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
   int connects_ = 0;
   std::string error_;
+  std::optional<std::string> token_;
 };
 
 // JSON helpers.

@@ -251,7 +251,12 @@ Response remove(agents::AgentService& svc, Request& req) {
     purge = val == "true";
   }
   if (purge) {
-    // TODO(identity): only admins may purge once roles are enforced (issue 3).
+    // Purging erases history; deciding that is an admin's (docs/security.md).
+    if (req.caller.role != "admin") {
+      return fail(Error{ErrorCode::kPermissionDenied, "permission_denied",
+                        "only an admin may purge an agent (?purge=true)", {}},
+                  req);
+    }
     if (auto s = svc.purge(id, req.request_id); !s.ok()) return fail(std::move(s), req);
     Response r;
     r.status = 204;

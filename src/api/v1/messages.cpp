@@ -36,6 +36,14 @@ bool valid_type(std::string_view t) {
   return true;
 }
 
+// Agent keys speak only for the agent they are bound to (docs/security.md).
+std::optional<Error> agent_scope(const Request& req, std::string_view agent_id) {
+  if (req.caller.role != "agent") return std::nullopt;
+  if (!req.caller.agent_id.empty() && req.caller.agent_id == agent_id) return std::nullopt;
+  return Error{ErrorCode::kPermissionDenied, "permission_denied",
+               "this agent key is not bound to agent " + std::string(agent_id.substr(0, 64)), {}};
+}
+
 Response send(agents::MessageService& svc, Request& req) {
   const std::string id(req.param("id"));
   if (auto e = check_id(id, "agent")) return fail(*e, req);
@@ -61,6 +69,18 @@ Response send(agents::MessageService& svc, Request& req) {
   }
   auto from = v.string(o, "fromAgentId", "fromAgentId", false, 36, 36);
   if (from && !ids::is_uuid(*from)) v.fail("fromAgentId", "bad_format", "fromAgentId must be an agent id");
+  if (req.caller.role == "agent") {
+    // An agent sends as itself.
+    if (req.caller.agent_id.empty()) {
+      return fail(Error{ErrorCode::kPermissionDenied, "permission_denied",
+                        "this agent key is not bound to an agent", {}},
+                  req);
+    }
+    if (from && *from != req.caller.agent_id) {
+      v.fail("fromAgentId", "not_allowed", "an agent key sends only as its own agent");
+    }
+    from = req.caller.agent_id;
+  }
   if (auto s = v.status("invalid message"); !s.ok()) return fail(s.error(), req);
   agents::NewMessage m;
   m.to_agent_id = id;
@@ -77,6 +97,7 @@ Response send(agents::MessageService& svc, Request& req) {
 Response list(agents::MessageService& svc, Request& req) {
   const std::string id(req.param("id"));
   if (auto e = check_id(id, "agent")) return fail(*e, req);
+  if (auto e = agent_scope(req, id)) return fail(*e, req);
   Validator v;
   int limit = kDefaultLimit;
   std::optional<std::string> cursor;

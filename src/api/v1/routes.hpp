@@ -10,6 +10,7 @@
 
 #include "agents/agent_service.hpp"
 #include "agents/message_service.hpp"
+#include "auth/auth_service.hpp"
 #include "core/config.hpp"
 #include "http/router.hpp"
 #include "store/store.hpp"
@@ -18,6 +19,10 @@ namespace dp::api::v1 {
 
 void register_agent_routes(http::Router& router, agents::AgentService& service);
 void register_message_routes(http::Router& router, agents::MessageService& service);
+// /api/v1/auth (login, refresh, logout, me), /api/v1/users, /api/v1/api-keys.
+void register_auth_routes(http::Router& router, auth::AuthService& service);
+void register_user_routes(http::Router& router, auth::AuthService& service);
+void register_api_key_routes(http::Router& router, auth::AuthService& service);
 
 struct SystemDeps {
   store::Store* store = nullptr;

@@ -427,3 +427,282 @@ Result<std::int64_t> SqlMessageRepository::mark_delivered(std::string_view agent
 }
 
 }  // namespace dp::store::internal
+
+// Identity: users, API keys, refresh tokens.
+namespace dp::store::internal {
+namespace {
+
+constexpr std::string_view kUserColumns =
+    "id, username, display_name, role, status, password_hash, failed_logins, locked_until, "
+    "external_issuer, external_subject, created_at, updated_at, last_login_at";
+
+std::optional<std::int64_t> opt_time(const Rows& rows, std::size_t r, std::size_t c) {
+  if (!rows.at(r, c)) return std::nullopt;
+  return parse_db_time(rows.at(r, c));
+}
+
+// Holds the text of optional times so SqlValue views stay valid while a statement runs.
+struct TimeText {
+  std::optional<std::string> text;
+  explicit TimeText(const std::optional<std::int64_t>& ms) {
+    if (ms) text = clock::format_iso8601(*ms);
+  }
+  SqlValue value() const { return text ? SqlValue(std::string_view(*text)) : SqlValue(nullptr); }
+};
+
+SqlValue null_if_empty(const std::string& s) {
+  return s.empty() ? SqlValue(nullptr) : SqlValue(std::string_view(s));
+}
+
+model::User user_from_row(const Rows& rows, std::size_t r) {
+  model::User u;
+  u.id = rows.text(r, 0);
+  u.username = rows.text(r, 1);
+  u.display_name = rows.text(r, 2);
+  u.role = rows.text(r, 3);
+  u.status = rows.text(r, 4);
+  u.password_hash = rows.text(r, 5);
+  u.failed_logins = rows.integer(r, 6);
+  u.locked_until = opt_time(rows, r, 7);
+  u.external_issuer = rows.text(r, 8);
+  u.external_subject = rows.text(r, 9);
+  u.created_at = parse_db_time(rows.at(r, 10));
+  u.updated_at = parse_db_time(rows.at(r, 11));
+  u.last_login_at = opt_time(rows, r, 12);
+  return u;
+}
+
+constexpr std::string_view kKeyColumns =
+    "id, name, prefix, key_hash, role, agent_id, created_by, expires_at, last_used_at, "
+    "revoked_at, created_at";
+
+model::ApiKey key_from_row(const Rows& rows, std::size_t r) {
+  model::ApiKey k;
+  k.id = rows.text(r, 0);
+  k.name = rows.text(r, 1);
+  k.prefix = rows.text(r, 2);
+  k.key_hash = rows.text(r, 3);
+  k.role = rows.text(r, 4);
+  k.agent_id = rows.text(r, 5);
+  k.created_by = rows.text(r, 6);
+  k.expires_at = opt_time(rows, r, 7);
+  k.last_used_at = opt_time(rows, r, 8);
+  k.revoked_at = opt_time(rows, r, 9);
+  k.created_at = parse_db_time(rows.at(r, 10));
+  return k;
+}
+
+}  // namespace
+
+Status SqlUserRepository::insert(const model::User& u) {
+  const std::string created = clock::format_iso8601(u.created_at);
+  const std::string updated = clock::format_iso8601(u.updated_at);
+  const TimeText locked(u.locked_until);
+  const TimeText last(u.last_login_at);
+  const std::array<SqlValue, 13> params = {
+      u.id, u.username, u.display_name, u.role, u.status, u.password_hash, u.failed_logins,
+      locked.value(), null_if_empty(u.external_issuer), null_if_empty(u.external_subject),
+      std::string_view(created), std::string_view(updated), last.value()};
+  auto r = conn_.exec(
+      "INSERT INTO users (id, username, display_name, role, status, password_hash, failed_logins, "
+      "locked_until, external_issuer, external_subject, created_at, updated_at, last_login_at) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+      params);
+  if (!r.ok()) {
+    if (r.error().code == ErrorCode::kAlreadyExists) {
+      return Error::conflict("a user named '" + u.username + "' already exists");
+    }
+    return std::move(r).error();
+  }
+  return Ok{};
+}
+
+Result<model::User> SqlUserRepository::one(std::string_view where,
+                                           std::span<const SqlValue> params,
+                                           std::string_view what) {
+  DP_ASSIGN_OR_RETURN(Rows rows, conn_.query(std::string("SELECT ") + std::string(kUserColumns) +
+                                                 " FROM users WHERE " + std::string(where),
+                                             params));
+  if (rows.empty()) return Error::not_found("user " + std::string(what) + " not found");
+  return user_from_row(rows, 0);
+}
+
+Result<model::User> SqlUserRepository::get(std::string_view id) {
+  const std::array<SqlValue, 1> params = {id};
+  return one("id = $1", params, id);
+}
+
+Result<model::User> SqlUserRepository::find_by_username(std::string_view username) {
+  const std::array<SqlValue, 1> params = {username};
+  return one("username = $1", params, "'" + std::string(username.substr(0, 64)) + "'");
+}
+
+Result<model::User> SqlUserRepository::find_by_external(std::string_view issuer,
+                                                        std::string_view subject) {
+  const std::array<SqlValue, 2> params = {issuer, subject};
+  return one("external_issuer = $1 AND external_subject = $2", params, "for this sign-in");
+}
+
+Result<std::vector<model::User>> SqlUserRepository::list() {
+  DP_ASSIGN_OR_RETURN(Rows rows, conn_.query(std::string("SELECT ") + std::string(kUserColumns) +
+                                                 " FROM users ORDER BY username",
+                                             {}));
+  std::vector<model::User> out;
+  out.reserve(rows.size());
+  for (std::size_t r = 0; r < rows.size(); ++r) out.push_back(user_from_row(rows, r));
+  return out;
+}
+
+Status SqlUserRepository::update(const model::User& u) {
+  const std::string updated = clock::format_iso8601(u.updated_at);
+  const TimeText locked(u.locked_until);
+  const TimeText last(u.last_login_at);
+  const std::array<SqlValue, 9> params = {u.display_name,  u.role,           u.status,
+                                          u.password_hash, u.failed_logins,  locked.value(),
+                                          std::string_view(updated), last.value(), u.id};
+  DP_ASSIGN_OR_RETURN(std::int64_t n,
+                      conn_.exec("UPDATE users SET display_name = $1, role = $2, status = $3, "
+                                 "password_hash = $4, failed_logins = $5, locked_until = $6, "
+                                 "updated_at = $7, last_login_at = $8 WHERE id = $9",
+                                 params));
+  if (n == 0) return Error::not_found("user " + u.id + " not found");
+  return Ok{};
+}
+
+Result<std::int64_t> SqlUserRepository::count_active(std::string_view role) {
+  const std::array<SqlValue, 1> params = {role};
+  DP_ASSIGN_OR_RETURN(
+      Rows rows,
+      conn_.query("SELECT count(*) FROM users WHERE role = $1 AND status = 'active'", params));
+  return rows.integer(0, 0);
+}
+
+Status SqlApiKeyRepository::insert(const model::ApiKey& k) {
+  const std::string created = clock::format_iso8601(k.created_at);
+  const TimeText expires(k.expires_at);
+  const TimeText used(k.last_used_at);
+  const TimeText revoked(k.revoked_at);
+  const std::array<SqlValue, 11> params = {
+      k.id, k.name, k.prefix, k.key_hash, k.role, null_if_empty(k.agent_id), k.created_by,
+      expires.value(), used.value(), revoked.value(), std::string_view(created)};
+  auto r = conn_.exec(
+      "INSERT INTO api_keys (id, name, prefix, key_hash, role, agent_id, created_by, expires_at, "
+      "last_used_at, revoked_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+      params);
+  if (!r.ok()) {
+    if (r.error().code == ErrorCode::kAlreadyExists) {
+      return Error::conflict("an API key with prefix '" + k.prefix + "' already exists");
+    }
+    return std::move(r).error();
+  }
+  return Ok{};
+}
+
+Result<model::ApiKey> SqlApiKeyRepository::get(std::string_view id) {
+  const std::array<SqlValue, 1> params = {id};
+  DP_ASSIGN_OR_RETURN(Rows rows, conn_.query(std::string("SELECT ") + std::string(kKeyColumns) +
+                                                 " FROM api_keys WHERE id = $1",
+                                             params));
+  if (rows.empty()) return Error::not_found("API key " + std::string(id) + " not found");
+  return key_from_row(rows, 0);
+}
+
+Result<model::ApiKey> SqlApiKeyRepository::find_by_prefix(std::string_view prefix) {
+  const std::array<SqlValue, 1> params = {prefix};
+  DP_ASSIGN_OR_RETURN(Rows rows, conn_.query(std::string("SELECT ") + std::string(kKeyColumns) +
+                                                 " FROM api_keys WHERE prefix = $1",
+                                             params));
+  if (rows.empty()) return Error::not_found("no API key has this prefix");
+  return key_from_row(rows, 0);
+}
+
+Result<std::vector<model::ApiKey>> SqlApiKeyRepository::list() {
+  DP_ASSIGN_OR_RETURN(Rows rows, conn_.query(std::string("SELECT ") + std::string(kKeyColumns) +
+                                                 " FROM api_keys ORDER BY id DESC",
+                                             {}));
+  std::vector<model::ApiKey> out;
+  out.reserve(rows.size());
+  for (std::size_t r = 0; r < rows.size(); ++r) out.push_back(key_from_row(rows, r));
+  return out;
+}
+
+Status SqlApiKeyRepository::revoke(std::string_view id, std::int64_t at_ms) {
+  const std::string at = clock::format_iso8601(at_ms);
+  const std::array<SqlValue, 2> params = {std::string_view(at), id};
+  DP_TRY(conn_.exec("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                    params));
+  DP_TRY(get(id));  // kNotFound when there is no such key
+  return Ok{};
+}
+
+Status SqlApiKeyRepository::touch(std::string_view id, std::int64_t at_ms) {
+  const std::string at = clock::format_iso8601(at_ms);
+  const std::array<SqlValue, 2> params = {std::string_view(at), id};
+  DP_TRY(conn_.exec("UPDATE api_keys SET last_used_at = $1 WHERE id = $2", params));
+  return Ok{};
+}
+
+Status SqlRefreshTokenRepository::insert(const model::RefreshToken& t) {
+  const std::string expires = clock::format_iso8601(t.expires_at);
+  const std::string created = clock::format_iso8601(t.created_at);
+  const TimeText rotated(t.rotated_at);
+  const TimeText revoked(t.revoked_at);
+  const std::array<SqlValue, 8> params = {t.id,          t.user_id,       t.family_id,
+                                          t.token_hash,  std::string_view(expires),
+                                          rotated.value(), revoked.value(),
+                                          std::string_view(created)};
+  DP_TRY(conn_.exec("INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at, "
+                    "rotated_at, revoked_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    params));
+  return Ok{};
+}
+
+Result<model::RefreshToken> SqlRefreshTokenRepository::find_by_hash(std::string_view token_hash) {
+  const std::array<SqlValue, 1> params = {token_hash};
+  DP_ASSIGN_OR_RETURN(
+      Rows rows, conn_.query("SELECT id, user_id, family_id, token_hash, expires_at, rotated_at, "
+                             "revoked_at, created_at FROM refresh_tokens WHERE token_hash = $1",
+                             params));
+  if (rows.empty()) return Error::not_found("unknown refresh token");
+  model::RefreshToken t;
+  t.id = rows.text(0, 0);
+  t.user_id = rows.text(0, 1);
+  t.family_id = rows.text(0, 2);
+  t.token_hash = rows.text(0, 3);
+  t.expires_at = parse_db_time(rows.at(0, 4));
+  t.rotated_at = opt_time(rows, 0, 5);
+  t.revoked_at = opt_time(rows, 0, 6);
+  t.created_at = parse_db_time(rows.at(0, 7));
+  return t;
+}
+
+Result<bool> SqlRefreshTokenRepository::mark_rotated(std::string_view id, std::int64_t at_ms) {
+  const std::string at = clock::format_iso8601(at_ms);
+  const std::array<SqlValue, 2> params = {std::string_view(at), id};
+  // Compare-and-set: of two concurrent refreshes with one token, only one sees a row change.
+  DP_ASSIGN_OR_RETURN(std::int64_t n,
+                      conn_.exec("UPDATE refresh_tokens SET rotated_at = $1 WHERE id = $2 AND "
+                                 "rotated_at IS NULL AND revoked_at IS NULL",
+                                 params));
+  return n > 0;
+}
+
+Result<std::int64_t> SqlRefreshTokenRepository::revoke_family(std::string_view family_id,
+                                                              std::int64_t at_ms) {
+  const std::string at = clock::format_iso8601(at_ms);
+  const std::array<SqlValue, 2> params = {std::string_view(at), family_id};
+  return conn_.exec(
+      "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+      params);
+}
+
+Result<std::int64_t> SqlRefreshTokenRepository::revoke_user(std::string_view user_id,
+                                                            std::int64_t at_ms) {
+  const std::string at = clock::format_iso8601(at_ms);
+  const std::array<SqlValue, 2> params = {std::string_view(at), user_id};
+  return conn_.exec(
+      "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+      params);
+}
+
+}  // namespace dp::store::internal

@@ -70,20 +70,83 @@ class SqlLeaseRepository final : public LeaseRepository {
   SqlConn& conn_;
 };
 
+class SqlUserRepository final : public UserRepository {
+ public:
+  explicit SqlUserRepository(SqlConn& conn) : conn_(conn) {}
+
+  // store::UserRepository
+  Status insert(const model::User& user) override;
+  Result<model::User> get(std::string_view id) override;
+  Result<model::User> find_by_username(std::string_view username) override;
+  Result<model::User> find_by_external(std::string_view issuer, std::string_view subject) override;
+  Result<std::vector<model::User>> list() override;
+  Status update(const model::User& user) override;
+  Result<std::int64_t> count_active(std::string_view role) override;
+
+ private:
+  Result<model::User> one(std::string_view where, std::span<const SqlValue> params,
+                          std::string_view what);
+  SqlConn& conn_;
+};
+
+class SqlApiKeyRepository final : public ApiKeyRepository {
+ public:
+  explicit SqlApiKeyRepository(SqlConn& conn) : conn_(conn) {}
+
+  // store::ApiKeyRepository
+  Status insert(const model::ApiKey& key) override;
+  Result<model::ApiKey> get(std::string_view id) override;
+  Result<model::ApiKey> find_by_prefix(std::string_view prefix) override;
+  Result<std::vector<model::ApiKey>> list() override;
+  Status revoke(std::string_view id, std::int64_t at_ms) override;
+  Status touch(std::string_view id, std::int64_t at_ms) override;
+
+ private:
+  SqlConn& conn_;
+};
+
+class SqlRefreshTokenRepository final : public RefreshTokenRepository {
+ public:
+  explicit SqlRefreshTokenRepository(SqlConn& conn) : conn_(conn) {}
+
+  // store::RefreshTokenRepository
+  Status insert(const model::RefreshToken& token) override;
+  Result<model::RefreshToken> find_by_hash(std::string_view token_hash) override;
+  Result<bool> mark_rotated(std::string_view id, std::int64_t at_ms) override;
+  Result<std::int64_t> revoke_family(std::string_view family_id, std::int64_t at_ms) override;
+  Result<std::int64_t> revoke_user(std::string_view user_id, std::int64_t at_ms) override;
+
+ private:
+  SqlConn& conn_;
+};
+
 // A Tx over one connection.
 class SqlTx final : public Tx {
  public:
-  explicit SqlTx(SqlConn& conn) : agents_(conn), outbox_(conn), leases_(conn), messages_(conn) {}
+  explicit SqlTx(SqlConn& conn)
+      : agents_(conn),
+        outbox_(conn),
+        leases_(conn),
+        messages_(conn),
+        users_(conn),
+        api_keys_(conn),
+        refresh_tokens_(conn) {}
   AgentRepository& agents() override { return agents_; }
   OutboxRepository& outbox() override { return outbox_; }
   LeaseRepository& leases() override { return leases_; }
   MessageRepository& messages() override { return messages_; }
+  UserRepository& users() override { return users_; }
+  ApiKeyRepository& api_keys() override { return api_keys_; }
+  RefreshTokenRepository& refresh_tokens() override { return refresh_tokens_; }
 
  private:
   SqlAgentRepository agents_;
   SqlOutboxRepository outbox_;
   SqlLeaseRepository leases_;
   SqlMessageRepository messages_;
+  SqlUserRepository users_;
+  SqlApiKeyRepository api_keys_;
+  SqlRefreshTokenRepository refresh_tokens_;
 };
 
 // Time values: SQLite stores ISO-8601 text, PostgreSQL timestamptz; both read back here.
