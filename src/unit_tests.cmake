@@ -45,3 +45,8 @@ dp_cc_test(NAME dp_oidc_test
   SRCS http/client_test.cpp auth/oidc_test.cpp
   DEPS dp_oidc
   LABELS unit)
+
+dp_cc_test(NAME dp_web_test
+  SRCS app/static_files_test.cpp
+  DEPS dp_web
+  LABELS unit)

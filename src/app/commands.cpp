@@ -207,7 +207,8 @@ int run_serve(const ServeOptions& opts) {
     r.body = metrics.scrape();
     return r;
   });
-  register_dashboard_routes(router);
+  auto dashboard = register_dashboard_routes(router, cfg.web_dir);
+  if (!dashboard.ok()) return fail(dashboard.error());
 
   const int io_threads =
       cfg.io_threads > 0 ? cfg.io_threads
@@ -298,6 +299,13 @@ int run_serve(const ServeOptions& opts) {
   // One plain line on stdout for people and scripts (tests read the port from it).
   std::cout << "devplane listening on http://" << cfg.host << ":" << server.port() << "/"
             << std::endl;
+  if (dashboard->web_dir.empty()) {
+    std::cout << "note: the dashboard is not built (cd web && npm ci && npm run build); "
+                 "serving a placeholder page at /"
+              << std::endl;
+  } else {
+    logger.info("serving the dashboard", {{"webDir", dashboard->web_dir}});
+  }
   if (first_admin) {
     // Shown once: only its hash is stored.
     if (first_admin->empty()) {

@@ -29,6 +29,7 @@ void Router::add(std::string_view method, std::string_view pattern, Handler hand
   std::vector<std::string_view> segs;
   split_path(pattern, segs);
   for (auto s : segs) r.segments.emplace_back(s);
+  r.catch_all = !r.segments.empty() && r.segments.back() == "*";
   r.handler = std::move(handler);
   routes_.push_back(std::move(r));
 }
@@ -39,9 +40,11 @@ Router::Match Router::match(std::string_view method, std::string_view path, Fiel
   if (!split_path(path, segs)) return m;
   std::vector<std::string> allowed;
   for (const Route& r : routes_) {
-    if (r.segments.size() != segs.size()) continue;
+    // A catch-all needs at least one segment where its "*" stands.
+    if (r.catch_all ? segs.size() < r.segments.size() : r.segments.size() != segs.size()) continue;
+    const std::size_t fixed = r.catch_all ? r.segments.size() - 1 : r.segments.size();
     bool ok = true;
-    for (std::size_t i = 0; i < segs.size() && ok; ++i) {
+    for (std::size_t i = 0; i < fixed && ok; ++i) {
       const std::string& p = r.segments[i];
       ok = (!p.empty() && p.front() == ':') || p == segs[i];
     }
@@ -53,10 +56,18 @@ Router::Match Router::match(std::string_view method, std::string_view path, Fiel
       continue;
     }
     params.clear();
-    for (std::size_t i = 0; i < segs.size(); ++i) {
+    for (std::size_t i = 0; i < fixed; ++i) {
       if (r.segments[i].front() == ':') {
         params.emplace_back(r.segments[i].substr(1), std::string(segs[i]));
       }
+    }
+    if (r.catch_all) {
+      std::string rest;
+      for (std::size_t i = fixed; i < segs.size(); ++i) {
+        if (!rest.empty()) rest += '/';
+        rest += segs[i];
+      }
+      params.emplace_back("*", std::move(rest));
     }
     m.outcome = Outcome::kFound;
     m.handler = &r.handler;

@@ -1,5 +1,7 @@
 // Router: maps (method, path) to a handler for patterns such as
-// "/api/v1/agents/:id/start". Segments are matched literally or captured by ":name".
+// "/api/v1/agents/:id/start". Segments are matched literally or captured by ":name"; a last
+// segment "*" (as in "/_astro/*") matches one or more remaining segments, captured as the
+// parameter "*" joined by "/". Routes are tried in the order they were added.
 // Built at start-up, then immutable: safe to match from any thread.
 #pragma once
 
@@ -37,6 +39,7 @@ class Router {
     std::string method;
     std::string pattern;
     std::vector<std::string> segments;
+    bool catch_all = false;  // the last segment is "*"
     Handler handler;
   };
   std::vector<Route> routes_;

@@ -207,5 +207,52 @@ TEST(SplitPathTest, RejectsRelativeEmptyAndDoubleSlash) {
   EXPECT_FALSE(split_path("/a/b//", segs));
 }
 
+TEST(RouterCatchAllTest, MatchesOneOrMoreRemainingSegments) {
+  Router router;
+  router.add("GET", "/api/v1/agents/:id", named("agent"));
+  router.add("GET", "/_astro/*", named("asset"));
+  router.add("GET", "/files/:bucket/*", named("file"));
+  Fields params;
+  auto m = router.match("GET", "/_astro/index.Cx1.js", params);
+  ASSERT_EQ(m.outcome, Router::Outcome::kFound);
+  EXPECT_EQ(call(m), "asset");
+  EXPECT_EQ(m.pattern, "/_astro/*");
+  EXPECT_EQ(params, (Fields{{"*", "index.Cx1.js"}}));
+
+  m = router.match("GET", "/_astro/fonts/inter/x.woff2", params);
+  ASSERT_EQ(m.outcome, Router::Outcome::kFound);
+  EXPECT_EQ(params, (Fields{{"*", "fonts/inter/x.woff2"}}));
+
+  m = router.match("HEAD", "/files/b1/a/b", params);
+  ASSERT_EQ(m.outcome, Router::Outcome::kFound);
+  EXPECT_EQ(call(m), "file");
+  EXPECT_EQ(params, (Fields{{"bucket", "b1"}, {"*", "a/b"}}));
+}
+
+TEST(RouterCatchAllTest, NeedsAtLeastOneSegmentAndAnExactPrefix) {
+  Router router;
+  router.add("GET", "/_astro/*", named("asset"));
+  Fields params;
+  EXPECT_EQ(router.match("GET", "/_astro", params).outcome, Router::Outcome::kNotFound);
+  EXPECT_EQ(router.match("GET", "/_astro/", params).outcome, Router::Outcome::kNotFound);
+  EXPECT_EQ(router.match("GET", "/_astroX/a.js", params).outcome, Router::Outcome::kNotFound);
+  EXPECT_EQ(router.match("GET", "/other/_astro/a.js", params).outcome, Router::Outcome::kNotFound);
+  EXPECT_EQ(router.match("GET", "/_astro//a.js", params).outcome, Router::Outcome::kNotFound);
+  auto m = router.match("POST", "/_astro/a.js", params);
+  EXPECT_EQ(m.outcome, Router::Outcome::kMethodNotAllowed);
+  EXPECT_EQ(m.allow, "GET");
+}
+
+TEST(RouterCatchAllTest, EarlierExactRoutesWin) {
+  Router router;
+  router.add("GET", "/_astro/manifest", named("exact"));
+  router.add("GET", "/_astro/*", named("asset"));
+  Fields params;
+  auto m = router.match("GET", "/_astro/manifest", params);
+  ASSERT_EQ(m.outcome, Router::Outcome::kFound);
+  EXPECT_EQ(call(m), "exact");
+  EXPECT_TRUE(params.empty());
+}
+
 }  // namespace
 }  // namespace dp::http
