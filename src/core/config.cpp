@@ -171,6 +171,8 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     oidc_display_name = value;
   } else if (key == "oidc_jwks_min_refresh_ms") {
     return parse_uint<std::uint32_t>(key, value, source, 0, 3'600'000, oidc_jwks_min_refresh_ms);
+  } else if (key == "web_dir") {
+    web_dir = value;
   } else if (key == "jwt_secret") {
     if (!value.empty() && value.size() < 32) {
       return Error::invalid_argument("bad_config", "jwt_secret (" + std::string(source) +
@@ -261,6 +263,7 @@ boost::json::object Config::to_json_masked() const {
   o["oidc_scopes"] = oidc_scopes;
   o["oidc_display_name"] = oidc_display_name;
   o["oidc_jwks_min_refresh_ms"] = oidc_jwks_min_refresh_ms;
+  o["web_dir"] = web_dir;
   o["jwt_secret"] = jwt_secret.empty() ? "" : "***";
   o["access_token_ttl_s"] = access_token_ttl_s;
   o["refresh_token_ttl_s"] = refresh_token_ttl_s;

@@ -56,6 +56,9 @@ struct Config {
   std::string oidc_scopes = "openid profile email";
   std::string oidc_display_name;   // the dashboard's sign-in button
   std::uint32_t oidc_jwks_min_refresh_ms = 10'000;  // unknown kid: one JWKS refetch per this
+  // The built dashboard (web/dist). Empty: <binary dir>/../../web/dist or ./web/dist, the
+  // first that exists; the built-in placeholder page when neither holds a build.
+  std::string web_dir;
 
   // Sets one key from its text form. Unknown keys and bad values are kInvalidArgument
   // naming the key and the source ("flag", "env DEVPLANE_PORT", "file x.yaml").

@@ -98,6 +98,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"access_token_ttl_s", "600"},
       {"refresh_token_ttl_s", "3600"},
       {"password_hash_cost", "interactive"},
+      {"web_dir", "/srv/devplane/web"},
   };
   ASSERT_EQ(values.size(), Config::keys().size()) << "a key was added without a test value";
   for (const auto& key : Config::keys()) {
