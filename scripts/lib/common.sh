@@ -10,6 +10,10 @@ DP_BUILD_PACKAGES=(
 DP_TEST_PACKAGES=(
   libgtest-dev libgmock-dev postgresql redis-server sqlite3 curl procps
 )
+# The dashboard (web/) builds with Node and npm (installed from Debian only when no `node` is
+# on the PATH); its browser tests (tests/e2e) drive Debian's Chromium.
+DP_WEB_PACKAGES=(nodejs npm)
+DP_E2E_PACKAGES=(chromium)
 
 dp_log() { printf '==> %s\n' "$*" >&2; }
 dp_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -60,3 +64,39 @@ dp_free_port() {
 }
 
 dp_jobs() { nproc 2>/dev/null || echo 2; }
+
+# Builds the dashboard into web/dist, quietly: `npm ci` only when web/node_modules is missing or
+# package-lock.json changed since the last install, `npm run build` only when a source changed
+# since the last build. Output is shown only when a step fails.
+dp_build_web() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    dp_ensure_packages "${DP_WEB_PACKAGES[@]}"
+  fi
+  local lock_sum src_sum log
+  lock_sum=$(sha256sum web/package-lock.json | cut -d' ' -f1)
+  if [ ! -d web/node_modules ] || [ "$(cat web/node_modules/.devplane-lock 2>/dev/null)" != "$lock_sum" ]; then
+    dp_log "installing the dashboard's packages (npm ci in web/)"
+    log=$(mktemp)
+    if ! (cd web && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) >"$log" 2>&1; then
+      cat "$log" >&2
+      rm -f "$log"
+      dp_die "npm ci failed in web/"
+    fi
+    rm -f "$log"
+    echo "$lock_sum" >web/node_modules/.devplane-lock
+  fi
+  src_sum=$( (cd web && find src public astro.config.mjs tsconfig.json package-lock.json -type f -print0 |
+    sort -z | xargs -0 sha256sum) | sha256sum | cut -d' ' -f1)
+  if [ -f web/dist/index.html ] && [ "$(cat web/dist/.devplane-src 2>/dev/null)" = "$src_sum" ]; then
+    return 0
+  fi
+  dp_log "building the dashboard (npm run build in web/)"
+  log=$(mktemp)
+  if ! (cd web && npm run build) >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    dp_die "the dashboard build failed (see above)"
+  fi
+  rm -f "$log"
+  echo "$src_sum" >web/dist/.devplane-src
+}

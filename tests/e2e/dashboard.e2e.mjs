@@ -1,0 +1,308 @@
+// Browser end-to-end test of the dashboard against the real devplane binary.
+//
+// Starts `devplane serve` (port 0, a temporary data dir, DEVPLANE_ADMIN_PASSWORD set, the
+// built web/dist), drives Debian's Chromium through playwright-core, and checks: sign-in
+// through the form, the dashboard's health charts filling from /ws, creating an agent through
+// the dialog (with a server-side validation error shown on its field), the agent's card going
+// live when it is started through the API (no reload), a viewer who sees no buttons it cannot
+// use, and sign-out. Screenshots of each page go to $E2E_OUT (default: a temp folder).
+//
+// Usage: node tests/e2e/dashboard.e2e.mjs [path/to/devplane]
+//   DEVPLANE_BIN, DEVPLANE_WEB_DIR, CHROMIUM (default /usr/bin/chromium), E2E_OUT
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '../..');
+const require = createRequire(path.join(repo, 'web/package.json'));
+const { chromium } = require('playwright-core');
+
+const bin = process.argv[2] ?? process.env.DEVPLANE_BIN ?? path.join(repo, 'build/release/src/devplane');
+const webDir = process.env.DEVPLANE_WEB_DIR ?? path.join(repo, 'web/dist');
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const ADMIN_PASSWORD = 'e2e-admin-Password-1';
+const VIEWER_PASSWORD = 'e2e-viewer-Password-1';
+const TIMEOUT = 15000;
+
+for (const [what, p] of [['devplane binary', bin], ['built dashboard (npm run build in web/)', path.join(webDir, 'index.html')], ['chromium', chromiumPath]]) {
+  if (!existsSync(p)) {
+    console.error(`e2e: missing ${what}: ${p}`);
+    process.exit(1);
+  }
+}
+
+const work = mkdtempSync(path.join(process.env.DEVPLANE_TEST_TMP ?? tmpdir(), 'dp-e2e-'));
+const out = process.env.E2E_OUT ?? path.join(work, 'screenshots');
+mkdirSync(out, { recursive: true });
+
+let server;
+let browser;
+const results = [];
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    // The embedded mode (SQLite, in-process bus), whatever the caller's environment says.
+    const env = { ...process.env };
+    for (const k of ['DEVPLANE_DATABASE_URL', 'DEVPLANE_REDIS_URL', 'DEVPLANE_CONFIG']) delete env[k];
+    const p = spawn(bin, ['serve', '--port', '0', '--data-dir', path.join(work, 'data'), '--log-format', 'text', '--log-level', 'warn'], {
+      env: {
+        ...env,
+        DEVPLANE_ADMIN_PASSWORD: ADMIN_PASSWORD,
+        DEVPLANE_WEB_DIR: webDir,
+        DEVPLANE_HEALTH_INTERVAL_MS: '300',
+        DEVPLANE_PASSWORD_HASH_COST: 'interactive',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => reject(new Error(`devplane did not start within ${TIMEOUT} ms\n${stdout}\n${stderr}`)), TIMEOUT);
+    p.stdout.on('data', (d) => {
+      stdout += d;
+      const m = /devplane listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc: p, base: m[1], stdout: () => stdout, stderr: () => stderr });
+      }
+    });
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`devplane exited with ${code}\n${stdout}\n${stderr}`));
+    });
+  });
+}
+
+async function stopServer() {
+  if (!server || server.proc.exitCode !== null) return;
+  const exited = new Promise((r) => server.proc.once('exit', r));
+  server.proc.kill('SIGTERM');
+  const t = setTimeout(() => server.proc.kill('SIGKILL'), 10000);
+  await exited;
+  clearTimeout(t);
+}
+
+async function api(method, p, body, token) {
+  const res = await fetch(server.base + p, {
+    method,
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : undefined };
+}
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true, ms: Date.now() - t0 });
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    results.push({ name, ok: false });
+    console.log(`FAIL ${name}: ${e.stack ?? e}`);
+    throw e;
+  }
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(out, `${name}.png`), fullPage: true });
+}
+
+async function signIn(page, username, password) {
+  await page.goto(server.base + '/agents');
+  await page.waitForURL(/\/login\?next=/, { timeout: TIMEOUT });
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(/\/agents$/, { timeout: TIMEOUT });
+}
+
+let failed = false;
+try {
+  server = await startServer();
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  let adminToken;
+
+  await step('serves the built dashboard with the right headers', async () => {
+    const res = await fetch(server.base + '/login');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /^text\/html/);
+    assert.equal(res.headers.get('cache-control'), 'no-cache');
+    const html = await res.text();
+    const asset = /\/_astro\/[^"']+\.js/.exec(html)?.[0];
+    assert.ok(asset, 'the login page links a hashed script');
+    const a = await fetch(server.base + asset);
+    assert.equal(a.status, 200);
+    assert.match(a.headers.get('content-type'), /javascript/);
+    assert.equal(a.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    const trav = await fetch(server.base + '/_astro/..%2F..%2Fpackage.json');
+    assert.equal(trav.status, 404);
+  });
+
+  await step('an unsigned visitor is sent to the login form; a wrong password is refused', async () => {
+    await page.goto(server.base + '/dashboard');
+    await page.waitForURL(/\/login\?next=%2Fdashboard/, { timeout: TIMEOUT });
+    await page.getByLabel('Username').fill('admin');
+    await page.getByLabel('Password').fill('wrong-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('Wrong username or password.').waitFor({ timeout: TIMEOUT });
+    await shot(page, 'login');
+  });
+
+  await step('signs in through the form and lands on the dashboard', async () => {
+    await page.getByLabel('Password').fill(ADMIN_PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(/\/dashboard$/, { timeout: TIMEOUT });
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor({ timeout: TIMEOUT });
+    const session = await page.evaluate(() => JSON.parse(localStorage.getItem('devplane.session') ?? 'null'));
+    assert.equal(session?.user?.username, 'admin');
+    assert.equal(session?.user?.role, 'admin');
+  });
+
+  await step('the dashboard charts receive system.health.status events over /ws', async () => {
+    await page.locator('[data-connection="open"]').waitFor({ timeout: TIMEOUT });
+    // Health reports come every 300 ms here: wait until three reached each chart.
+    for (const id of ['chart-cpu', 'chart-memory', 'chart-connections', 'chart-queue', 'chart-latency']) {
+      await page.waitForFunction((sel) => Number(document.querySelector(`[data-testid="${sel}"]`)?.getAttribute('data-points') ?? 0) >= 3, id, {
+        timeout: TIMEOUT,
+      });
+    }
+    assert.ok((await page.locator('[data-testid="chart-cpu"] svg .recharts-line').count()) >= 1, 'the CPU chart draws a line');
+    assert.equal(await page.locator('[data-testid="health-status"]').innerText(), 'ok');
+    await shot(page, 'dashboard');
+  });
+
+  await step('creates an agent through the dialog, with the server’s validation error on its field', async () => {
+    await page.getByRole('link', { name: 'Agents' }).click();
+    await page.waitForURL(/\/agents/, { timeout: TIMEOUT });
+    await page.locator('[data-state="empty"]').waitFor({ timeout: TIMEOUT });
+    await page.getByTestId('new-agent').click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('e2e-builder');
+    await dialog.getByLabel('Command').fill('make test');
+    await dialog.getByLabel('Timeout (seconds)').fill('0'); // the server allows 1..604800
+    await dialog.getByRole('button', { name: 'Create agent' }).click();
+    const err = dialog.locator('[data-field-error="agent-timeout"]');
+    await err.waitFor({ timeout: TIMEOUT });
+    assert.match(await err.innerText(), /timeoutSeconds/);
+    assert.equal(await dialog.getByLabel('Timeout (seconds)').getAttribute('aria-invalid'), 'true');
+    assert.equal(await dialog.locator('[data-field-error]').count(), 1, 'only the timeout field is marked');
+    await shot(page, 'agent-config-error');
+    await dialog.getByLabel('Timeout (seconds)').fill('600');
+    await dialog.getByRole('button', { name: 'Create agent' }).click();
+    await dialog.waitFor({ state: 'detached', timeout: TIMEOUT });
+    const card = page.locator('[data-testid="agent-card"][data-agent-name="e2e-builder"]');
+    await card.waitFor({ timeout: TIMEOUT });
+    assert.equal(await card.getAttribute('data-status'), 'created');
+  });
+
+  await step('the card goes live when the agent is started through the API (no reload)', async () => {
+    const login = await api('POST', '/api/v1/auth/login', { username: 'admin', password: ADMIN_PASSWORD });
+    assert.equal(login.status, 200);
+    adminToken = login.json.data.accessToken;
+    const list = await api('GET', '/api/v1/agents', undefined, adminToken);
+    const agent = list.json.data.find((a) => a.name === 'e2e-builder');
+    assert.ok(agent, 'the agent made in the browser exists on the server');
+    assert.deepEqual(agent.config, { command: ['make', 'test'], timeoutSeconds: 600 });
+    await page.evaluate(() => (window.__noReload = true));
+    const started = await api('POST', `/api/v1/agents/${agent.id}/start`, undefined, adminToken);
+    assert.equal(started.status, 200);
+    await page.locator('[data-testid="agent-card"][data-agent-name="e2e-builder"][data-status="running"]').waitFor({ timeout: TIMEOUT });
+    assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was not reloaded');
+    // And the other way: stopping from the card.
+    await page.getByRole('button', { name: 'Stop e2e-builder' }).click();
+    await page.locator('[data-testid="agent-card"][data-agent-name="e2e-builder"][data-status="stopped"]').waitFor({ timeout: TIMEOUT });
+    await shot(page, 'agents');
+  });
+
+  await step('a message sent through the API shows up live in the agent’s details', async () => {
+    await page.getByRole('button', { name: 'e2e-builder', exact: true }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.locator('[data-state="empty"]').waitFor({ timeout: TIMEOUT });
+    const list = await api('GET', '/api/v1/agents', undefined, adminToken);
+    const agent = list.json.data.find((a) => a.name === 'e2e-builder');
+    const sent = await api('POST', `/api/v1/agents/${agent.id}/messages`, { type: 'task.handoff', payload: { issue: 42 } }, adminToken);
+    assert.equal(sent.status, 201);
+    await dialog.locator('[data-testid="agent-messages"]').getByText('task.handoff').waitFor({ timeout: TIMEOUT });
+    await shot(page, 'agent-details');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached', timeout: TIMEOUT });
+  });
+
+  await step('the admin page lists users, and the audit log has the agent’s creation', async () => {
+    await page.goto(server.base + '/admin');
+    await page.locator('[data-testid="users-table"]').getByText('admin', { exact: true }).first().waitFor({ timeout: TIMEOUT });
+    await page.getByRole('tab', { name: 'Audit log' }).click();
+    const table = page.locator('[data-testid="audit-table"]');
+    await table.waitFor({ timeout: TIMEOUT });
+    await table.getByText('agent', { exact: false }).first().waitFor({ timeout: TIMEOUT });
+    await shot(page, 'admin');
+  });
+
+  await step('a viewer sees the agents but no button it cannot use', async () => {
+    const made = await api('POST', '/api/v1/users', { username: 'vera', displayName: 'Vera Viewer', role: 'viewer', password: VIEWER_PASSWORD }, adminToken);
+    assert.equal(made.status, 201, JSON.stringify(made.json));
+    const viewer = await browser.newContext({ viewport: { width: 390, height: 844 } }); // and a narrow screen
+    try {
+      const vp = await viewer.newPage();
+      await signIn(vp, 'vera', VIEWER_PASSWORD);
+      await vp.locator('[data-testid="agent-card"][data-agent-name="e2e-builder"]').waitFor({ timeout: TIMEOUT });
+      assert.equal(await vp.getByTestId('new-agent').count(), 0, 'no New agent button');
+      assert.equal(await vp.getByRole('button', { name: /^(Start|Stop|Edit) / }).count(), 0, 'no start, stop or edit');
+      // Admin is not in the menu for a viewer, and the page says why when opened anyway.
+      await vp.getByRole('button', { name: 'Menu' }).click();
+      assert.equal(await vp.getByRole('link', { name: 'Admin' }).count(), 0);
+      await vp.goto(server.base + '/admin');
+      await vp.getByText('Administration is for admins').waitFor({ timeout: TIMEOUT });
+      await shot(vp, 'viewer-narrow');
+    } finally {
+      await viewer.close();
+    }
+  });
+
+  await step('signs out: the session is gone and pages ask for a sign-in again', async () => {
+    await page.goto(server.base + '/dashboard');
+    await page.getByTestId('user-menu').click();
+    await page.getByTestId('logout').click();
+    await page.waitForURL(/\/login$/, { timeout: TIMEOUT });
+    assert.equal(await page.evaluate(() => localStorage.getItem('devplane.session')), null);
+    await page.goto(server.base + '/agents');
+    await page.waitForURL(/\/login\?next=/, { timeout: TIMEOUT });
+  });
+
+  await step('no script errors in the browser console', async () => {
+    // 401s while signed out are expected answers, not script errors.
+    const real = consoleErrors.filter((e) => !/401|Unauthorized/.test(e));
+    assert.deepEqual(real, []);
+  });
+} catch (e) {
+  failed = true;
+  if (!results.some((r) => !r.ok)) console.log(`FAIL setup: ${e.stack ?? e}`);
+  if (server) {
+    console.log('--- devplane stdout ---\n' + server.stdout());
+    console.log('--- devplane stderr (tail) ---\n' + server.stderr().split('\n').slice(-40).join('\n'));
+  }
+} finally {
+  await browser?.close().catch(() => {});
+  await stopServer().catch(() => {});
+  const passed = results.filter((r) => r.ok).length;
+  console.log(`e2e: ${passed}/${results.length} steps passed; screenshots in ${out}`);
+  // The data dir always goes; screenshots stay when they were asked for (E2E_OUT) or on failure.
+  if (process.env.E2E_OUT || !failed) rmSync(work, { recursive: true, force: true });
+  process.exit(failed ? 1 : 0);
+}
