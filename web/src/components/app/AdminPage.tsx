@@ -339,7 +339,7 @@ function AuditTab() {
         </div>
         <div className="grid gap-1.5">
           <Label htmlFor="audit-action">Action</Label>
-          <Input id="audit-action" className="w-44" placeholder="e.g. agent.create" value={filters.action} onChange={(e) => setFilters({ ...filters, action: e.target.value })} />
+          <Input id="audit-action" className="w-44" placeholder="e.g. POST /api/v1/agents" value={filters.action} onChange={(e) => setFilters({ ...filters, action: e.target.value })} />
         </div>
         <div className="grid gap-1.5">
           <Label htmlFor="audit-outcome">Outcome</Label>

@@ -41,11 +41,12 @@ const NAV = [
 
 function ConnectionDot() {
   const s = useConnectionState();
+  if (s === 'idle') return null; // this page shows nothing live
   const label = s === 'open' ? 'Live' : s === 'connecting' || s === 'reconnecting' ? 'Reconnecting' : 'Offline';
   return (
     <span className="inline-flex items-center gap-1.5 text-xs text-muted-foreground" data-connection={s} title={`Live events: ${s}`}>
       <span className={cn('size-2 rounded-full', s === 'open' ? 'bg-green-600' : s === 'closed' || s === 'idle' ? 'bg-slate-400' : 'bg-amber-500')} />
-      {label}
+      <span className="hidden sm:inline">{label}</span>
     </span>
   );
 }
@@ -97,7 +98,7 @@ export function AppShell({ page, title, children }: { page: string; title: strin
           Skip to content
         </a>
         <header className="sticky top-0 z-40 border-b border-border bg-background/95 backdrop-blur">
-          <div className="mx-auto flex h-14 max-w-7xl items-center gap-4 px-4">
+          <div className="mx-auto flex h-14 max-w-7xl items-center gap-2 px-3 sm:gap-4 sm:px-4">
             <a href="/dashboard" className="font-semibold tracking-tight">
               devplane
             </a>
@@ -117,12 +118,12 @@ export function AppShell({ page, title, children }: { page: string; title: strin
                 </a>
               ))}
             </nav>
-            <div className="ml-auto flex items-center gap-3">
+            <div className="ml-auto flex items-center gap-1 sm:gap-3">
               <ConnectionDot />
               <DropdownMenu>
                 <DropdownMenuTrigger asChild>
                   <Button variant="ghost" size="sm" data-testid="user-menu" aria-label={`Account: ${session.user.username}`}>
-                    <span className="max-w-32 truncate">{session.user.displayName || session.user.username}</span>
+                    <span className="hidden max-w-32 truncate sm:inline">{session.user.displayName || session.user.username}</span>
                     <Badge variant="secondary">{session.role}</Badge>
                     <ChevronDown aria-hidden="true" />
                   </Button>
