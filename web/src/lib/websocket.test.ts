@@ -188,6 +188,19 @@ describe('RealtimeClient', () => {
     expect(seen[0].data).toEqual({ agentId: 'a1', status: 'running' });
   });
 
+  it('asks for a fresh token before every reconnect', async () => {
+    let n = 0;
+    const c = makeClient({ beforeConnect: async () => `tok${++n}` });
+    c.subscribe({ topics: ['*'] }, () => {});
+    await hub.until(() => hub.conns[0]?.live ?? false, 'first connection');
+    hub.dropAll();
+    await hub.until(() => hub.conns.length === 2 && hub.conns[1].live, 'the reconnect');
+    expect(hub.conns.map((x) => x.protocols)).toEqual([
+      ['devplane.v1', 'bearer.tok1'],
+      ['devplane.v1', 'bearer.tok2'],
+    ]);
+  });
+
   it('filters by agentId locally and delivers each event once to every matching subscriber', async () => {
     const c = makeClient();
     const all: number[] = [];

@@ -45,7 +45,7 @@ function ConnectionDot() {
   const label = s === 'open' ? 'Live' : s === 'connecting' || s === 'reconnecting' ? 'Reconnecting' : 'Offline';
   return (
     <span className="inline-flex items-center gap-1.5 text-xs text-muted-foreground" data-connection={s} title={`Live events: ${s}`}>
-      <span className={cn('size-2 rounded-full', s === 'open' ? 'bg-green-600' : s === 'closed' || s === 'idle' ? 'bg-slate-400' : 'bg-amber-500')} />
+      <span className={cn('size-2 rounded-full', s === 'open' ? 'bg-green-600' : s === 'closed' ? 'bg-slate-400' : 'bg-amber-500')} />
       <span className="hidden sm:inline">{label}</span>
     </span>
   );
