@@ -1,0 +1,350 @@
+#include "agents/executor.hpp"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <boost/json/serialize.hpp>
+
+#include "agents/task_service.hpp"
+#include "core/clock.hpp"
+#include "core/log.hpp"
+
+namespace dp::agents {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+std::int64_t int_or(const json::object& o, std::string_view key, std::int64_t fallback) {
+  if (auto* v = o.if_contains(key); v != nullptr && v->is_int64()) return v->as_int64();
+  return fallback;
+}
+
+std::string input_text(const json::value& input) {
+  if (input.is_string()) return std::string(input.as_string());
+  return json::serialize(input);
+}
+
+// Files the task left in outputs/, without following links: a planted symlink must not make
+// devplane read (or report) a host file.
+json::array list_outputs(const fs::path& dir) {
+  json::array out;
+  std::error_code ec;
+  if (!fs::is_directory(fs::symlink_status(dir, ec))) return out;
+  auto it = fs::recursive_directory_iterator(dir, fs::directory_options::none, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (out.size() >= 1000) break;
+    const auto st = it->symlink_status(ec);
+    const std::string rel = fs::relative(it->path(), dir, ec).string();
+    if (fs::is_symlink(st)) {
+      out.push_back(json::object{{"path", rel}, {"type", "symlink"}});
+    } else if (fs::is_regular_file(st)) {
+      struct stat sb{};
+      const auto size = ::lstat(it->path().c_str(), &sb) == 0 ? static_cast<std::int64_t>(sb.st_size) : 0;
+      out.push_back(json::object{{"path", rel}, {"type", "file"}, {"size", size}});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<sandbox::RunSpec> command_spec(const model::Agent& agent, const model::Task& task,
+                                      const std::string& workspace) {
+  const auto& c = agent.config;
+  sandbox::RunSpec s;
+  s.workspace = workspace;
+  if (auto* cmd = c.if_contains("command")) {
+    if (cmd->is_string()) {
+      s.argv = {"sh", "-c", std::string(cmd->as_string())};
+    } else if (cmd->is_array()) {
+      for (const auto& x : cmd->as_array()) {
+        if (x.is_string()) s.argv.emplace_back(x.as_string());
+      }
+    }
+  }
+  if (auto* args = c.if_contains("args"); args != nullptr && args->is_array()) {
+    for (const auto& x : args->as_array()) {
+      if (x.is_string()) s.argv.emplace_back(x.as_string());
+    }
+  }
+  if (s.argv.empty()) return Error::invalid_argument("invalid_config", "agent has no command to run");
+  std::string input_mode = "stdin";
+  if (auto* m = c.if_contains("input"); m != nullptr && m->is_string()) input_mode = std::string(m->as_string());
+  const std::string input = input_text(task.input);
+  if (input_mode == "arg") {
+    s.argv.push_back(input);
+  } else if (input_mode == "file") {
+    std::ofstream(fs::path(workspace) / "task.json") << input;
+    s.env.emplace_back("DEVPLANE_TASK_FILE", "/workspace/task.json");
+  } else {
+    s.stdin_data = input;
+  }
+  if (auto* env = c.if_contains("env"); env != nullptr && env->is_object()) {
+    for (const auto& kv : env->as_object()) {
+      if (kv.value().is_string()) s.env.emplace_back(std::string(kv.key()), std::string(kv.value().as_string()));
+    }
+  }
+  s.env.emplace_back("DEVPLANE_TASK_ID", task.id);
+  s.env.emplace_back("DEVPLANE_AGENT_ID", agent.id);
+  s.env.emplace_back("DEVPLANE_IDEMPOTENCY_KEY", agent.id + "/" + task.idempotency_key + "/" +
+                                                     std::to_string(task.attempts));
+  if (auto* iso = c.if_contains("isolation"); iso != nullptr && iso->is_string()) {
+    if (iso->as_string() == "none") {
+      s.isolation = sandbox::Isolation::kNone;
+    } else if (iso->as_string() == "docker") {
+      return Error::invalid_argument("invalid_config",
+                                     "the docker runtime is not available in this build; use "
+                                     "isolation: sandbox");
+    }
+  }
+  if (auto* n = c.if_contains("network"); n != nullptr && n->is_bool()) s.network = n->as_bool();
+  s.limits.memory_bytes = int_or(c, "memoryMb", 512) * 1024 * 1024;
+  s.limits.pids = int_or(c, "pids", 256);
+  if (auto* cpus = c.if_contains("cpus"); cpus != nullptr && cpus->is_number()) {
+    s.limits.cpus = cpus->to_number<double>();
+  }
+  s.timeout = std::chrono::seconds(int_or(c, "timeoutSeconds", 3600));
+  s.output_limit = static_cast<std::size_t>(int_or(c, "outputLimitBytes", 1024 * 1024));
+  return s;
+}
+
+Executor::Executor(store::Store& store, ExecutorOptions options)
+    : store_(store), options_(std::move(options)) {}
+
+Executor::~Executor() { stop(); }
+
+void Executor::start() {
+  std::lock_guard lock(mu_);
+  if (thread_.joinable()) return;
+  stop_ = false;
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Executor::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (!thread_.joinable()) return;
+    stop_ = true;
+    for (auto& [id, slot] : running_) slot->control.stop();
+  }
+  cv_.notify_all();
+  thread_.join();
+  std::map<std::string, std::unique_ptr<Running>> left;
+  {
+    std::lock_guard lock(mu_);
+    left.swap(running_);
+  }
+  for (auto& [id, slot] : left) {
+    slot->control.stop();
+    if (slot->thread.joinable()) slot->thread.join();
+  }
+}
+
+void Executor::notify() {
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
+  }
+  cv_.notify_one();
+}
+
+std::size_t Executor::running() const {
+  std::lock_guard lock(mu_);
+  return running_.size();
+}
+
+void Executor::loop() {
+  for (;;) {
+    tick();
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, options_.tick, [&] { return stop_ || wake_; });
+    wake_ = false;
+    if (stop_) return;
+  }
+}
+
+void Executor::tick() {
+  // Reap finished slots first so their room counts again.
+  std::vector<std::unique_ptr<Running>> reaped;
+  std::vector<std::pair<std::string, std::string>> live;  // task id, agent id
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = running_.begin(); it != running_.end();) {
+      if (it->second->done.load()) {
+        reaped.push_back(std::move(it->second));
+        it = running_.erase(it);
+      } else {
+        live.emplace_back(it->first, it->second->agent_id);
+        ++it;
+      }
+    }
+  }
+  for (auto& r : reaped) {
+    if (r->thread.joinable()) r->thread.join();
+  }
+  const std::int64_t now = clock::now_ms();
+  std::vector<model::Agent> agents;
+  std::vector<std::string> to_stop;
+  Status s = store_.write([&](store::Tx& tx) -> Status {
+    DP_TRY(tx.tasks().requeue_expired(now));
+    DP_TRY(tx.tasks().renew(options_.node_id, now + options_.lease.count()));
+    for (const auto& [task_id, agent_id] : live) {
+      DP_ASSIGN_OR_RETURN(bool cancel, tx.tasks().cancel_requested(task_id));
+      auto a = tx.agents().get(agent_id);
+      if (cancel || !a.ok() || a->status != model::AgentStatus::kRunning) to_stop.push_back(task_id);
+    }
+    store::AgentFilter f;
+    f.status = "running";
+    f.type = "command";
+    f.limit = 500;
+    DP_ASSIGN_OR_RETURN(auto page, tx.agents().list(f));
+    agents = std::move(page.items);
+    return Ok{};
+  });
+  if (!s.ok()) {
+    log::global().warn("executor tick failed", {{"error", s.error().message}});
+    return;
+  }
+  if (!to_stop.empty()) {
+    std::lock_guard lock(mu_);
+    for (const auto& id : to_stop) {
+      if (auto it = running_.find(id); it != running_.end()) it->second->control.stop();
+    }
+  }
+  for (const auto& agent : agents) {
+    const std::int64_t concurrency = std::max<std::int64_t>(1, int_or(agent.config, "concurrency", 1));
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (stop_ || static_cast<int>(running_.size()) >= options_.max_parallel) return;
+      }
+      std::optional<model::Task> claimed;
+      Status c = store_.write([&](store::Tx& tx) -> Status {
+        DP_ASSIGN_OR_RETURN(std::int64_t n, tx.tasks().count_running(agent.id));
+        if (n >= concurrency) return Ok{};
+        const std::int64_t t = clock::now_ms();
+        DP_ASSIGN_OR_RETURN(claimed, tx.tasks().claim(agent.id, options_.node_id, t,
+                                                      t + options_.lease.count()));
+        if (claimed) {
+          DP_TRY(tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(*claimed),
+                                                       claimed->correlation_id, t, std::nullopt}));
+        }
+        return Ok{};
+      });
+      if (!c.ok() || !claimed) break;
+      auto slot = std::make_unique<Running>();
+      slot->agent_id = agent.id;
+      Running* raw = slot.get();
+      std::lock_guard lock(mu_);
+      running_.emplace(claimed->id, std::move(slot));
+      raw->thread = std::thread([this, raw, task = std::move(*claimed), agent]() mutable {
+        run_task(*raw, std::move(task), std::move(agent));
+        raw->done.store(true);
+        notify();
+      });
+    }
+  }
+}
+
+void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
+  const log::Logger logger(task.correlation_id, agent.id);
+  const fs::path workspace = fs::path(options_.data_dir) / "workspaces" / agent.id / task.id;
+  std::error_code ec;
+  fs::create_directories(workspace / "outputs", ec);
+  std::string status = "failed";
+  std::string error;
+  json::object result;
+  auto spec = command_spec(agent, task, workspace.string());
+  if (ec) {
+    error = "cannot create the workspace: " + ec.message();
+  } else if (!spec.ok()) {
+    error = spec.error().message;
+  } else {
+    // Output goes out as agent.log events in small batches, capped per task.
+    std::string pending;
+    std::string pending_stream;
+    std::size_t announced = 0;
+    auto last_flush = std::chrono::steady_clock::now();
+    auto flush = [&] {
+      if (pending.empty()) return;
+      json::object payload{{"agentId", agent.id}, {"taskId", task.id}, {"stream", pending_stream},
+                           {"text", pending}, {"timestamp", clock::format_iso8601(clock::now_ms())}};
+      const std::string text = json::serialize(payload);
+      store_.write([&](store::Tx& tx) {
+             return tx.outbox().append(store::OutboxEvent{0, "agent.log", text, task.correlation_id,
+                                                          clock::now_ms(), std::nullopt});
+           })
+          .ignore_error();  // logs are best effort; the result keeps the captured output
+      pending.clear();
+      last_flush = std::chrono::steady_clock::now();
+    };
+    spec->on_output = [&](std::string_view stream, std::string_view chunk) {
+      if (announced >= options_.max_log_bytes_per_task) return;
+      if (!pending.empty() && pending_stream != stream) flush();
+      pending_stream = std::string(stream);
+      const std::size_t take = std::min(chunk.size(), options_.max_log_bytes_per_task - announced);
+      pending.append(chunk.substr(0, take));
+      announced += take;
+      if (pending.size() >= 16 * 1024 ||
+          std::chrono::steady_clock::now() - last_flush > std::chrono::milliseconds(200)) {
+        flush();
+      }
+    };
+    if (spec->isolation == sandbox::Isolation::kNone) {
+      logger.warn("running a task without isolation (isolation: none)", {{"taskId", task.id}});
+    }
+    auto run = sandbox::run(*spec, &slot.control);
+    flush();
+    if (!run.ok()) {
+      error = run.error().message;
+    } else {
+      const auto& r = *run;
+      result = json::object{{"outcome", r.outcome},
+                            {"exitCode", r.exit_code},
+                            {"signal", r.signal},
+                            {"stdout", r.stdout_text},
+                            {"stderr", r.stderr_text},
+                            {"stdoutBytes", r.stdout_bytes},
+                            {"stderrBytes", r.stderr_bytes},
+                            {"wallMs", r.wall_ms},
+                            {"isolated", r.isolated},
+                            {"memoryPeakBytes", r.stats.memory_peak_bytes},
+                            {"cpuThrottled", r.stats.cpu_throttled},
+                            {"outputs", list_outputs(workspace / "outputs")}};
+      if (r.outcome == "exited" && r.exit_code == 0) {
+        status = "succeeded";
+      } else if (r.outcome == "stopped") {
+        status = "cancelled";
+        error = "stopped: cancel requested, the agent stopped or the node shut down";
+      } else if (r.outcome == "timeout") {
+        error = "timed out after " + std::to_string(spec->timeout.count()) + " ms";
+      } else if (r.outcome == "memory_limit") {
+        error = "killed at its memory limit of " + std::to_string(spec->limits.memory_bytes) + " bytes";
+      } else if (r.outcome == "signaled") {
+        error = "killed by signal " + std::to_string(r.signal);
+      } else {
+        error = "exited with code " + std::to_string(r.exit_code);
+      }
+    }
+  }
+  task.status = status;
+  task.error = error;
+  task.result = result.empty() ? json::value(nullptr) : json::value(result);
+  const std::string result_text = result.empty() ? std::string("null") : json::serialize(result);
+  Status s = store_.write([&](store::Tx& tx) -> Status {
+    const std::int64_t now = clock::now_ms();
+    DP_TRY(tx.tasks().finish(task.id, options_.node_id, status, result_text, error, now));
+    return tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(task),
+                                                 task.correlation_id, now, std::nullopt});
+  });
+  if (!s.ok()) {
+    logger.warn("task result not recorded", {{"taskId", task.id}, {"error", s.error().message}});
+  } else {
+    logger.info("task finished", {{"taskId", task.id}, {"status", status}});
+  }
+}
+
+}  // namespace dp::agents

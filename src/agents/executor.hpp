@@ -1,0 +1,82 @@
+// Executor: runs the tasks of running `command` agents on this node.
+//
+// Every tick (and at once when notified) it: puts back in the queue the tasks whose node
+// died (lease lapsed), renews the leases of the tasks it runs, stops the tasks whose cancel
+// was requested or whose agent is no longer running, and claims queued tasks of running
+// command agents up to each agent's `concurrency` (default 1) and the node's `max_parallel`.
+// A claimed task runs on its own thread through the sandbox runner with the agent's config:
+// the task input on stdin (or as the last argument, or in `task.json` in the workspace), a
+// workspace per task under `<data_dir>/workspaces/<agent>/<task>`, limits, timeout, network.
+// Its output streams as `agent.log` events; its end writes the result (exit code, outcome,
+// capped stdout/stderr, the files left in `outputs/` (symlinks are listed, never followed),
+// resource use) and an `agent.task.update` event in one transaction.
+//
+// Thread safety: start/stop/notify from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "agents/sandbox/runner.hpp"
+#include "model/agent.hpp"
+#include "model/task.hpp"
+#include "store/store.hpp"
+
+namespace dp::agents {
+
+struct ExecutorOptions {
+  std::string node_id;
+  std::string data_dir;
+  std::chrono::milliseconds tick{250};
+  std::chrono::milliseconds lease{30'000};
+  int max_parallel = 16;
+  std::size_t max_log_bytes_per_task = 1024 * 1024;  // beyond: counted, not announced
+};
+
+class Executor {
+ public:
+  Executor(store::Store& store, ExecutorOptions options);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  void start();
+  // Stops every running task (SIGTERM, grace, kill) and waits for them.
+  void stop();
+  void notify();
+  std::size_t running() const;
+
+ private:
+  struct Running {
+    std::string agent_id;
+    sandbox::RunControl control;
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+
+  void loop();
+  void tick();
+  void run_task(Running& slot, model::Task task, model::Agent agent);
+
+  store::Store& store_;
+  const ExecutorOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  bool wake_ = false;  // guarded by mu_
+  std::map<std::string, std::unique_ptr<Running>> running_;  // task id -> slot; guarded by mu_
+  std::thread thread_;
+};
+
+// The sandbox spec for running `task` on `agent` (a command agent) in `workspace`.
+// kInvalidArgument when the agent's config cannot be run.
+Result<sandbox::RunSpec> command_spec(const model::Agent& agent, const model::Task& task,
+                                      const std::string& workspace);
+
+}  // namespace dp::agents

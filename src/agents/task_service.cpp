@@ -1,0 +1,97 @@
+#include "agents/task_service.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include "core/clock.hpp"
+#include "core/ids.hpp"
+
+namespace dp::agents {
+
+std::string task_event(const model::Task& t) {
+  boost::json::object o{{"taskId", t.id},
+                        {"agentId", t.agent_id},
+                        {"status", t.status},
+                        {"attempts", t.attempts},
+                        {"idempotencyKey", t.idempotency_key}};
+  if (!t.error.empty()) o["error"] = t.error;
+  if (t.finished() && t.result.is_object()) {
+    const auto& r = t.result.as_object();
+    for (const char* k : {"exitCode", "outcome", "wallMs"}) {
+      if (auto* v = r.if_contains(k)) o[k] = *v;
+    }
+  }
+  return boost::json::serialize(o);
+}
+
+Result<std::pair<model::Task, bool>> TaskService::create(NewTask&& spec,
+                                                         const std::string& correlation_id) {
+  model::Task t;
+  t.id = ids::uuid_v7();
+  t.agent_id = std::move(spec.agent_id);
+  t.input = std::move(spec.input);
+  t.idempotency_key = spec.idempotency_key.empty() ? t.id : std::move(spec.idempotency_key);
+  t.created_by = std::move(spec.created_by);
+  t.correlation_id = correlation_id;
+  t.created_at = clock::now_ms();
+  std::optional<model::Task> existing;
+  DP_TRY(store_.write([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(model::Agent a, tx.agents().get(t.agent_id));
+    if (a.status == model::AgentStatus::kDecommissioned) {
+      Error e = Error::failed_precondition("invalid_transition",
+                                           "agent " + a.id + " is decommissioned and takes no tasks");
+      e.details = boost::json::object{{"currentStatus", "decommissioned"}};
+      return e;
+    }
+    DP_ASSIGN_OR_RETURN(existing, tx.tasks().find_by_key(t.agent_id, t.idempotency_key));
+    if (existing) return Ok{};
+    DP_TRY(tx.tasks().insert(t));
+    return tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(t),
+                                                 correlation_id, t.created_at, std::nullopt});
+  }));
+  if (existing) return std::pair<model::Task, bool>{std::move(*existing), false};
+  if (on_created_) on_created_();
+  return std::pair<model::Task, bool>{std::move(t), true};
+}
+
+Result<model::Task> TaskService::get(const std::string& agent_id, const std::string& task_id) {
+  std::optional<model::Task> out;
+  DP_TRY(store_.read([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(out, tx.tasks().get(task_id));
+    if (out->agent_id != agent_id) {
+      return Error::not_found("task " + task_id + " not found for agent " + agent_id);
+    }
+    return Ok{};
+  }));
+  return std::move(*out);
+}
+
+Result<store::Page<model::Task>> TaskService::list(const store::TaskFilter& filter) {
+  std::optional<store::Page<model::Task>> out;
+  DP_TRY(store_.read([&](store::Tx& tx) -> Status {
+    DP_TRY(tx.agents().get(filter.agent_id));
+    DP_ASSIGN_OR_RETURN(out, tx.tasks().list(filter));
+    return Ok{};
+  }));
+  return std::move(*out);
+}
+
+Result<model::Task> TaskService::cancel(const std::string& agent_id, const std::string& task_id,
+                                        const std::string& correlation_id) {
+  std::optional<model::Task> out;
+  DP_TRY(store_.write([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(model::Task t, tx.tasks().get(task_id));
+    if (t.agent_id != agent_id) {
+      return Error::not_found("task " + task_id + " not found for agent " + agent_id);
+    }
+    const std::int64_t now = clock::now_ms();
+    DP_ASSIGN_OR_RETURN(out, tx.tasks().request_cancel(task_id, now));
+    if (out->status == "cancelled") {
+      DP_TRY(tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(*out),
+                                                   correlation_id, now, std::nullopt}));
+    }
+    return Ok{};
+  }));
+  return std::move(*out);
+}
+
+}  // namespace dp::agents

@@ -1,0 +1,165 @@
+// /api/v1/agents/:id/tasks: give an agent a task, read its status and result, cancel it.
+#include <charconv>
+
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "api/v1/routes.hpp"
+#include "api/validation.hpp"
+#include "core/ids.hpp"
+
+namespace dp::api::v1 {
+namespace {
+
+using http::Request;
+using http::Response;
+
+constexpr std::size_t kMaxInputBytes = 256 * 1024;
+constexpr std::size_t kMaxKey = 128;
+
+Response fail(const Error& e, const Request& req) { return http::error_response(e, req.request_id); }
+
+std::optional<Error> check_ids(const Request& req) {
+  for (const char* p : {"id", "taskId"}) {
+    const auto v = req.param(p);
+    if (v.empty() || ids::is_uuid(v)) continue;
+    return Error::invalid_argument("invalid_id", "'" + std::string(v.substr(0, 64)) + "' is not a valid " +
+                                                     (std::string_view(p) == "id" ? "agent" : "task") +
+                                                     " id (a UUID)");
+  }
+  return std::nullopt;
+}
+
+bool valid_key(std::string_view k) {
+  if (k.empty() || k.size() > kMaxKey) return false;
+  for (char c : k) {
+    if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) return false;
+  }
+  return true;
+}
+
+Response create(agents::TaskService& svc, Request& req) {
+  if (auto e = check_ids(req)) return fail(*e, req);
+  auto body = http::parse_json_body(req.body);
+  if (!body.ok()) return fail(body.error(), req);
+  Validator v;
+  if (!body->is_object()) {
+    v.fail("", "wrong_type", "request body must be a JSON object");
+    return fail(v.status("invalid task").error(), req);
+  }
+  const auto& o = body->as_object();
+  v.only_keys(o, {"input", "idempotencyKey"});
+  const auto* input = o.if_contains("input");
+  if (input == nullptr) {
+    v.fail("input", "required", "input is required (a string or an object)");
+  } else if (!input->is_string() && !input->is_object()) {
+    v.fail("input", "wrong_type", "input must be a string or an object");
+  } else if (boost::json::serialize(*input).size() > kMaxInputBytes) {
+    v.fail("input", "too_large", "input must serialize to at most 262144 bytes");
+  }
+  std::string key;
+  if (auto k = v.string(o, "idempotencyKey", "idempotencyKey", false, 1, kMaxKey)) key = *k;
+  if (auto h = req.header("idempotency-key")) {
+    if (!key.empty() && key != *h) {
+      v.fail("idempotencyKey", "mismatch", "the body's idempotencyKey and the Idempotency-Key header differ");
+    }
+    key = std::string(*h);
+  }
+  if (!key.empty() && !valid_key(key)) {
+    v.fail("idempotencyKey", "bad_format", "idempotencyKey must be 1..128 printable ASCII characters");
+  }
+  if (auto s = v.status("invalid task"); !s.ok()) return fail(s.error(), req);
+  agents::NewTask t;
+  t.agent_id = std::string(req.param("id"));
+  t.input = *input;
+  t.idempotency_key = key;
+  t.created_by = req.caller.authenticated() ? req.caller.kind + ":" + req.caller.id : "";
+  auto r = svc.create(std::move(t), req.request_id);
+  if (!r.ok()) return fail(r.error(), req);
+  Response resp = http::data_response(r->second ? 201 : 200, model::to_json(r->first),
+                                      boost::json::object{{"created", r->second}}, req.request_id);
+  resp.set_header("Location", "/api/v1/agents/" + r->first.agent_id + "/tasks/" + r->first.id);
+  return resp;
+}
+
+Response list(agents::TaskService& svc, Request& req) {
+  if (auto e = check_ids(req)) return fail(*e, req);
+  store::TaskFilter f;
+  f.agent_id = std::string(req.param("id"));
+  Validator v;
+  for (const auto& [k, val] : req.query) {
+    if (k == "limit") {
+      int n = 0;
+      auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
+      if (ec != std::errc() || p != val.data() + val.size() || n < 1 || n > 500) {
+        v.fail("limit", "out_of_range", "limit must be an integer in 1..500");
+      } else {
+        f.limit = n;
+      }
+    } else if (k == "status") {
+      if (val != "queued" && val != "running" && val != "succeeded" && val != "failed" && val != "cancelled") {
+        v.fail("status", "not_allowed", "status must be one of: queued, running, succeeded, failed, cancelled");
+      } else {
+        f.status = val;
+      }
+    } else if (k == "cursor") {
+      if (!ids::is_uuid(val)) {
+        v.fail("cursor", "bad_format", "cursor must be the `next` value of a previous page");
+      } else {
+        f.after = val;
+      }
+    } else {
+      v.fail(k.substr(0, 64), "unknown_parameter", "unknown query parameter '" + k.substr(0, 64) + "'");
+    }
+  }
+  if (auto s = v.status("invalid query"); !s.ok()) return fail(s.error(), req);
+  auto page = svc.list(f);
+  if (!page.ok()) return fail(page.error(), req);
+  boost::json::array items;
+  for (const auto& t : page->items) items.push_back(model::to_json(t));
+  return http::data_response(
+      200, std::move(items),
+      boost::json::object{{"total", page->total},
+                          {"limit", f.limit},
+                          {"next", page->next_cursor ? boost::json::value(*page->next_cursor)
+                                                     : boost::json::value(nullptr)}},
+      req.request_id);
+}
+
+Response get_one(agents::TaskService& svc, Request& req) {
+  if (auto e = check_ids(req)) return fail(*e, req);
+  auto t = svc.get(std::string(req.param("id")), std::string(req.param("taskId")));
+  if (!t.ok()) return fail(t.error(), req);
+  return http::data_response(200, model::to_json(*t), {}, req.request_id);
+}
+
+Response cancel(agents::TaskService& svc, Request& req) {
+  if (auto e = check_ids(req)) return fail(*e, req);
+  if (!req.body.empty()) {
+    auto body = http::parse_json_body(req.body);
+    if (!body.ok()) return fail(body.error(), req);
+    Validator v;
+    if (!body->is_object()) {
+      v.fail("", "wrong_type", "request body must be a JSON object");
+    } else {
+      v.only_keys(body->as_object(), {});
+    }
+    if (auto s = v.status("invalid request"); !s.ok()) return fail(s.error(), req);
+  }
+  auto t = svc.cancel(std::string(req.param("id")), std::string(req.param("taskId")), req.request_id);
+  if (!t.ok()) return fail(t.error(), req);
+  return http::data_response(200, model::to_json(*t), {}, req.request_id);
+}
+
+}  // namespace
+
+void register_task_routes(http::Router& router, agents::TaskService& svc) {
+  auto* s = &svc;
+  router.add("POST", "/api/v1/agents/:id/tasks", [s](Request& r) { return create(*s, r); });
+  router.add("GET", "/api/v1/agents/:id/tasks", [s](Request& r) { return list(*s, r); });
+  router.add("GET", "/api/v1/agents/:id/tasks/:taskId", [s](Request& r) { return get_one(*s, r); });
+  router.add("POST", "/api/v1/agents/:id/tasks/:taskId/cancel",
+             [s](Request& r) { return cancel(*s, r); });
+}
+
+}  // namespace dp::api::v1
