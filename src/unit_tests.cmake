@@ -39,6 +39,12 @@ dp_cc_test(NAME dp_store_test
   DEPS dp_store SQLite::SQLite3 PostgreSQL::PostgreSQL
   LABELS store)
 
+# The audit chain, the audit service (on an SQLite store) and secrets at rest.
+dp_cc_test(NAME dp_audit_test
+  SRCS store/audit_chain_test.cpp audit/audit_service_test.cpp auth/secrets_test.cpp
+  DEPS dp_audit dp_secrets SQLite::SQLite3
+  LABELS unit)
+
 # The outbound HTTP client against local Beast servers, and the OIDC pieces with keys made
 # in the test (no network beyond 127.0.0.1).
 dp_cc_test(NAME dp_oidc_test

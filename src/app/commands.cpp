@@ -25,6 +25,8 @@
 #include "auth/authenticator.hpp"
 #include "auth/jwt.hpp"
 #include "auth/policy.hpp"
+#include "audit/audit_service.hpp"
+#include "auth/secrets.hpp"
 #include "bus/event_bus.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
@@ -138,6 +140,70 @@ int run_check(const CommonOptions& opts) {
   return 0;
 }
 
+namespace {
+
+// Opens the configured store for an offline audit command, without migrating it (a check
+// must not change what it checks) and without inventing an SQLite file.
+Result<std::unique_ptr<store::Store>> open_for_audit(const CommonOptions& opts) {
+  DP_ASSIGN_OR_RETURN(Config cfg, load_config(opts));
+  log::configure(log::Level::kWarn, *log::parse_format(cfg.log_format));
+  if (!cfg.distributed()) {
+    const auto db = std::filesystem::path(cfg.data_dir) / "devplane.db";
+    if (!std::filesystem::exists(db)) return Error::not_found("no database at " + db.string());
+  }
+  return store::open_store(cfg);
+}
+
+}  // namespace
+
+int run_audit_verify(const CommonOptions& opts) {
+  auto s = open_for_audit(opts);
+  if (!s.ok()) {
+    std::cerr << "devplane: " << s.error().message << "\n";
+    return 1;
+  }
+  audit::AuditService audit(**s);
+  auto report = audit.verify(0);
+  (*s)->close();
+  if (!report.ok()) {
+    std::cerr << "devplane: cannot read the audit log: " << report.error().message
+              << " (is the schema migrated? `devplane migrate`)\n";
+    return 1;
+  }
+  if (!report->verified) {
+    std::cout << "audit chain BROKEN at seq " << *report->broken_at << ": " << report->reason
+              << " (" << report->checked << " entries verified before it)\n";
+    return 1;
+  }
+  if (report->checked == 0) {
+    std::cout << "ok: the audit log is empty\n";
+  } else {
+    std::cout << "ok: audit chain verifies: " << report->checked << " entries (seq "
+              << report->first_seq << ".." << report->last_seq << "), head hash "
+              << report->head_hash << "\n";
+  }
+  return 0;
+}
+
+int run_audit_list(const AuditListOptions& opts) {
+  auto s = open_for_audit(opts.common);
+  if (!s.ok()) {
+    std::cerr << "devplane: " << s.error().message << "\n";
+    return 1;
+  }
+  audit::AuditService audit(**s);
+  store::AuditFilter f;
+  f.limit = opts.limit;
+  auto page = audit.list(f);
+  (*s)->close();
+  if (!page.ok()) {
+    std::cerr << "devplane: cannot read the audit log: " << page.error().message << "\n";
+    return 1;
+  }
+  for (const auto& r : page->items) std::cout << boost::json::serialize(audit::to_json(r)) << "\n";
+  return 0;
+}
+
 int run_serve(const ServeOptions& opts) {
   auto cfg_r = load_config(opts.common);
   if (!cfg_r.ok()) return fail(cfg_r.error());
@@ -154,6 +220,22 @@ int run_serve(const ServeOptions& opts) {
   if (!raw_store.ok()) return fail(raw_store.error());
   MeteredStore store(std::move(*raw_store), metrics);
 
+  // Secrets at rest (MCP adapter headers and environment, LLM provider keys) are sealed with
+  // `secrets`; a key file readable by group or others stops the start here.
+  auto secrets_r = auth::Secrets::from_config(cfg);
+  if (!secrets_r.ok()) return fail(secrets_r.error());
+  [[maybe_unused]] const auth::Secrets& secrets = *secrets_r;
+  if (cfg.distributed() && cfg.master_key.empty()) {
+    logger.warn("secrets at rest use this node's key file; give every node the same "
+                "DEVPLANE_MASTER_KEY so that any node can open what another sealed",
+                {{"masterKeyFile", cfg.master_key_file.empty() ? cfg.data_dir + "/master.key"
+                                                               : cfg.master_key_file}});
+  }
+  // The audit log: every mutating or refused request (set_auditor below) and every security
+  // fact the auth module reports through `audit_recorder`.
+  audit::AuditService audit_service(store);
+  [[maybe_unused]] audit::Recorder& audit_recorder = audit_service;
+
   // Identity: the HS256 key (config or the 0600 file in the data dir), then the first admin.
   auto jwt_secret = auth::load_or_create_jwt_secret(cfg);
   if (!jwt_secret.ok()) return fail(jwt_secret.error());
@@ -167,7 +249,7 @@ int run_serve(const ServeOptions& opts) {
     first_admin = *created;
   }
   auth::Authenticator authenticator(auth_service);
-  // TODO(audit): auth_service.set_recorder(...) once the audit Recorder is wired here.
+  auth_service.set_recorder(&audit_recorder);  // sign-ins, users and keys go to the audit log
 
   const std::string node_id = ids::uuid_v7();
   bus::BusOptions bus_opts;
@@ -187,6 +269,7 @@ int run_serve(const ServeOptions& opts) {
   api::v1::register_agent_routes(router, agent_service);
   agents::MessageService message_service(store);
   api::v1::register_message_routes(router, message_service);
+  api::v1::register_audit_routes(router, audit_service);
   api::v1::register_auth_routes(router, auth_service);
   api::v1::register_user_routes(router, auth_service);
   api::v1::register_api_key_routes(router, auth_service);
@@ -225,6 +308,7 @@ int run_serve(const ServeOptions& opts) {
   sopts.request_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
   http::Server server(io, blocking, router, sopts, &metrics);
   server_ptr = &server;
+  server.set_auditor(audit_service);
   server.set_authenticator(authenticator);
 
   realtime::HubOptions hub_opts;

@@ -28,4 +28,14 @@ int run_serve(const ServeOptions& opts);
 int run_migrate(const CommonOptions& opts);
 int run_check(const CommonOptions& opts);
 
+struct AuditListOptions {
+  CommonOptions common;
+  int limit = 20;
+};
+// `devplane audit verify`: 0 when the whole chain verifies, 1 when it does not (or the
+// database cannot be read), naming the first broken seq.
+int run_audit_verify(const CommonOptions& opts);
+// `devplane audit list [--limit N]`: newest first, one JSON object a line.
+int run_audit_list(const AuditListOptions& opts);
+
 }  // namespace dp::app

@@ -30,6 +30,19 @@ int main(int argc, char** argv) {
       cli.add_subcommand("check", "Check the database: schema version and integrity");
   dp::app::add_common_flags(*check_cmd, check);
 
+  auto* audit_cmd = cli.add_subcommand("audit", "Inspect the audit log (offline, on the configured database)");
+  audit_cmd->require_subcommand(1);
+  dp::app::CommonOptions audit_verify;
+  auto* audit_verify_cmd = audit_cmd->add_subcommand(
+      "verify", "Walk the whole hash chain: exit 0 when it verifies, 1 naming the first broken entry");
+  dp::app::add_common_flags(*audit_verify_cmd, audit_verify);
+  dp::app::AuditListOptions audit_list;
+  auto* audit_list_cmd =
+      audit_cmd->add_subcommand("list", "Print the newest audit entries, one JSON object a line");
+  dp::app::add_common_flags(*audit_list_cmd, audit_list.common);
+  audit_list_cmd->add_option("--limit", audit_list.limit, "How many entries (default 20)")
+      ->check(CLI::Range(1, 100000));
+
   cli.add_subcommand("version", "Print version and build information");
 
   dp::app::UserOptions user;
@@ -42,6 +55,8 @@ int main(int argc, char** argv) {
   if (serve_cmd->parsed()) return dp::app::run_serve(serve);
   if (migrate_cmd->parsed()) return dp::app::run_migrate(migrate);
   if (check_cmd->parsed()) return dp::app::run_check(check);
+  if (audit_verify_cmd->parsed()) return dp::app::run_audit_verify(audit_verify);
+  if (audit_list_cmd->parsed()) return dp::app::run_audit_list(audit_list);
   std::cout << dp::app::version_string() << "\n";
   return 0;
 }

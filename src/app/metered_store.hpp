@@ -71,6 +71,7 @@ class MeteredStore final : public store::Store {
   class NotingTx final : public store::Tx {
    public:
     NotingTx(store::Tx& inner, bool& appended) : inner_(inner), outbox_(inner.outbox(), appended) {}
+    store::AuditRepository& audit() override { return inner_.audit(); }
     store::AgentRepository& agents() override { return inner_.agents(); }
     store::OutboxRepository& outbox() override { return outbox_; }
     store::LeaseRepository& leases() override { return inner_.leases(); }

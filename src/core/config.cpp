@@ -49,7 +49,7 @@ const std::vector<std::string>& Config::keys() {
       "host", "port", "data_dir", "database_url", "redis_url", "log_level", "log_format",
       "io_threads", "blocking_threads", "db_pool_size", "max_body_bytes", "header_timeout_ms",
       "idle_timeout_ms", "request_timeout_ms", "shutdown_timeout_ms", "sqlite_synchronous",
-      "event_retention_hours", "health_interval_ms", "allowed_origins",
+      "event_retention_hours", "health_interval_ms", "allowed_origins", "master_key_file", "master_key",
       "jwt_secret", "access_token_ttl_s", "refresh_token_ttl_s", "password_hash_cost",
       "oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url", "oidc_role_claim",
       "oidc_role_map", "oidc_scopes", "oidc_display_name", "oidc_jwks_min_refresh_ms", "web_dir"};
@@ -185,6 +185,11 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     return parse_uint<std::uint32_t>(key, value, source, 60, 90 * 86'400, refresh_token_ttl_s);
   } else if (key == "password_hash_cost") {
     return one_of(key, value, source, {"moderate", "interactive"}, password_hash_cost);
+  } else if (key == "master_key_file") {
+    master_key_file = value;
+  } else if (key == "master_key") {
+    // Checked (base64 of 32 bytes) where it is used, by auth::Secrets, at start-up.
+    master_key = value;
   } else {
     return Error::invalid_argument("bad_config", "unknown config key '" + std::string(key) +
                                                      "' (" + std::string(source) + ")");
@@ -268,6 +273,8 @@ boost::json::object Config::to_json_masked() const {
   o["access_token_ttl_s"] = access_token_ttl_s;
   o["refresh_token_ttl_s"] = refresh_token_ttl_s;
   o["password_hash_cost"] = password_hash_cost;
+  o["master_key_file"] = master_key_file;
+  o["master_key"] = master_key.empty() ? "" : "***";
   o["mode"] = distributed() ? "distributed" : "embedded";
   return o;
 }

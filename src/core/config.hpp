@@ -40,6 +40,8 @@ struct Config {
   std::uint32_t event_retention_hours = 24;   // how long clients can resume from
   std::uint32_t health_interval_ms = 5'000;   // system.health.status period
   std::vector<std::string> allowed_origins;   // WebSocket Origins besides the server's own
+  std::string master_key_file;  // secrets at rest; empty: <data_dir>/master.key (0600)
+  std::string master_key;       // base64 of 32 bytes (DEVPLANE_MASTER_KEY); wins over the file
   // Identity (docs/security.md). jwt_secret: the HS256 key (>= 32 chars); empty: the
   // 0600 file <data_dir>/jwt.key, made on first run. Masked by to_json_masked().
   std::string jwt_secret;

@@ -72,6 +72,18 @@ TEST(ConfigTest, ShortJwtSecretIsRefusedAndChangesNothing) {
   EXPECT_EQ(c.password_hash_cost, "moderate");
 }
 
+TEST(ConfigTest, MasterKeyComesFromTheEnvironmentAndIsMasked) {
+  Config c;
+  const auto env = [](const char* name) -> const char* {
+    return std::string_view(name) == "DEVPLANE_MASTER_KEY" ? "c2VjcmV0LW1hc3Rlci1rZXk=" : nullptr;
+  };
+  ASSERT_TRUE(c.apply_env(env).ok());
+  EXPECT_EQ(c.master_key, "c2VjcmV0LW1hc3Rlci1rZXk=");
+  const auto o = c.to_json_masked();
+  EXPECT_EQ(o.at("master_key").as_string(), "***");
+  EXPECT_EQ(o.at("master_key_file").as_string(), "");
+}
+
 TEST(ConfigTest, SetsEveryKnownKey) {
   Config c;
   const std::map<std::string, std::string> values = {
@@ -94,6 +106,8 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"event_retention_hours", "48"},
       {"health_interval_ms", "250"},
       {"allowed_origins", "https://a.example, http://b.example:3000 ,"},
+      {"master_key_file", "/etc/devplane/master.key"},
+      {"master_key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
       {"jwt_secret", "0123456789abcdef0123456789abcdef-secret"},
       {"access_token_ttl_s", "600"},
       {"refresh_token_ttl_s", "3600"},

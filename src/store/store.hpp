@@ -26,6 +26,7 @@
 #include "core/config.hpp"
 #include "core/result.hpp"
 #include "model/agent.hpp"
+#include "model/audit.hpp"
 #include "model/identity.hpp"
 #include "model/message.hpp"
 
@@ -180,10 +181,54 @@ class RefreshTokenRepository {
   virtual Result<std::int64_t> revoke_user(std::string_view user_id, std::int64_t at_ms) = 0;
 };
 
+// Filters for the audit log; every set field must match. Newest first.
+struct AuditFilter {
+  std::optional<std::string> actor;          // actor_id or actor_name equals
+  std::optional<std::string> action_prefix;  // action starts with
+  std::optional<std::string> outcome;        // "success" | "failure" | "denied"
+  std::optional<std::string> target;         // target equals
+  std::optional<std::int64_t> from_ms;       // at >= from
+  std::optional<std::int64_t> to_ms;         // at < to
+  int limit = 50;
+  std::optional<std::int64_t> before_seq;  // keyset cursor: entries with seq < before_seq
+};
+
+// What walking (part of) the audit chain found.
+struct ChainReport {
+  bool verified = true;
+  std::int64_t checked = 0;      // entries whose links and hashes were recomputed
+  std::int64_t first_seq = 0;    // the range walked (0, 0 when empty)
+  std::int64_t last_seq = 0;
+  std::optional<std::int64_t> broken_at;  // the first seq that does not verify
+  std::string reason;                     // why, when broken
+  std::string head_hash;                  // hash of the last entry walked (anchor it elsewhere)
+};
+
+// The audit log: append-only and hash-chained (see store/audit_chain.hpp). There is no
+// update or delete. Appends are serialized (SQLite's one writer; on PostgreSQL an advisory
+// transaction lock), so the chain never forks.
+class AuditRepository {
+ public:
+  virtual ~AuditRepository() = default;
+  // Appends `record` at the end of the chain: sets seq (last + 1), prev_hash and hash, and
+  // returns the stored record. `record.details` must be a JSON object's text.
+  // REQUIRES: inside Store::write.
+  virtual Result<model::AuditRecord> append(const model::AuditRecord& record) = 0;
+  // Entries matching `filter`, newest first; `next_cursor` is a seq to pass as before_seq.
+  virtual Result<Page<model::AuditRecord>> list(const AuditFilter& filter) = 0;
+  // Walks the chain over seq in [from_seq, to_seq] (from 1 when from_seq <= 1, to the last
+  // entry when to_seq <= 0), recomputing every link and hash; stops at the first break.
+  // A range that starts past 1 is anchored on the stored hash of entry from_seq - 1.
+  virtual Result<ChainReport> verify(std::int64_t from_seq, std::int64_t to_seq) = 0;
+  // The highest seq, 0 when the log is empty.
+  virtual Result<std::int64_t> last_seq() = 0;
+};
+
 // One unit of work.
 class Tx {
  public:
   virtual ~Tx() = default;
+  virtual AuditRepository& audit() = 0;
   virtual AgentRepository& agents() = 0;
   virtual OutboxRepository& outbox() = 0;
   virtual LeaseRepository& leases() = 0;

@@ -25,6 +25,7 @@
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
+#include "store/audit_chain.hpp"
 #include "store/internal/migration.hpp"
 
 namespace dp::store {
@@ -1305,6 +1306,260 @@ TEST_P(StoreTest, RefreshTokensRotateOnceAndRevokeByFamilyAndUser) {
   Status missing = store_->read([&](Tx& tx) { return Status(tx.refresh_tokens().find_by_hash("nope")); });
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreTest, MigrationBelowTheHighestAppliedOneIsStillApplied) {
+  // As if 0002 had been merged after the database reached a higher version: undo it and
+  // forget it, keeping the later ones recorded.
+  raw("DROP TABLE leases");
+  raw("DROP INDEX outbox_seq");
+  raw("DROP INDEX outbox_unsequenced");
+  raw("ALTER TABLE outbox DROP COLUMN seq");
+  raw("DELETE FROM schema_migrations WHERE version = 2");
+  const std::int64_t latest = migrations().back().version;
+  ASSERT_GT(latest, 2);
+  auto m = store_->migrate();
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_EQ(*m, latest);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM schema_migrations WHERE version = 2"), 1);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM leases"), 0);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM outbox WHERE seq IS NULL"), 0);
+}
+
+// --- Audit log ---
+
+model::AuditRecord audit_entry(const std::string& action, const std::string& actor = "alice",
+                               const std::string& outcome = "success") {
+  model::AuditRecord r;
+  r.id = ids::uuid_v7();
+  r.at = clock::now_ms();
+  r.actor_id = "id-" + actor;
+  r.actor_name = actor;
+  r.actor_kind = "user";
+  r.action = action;
+  r.target = "agent:" + action;
+  r.outcome = outcome;
+  r.status = outcome == "success" ? 200 : 403;
+  r.correlation_id = "corr-" + action;
+  r.source_address = "127.0.0.1";
+  r.details = R"({"queryKeys":["limit"],"role":"admin"})";
+  return r;
+}
+
+model::AuditRecord append_audit(Store& s, const model::AuditRecord& r) {
+  model::AuditRecord out;
+  Status st = s.write([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(out, tx.audit().append(r));
+    return Ok{};
+  });
+  EXPECT_TRUE(st.ok()) << st.error().message;
+  return out;
+}
+
+ChainReport verify_audit(Store& s, std::int64_t from = 1, std::int64_t to = 0) {
+  ChainReport out;
+  Status st = s.read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(out, tx.audit().verify(from, to));
+    return Ok{};
+  });
+  EXPECT_TRUE(st.ok()) << st.error().message;
+  return out;
+}
+
+Page<model::AuditRecord> list_audit(Store& s, const AuditFilter& f) {
+  Page<model::AuditRecord> out;
+  Status st = s.read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(out, tx.audit().list(f));
+    return Ok{};
+  });
+  EXPECT_TRUE(st.ok()) << st.error().message;
+  return out;
+}
+
+std::vector<std::int64_t> seqs(const Page<model::AuditRecord>& p) {
+  std::vector<std::int64_t> out;
+  for (const auto& r : p.items) out.push_back(r.seq);
+  return out;
+}
+
+TEST_P(StoreTest, AuditAppendsChainFromGenesisAndRoundTripEveryField) {
+  EXPECT_TRUE(verify_audit(*store_).verified);
+  EXPECT_EQ(verify_audit(*store_).checked, 0);
+  std::vector<model::AuditRecord> stored;
+  for (const char* a : {"POST /api/v1/agents", "auth.login", "DELETE /api/v1/agents/:id"}) {
+    stored.push_back(append_audit(*store_, audit_entry(a)));
+  }
+  ASSERT_EQ(stored.size(), 3u);
+  EXPECT_EQ(stored[0].seq, 1);
+  EXPECT_EQ(stored[0].prev_hash, audit_chain::kGenesisHash);
+  for (std::size_t i = 1; i < stored.size(); ++i) {
+    EXPECT_EQ(stored[i].seq, static_cast<std::int64_t>(i) + 1);
+    EXPECT_EQ(stored[i].prev_hash, stored[i - 1].hash);
+  }
+  for (const auto& r : stored) EXPECT_EQ(r.hash, audit_chain::compute_hash(r));
+
+  AuditFilter f;
+  const auto page = list_audit(*store_, f);
+  ASSERT_EQ(page.items.size(), 3u);
+  EXPECT_EQ(page.total, 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto& got = page.items[i];       // newest first
+    const auto& want = stored[2 - i];
+    EXPECT_EQ(got.seq, want.seq);
+    EXPECT_EQ(got.id, want.id);
+    EXPECT_EQ(got.at, want.at);
+    EXPECT_EQ(got.actor_id, want.actor_id);
+    EXPECT_EQ(got.actor_name, want.actor_name);
+    EXPECT_EQ(got.actor_kind, want.actor_kind);
+    EXPECT_EQ(got.action, want.action);
+    EXPECT_EQ(got.target, want.target);
+    EXPECT_EQ(got.outcome, want.outcome);
+    EXPECT_EQ(got.status, want.status);
+    EXPECT_EQ(got.correlation_id, want.correlation_id);
+    EXPECT_EQ(got.source_address, want.source_address);
+    EXPECT_EQ(got.details, want.details);
+    EXPECT_EQ(got.prev_hash, want.prev_hash);
+    EXPECT_EQ(got.hash, want.hash);
+  }
+  const auto report = verify_audit(*store_);
+  EXPECT_TRUE(report.verified) << report.reason;
+  EXPECT_EQ(report.checked, 3);
+  EXPECT_EQ(report.first_seq, 1);
+  EXPECT_EQ(report.last_seq, 3);
+  EXPECT_EQ(report.head_hash, stored[2].hash);
+}
+
+TEST_P(StoreTest, AuditListFiltersAndPagesNewestFirst) {
+  const std::int64_t t0 = clock::now_ms() - 10'000;
+  auto at = [&](model::AuditRecord r, std::int64_t offset) {
+    r.at = t0 + offset;
+    return append_audit(*store_, r);
+  };
+  at(audit_entry("POST /api/v1/agents", "alice"), 0);                        // 1
+  at(audit_entry("POST /api/v1/agents/:id/start", "bob"), 1000);             // 2
+  at(audit_entry("auth.login", "mallory", "denied"), 2000);                  // 3
+  at(audit_entry("POST /api/v1/agents_%", "alice"), 3000);                   // 4
+  at(audit_entry("DELETE /api/v1/agents/:id", "bob", "failure"), 4000);      // 5
+
+  AuditFilter f;
+  f.actor = "bob";
+  EXPECT_EQ(seqs(list_audit(*store_, f)), (std::vector<std::int64_t>{5, 2}));
+  f.actor = "id-alice";  // the actor's id matches too
+  EXPECT_EQ(seqs(list_audit(*store_, f)), (std::vector<std::int64_t>{4, 1}));
+
+  f = {};
+  f.action_prefix = "POST /api/v1/agents";
+  EXPECT_EQ(seqs(list_audit(*store_, f)), (std::vector<std::int64_t>{4, 2, 1}));
+  f.action_prefix = "POST /api/v1/agents_%";  // wildcards are literal
+  EXPECT_EQ(seqs(list_audit(*store_, f)), (std::vector<std::int64_t>{4}));
+
+  f = {};
+  f.outcome = "denied";
+  EXPECT_EQ(seqs(list_audit(*store_, f)), (std::vector<std::int64_t>{3}));
+  f = {};
+  f.target = "agent:auth.login";
+  EXPECT_EQ(seqs(list_audit(*store_, f)), (std::vector<std::int64_t>{3}));
+
+  f = {};
+  f.from_ms = t0 + 1000;
+  f.to_ms = t0 + 4000;  // exclusive
+  const auto window = list_audit(*store_, f);
+  EXPECT_EQ(seqs(window), (std::vector<std::int64_t>{4, 3, 2}));
+  EXPECT_EQ(window.total, 3);
+
+  // Keyset paging walks every entry once, newest first, with the total of the filter.
+  f = {};
+  f.limit = 2;
+  std::vector<std::int64_t> all;
+  for (int guard = 0; guard < 10; ++guard) {
+    const auto p = list_audit(*store_, f);
+    EXPECT_EQ(p.total, 5);
+    for (auto s : seqs(p)) all.push_back(s);
+    if (!p.next_cursor) break;
+    f.before_seq = std::stoll(*p.next_cursor);
+  }
+  EXPECT_EQ(all, (std::vector<std::int64_t>{5, 4, 3, 2, 1}));
+}
+
+TEST_P(StoreTest, AuditVerifyFindsAnAlteredField) {
+  for (int i = 0; i < 4; ++i) append_audit(*store_, audit_entry("a" + std::to_string(i)));
+  ASSERT_TRUE(verify_audit(*store_).verified);
+  raw("UPDATE audit_log SET outcome = 'success', actor_name = 'mallory' WHERE seq = 3");
+  const auto report = verify_audit(*store_);
+  EXPECT_FALSE(report.verified);
+  ASSERT_TRUE(report.broken_at.has_value());
+  EXPECT_EQ(*report.broken_at, 3);
+  EXPECT_EQ(report.checked, 2);
+  EXPECT_NE(report.reason.find("altered"), std::string::npos) << report.reason;
+}
+
+TEST_P(StoreTest, AuditVerifyFindsAnAlteredDetailsText) {
+  for (int i = 0; i < 3; ++i) append_audit(*store_, audit_entry("a" + std::to_string(i)));
+  // The same JSON object with other whitespace is still an edit of the stored bytes.
+  raw(R"(UPDATE audit_log SET details = '{"queryKeys": ["limit"], "role": "admin"}' WHERE seq = 1)");
+  const auto report = verify_audit(*store_);
+  ASSERT_TRUE(report.broken_at.has_value());
+  EXPECT_EQ(*report.broken_at, 1);
+}
+
+TEST_P(StoreTest, AuditVerifyFindsADeletedRow) {
+  for (int i = 0; i < 5; ++i) append_audit(*store_, audit_entry("a" + std::to_string(i)));
+  raw("DELETE FROM audit_log WHERE seq = 3");
+  const auto report = verify_audit(*store_);
+  EXPECT_FALSE(report.verified);
+  ASSERT_TRUE(report.broken_at.has_value());
+  EXPECT_EQ(*report.broken_at, 3);
+  EXPECT_NE(report.reason.find("missing"), std::string::npos) << report.reason;
+
+  // So is the first one.
+  raw("DELETE FROM audit_log WHERE seq = 1");
+  const auto again = verify_audit(*store_);
+  ASSERT_TRUE(again.broken_at.has_value());
+  EXPECT_EQ(*again.broken_at, 1);
+}
+
+TEST_P(StoreTest, AuditVerifyFindsAReorderedPair) {
+  for (int i = 0; i < 4; ++i) append_audit(*store_, audit_entry("a" + std::to_string(i)));
+  raw("UPDATE audit_log SET seq = 100 WHERE seq = 2");
+  raw("UPDATE audit_log SET seq = 2 WHERE seq = 3");
+  raw("UPDATE audit_log SET seq = 3 WHERE seq = 100");
+  const auto report = verify_audit(*store_);
+  EXPECT_FALSE(report.verified);
+  ASSERT_TRUE(report.broken_at.has_value());
+  EXPECT_EQ(*report.broken_at, 2);
+}
+
+TEST_P(StoreTest, AuditVerifyOfARangeAnchorsOnTheEntryBeforeIt) {
+  for (int i = 0; i < 5; ++i) append_audit(*store_, audit_entry("a" + std::to_string(i)));
+  auto part = verify_audit(*store_, 3, 4);
+  EXPECT_TRUE(part.verified) << part.reason;
+  EXPECT_EQ(part.checked, 2);
+  EXPECT_EQ(part.first_seq, 3);
+  EXPECT_EQ(part.last_seq, 4);
+  raw("UPDATE audit_log SET target = 'agent:other' WHERE seq = 1");
+  EXPECT_TRUE(verify_audit(*store_, 3, 0).verified);  // the window does not reach seq 1
+  const auto full = verify_audit(*store_);
+  ASSERT_TRUE(full.broken_at.has_value());
+  EXPECT_EQ(*full.broken_at, 1);
+}
+
+TEST_P(StoreTest, ConcurrentAuditAppendsKeepOneChain) {
+  constexpr int kThreads = 4;
+  constexpr int kEach = 15;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        append_audit(*store_, audit_entry("t" + std::to_string(t) + "-" + std::to_string(i)));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto report = verify_audit(*store_);
+  EXPECT_TRUE(report.verified) << report.reason;
+  EXPECT_EQ(report.checked, kThreads * kEach);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM audit_log"), kThreads * kEach);
+  EXPECT_EQ(raw_int("SELECT count(DISTINCT prev_hash) FROM audit_log"), kThreads * kEach);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,

@@ -15,10 +15,17 @@
 #include "http/router.hpp"
 #include "store/store.hpp"
 
+namespace dp::audit {
+class AuditService;
+}  // namespace dp::audit
+
 namespace dp::api::v1 {
 
 void register_agent_routes(http::Router& router, agents::AgentService& service);
 void register_message_routes(http::Router& router, agents::MessageService& service);
+// GET /api/v1/audit (filters, paging, meta.chain) and GET /api/v1/audit/verify (full check).
+// Built in the dp_api_audit library.
+void register_audit_routes(http::Router& router, audit::AuditService& service);
 // /api/v1/auth (login, refresh, logout, me), /api/v1/users, /api/v1/api-keys.
 void register_auth_routes(http::Router& router, auth::AuthService& service);
 void register_user_routes(http::Router& router, auth::AuthService& service);

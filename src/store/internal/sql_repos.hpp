@@ -120,6 +120,20 @@ class SqlRefreshTokenRepository final : public RefreshTokenRepository {
   SqlConn& conn_;
 };
 
+class SqlAuditRepository final : public AuditRepository {
+ public:
+  explicit SqlAuditRepository(SqlConn& conn) : conn_(conn) {}
+
+  // store::AuditRepository
+  Result<model::AuditRecord> append(const model::AuditRecord& record) override;
+  Result<Page<model::AuditRecord>> list(const AuditFilter& filter) override;
+  Result<ChainReport> verify(std::int64_t from_seq, std::int64_t to_seq) override;
+  Result<std::int64_t> last_seq() override;
+
+ private:
+  SqlConn& conn_;
+};
+
 // A Tx over one connection.
 class SqlTx final : public Tx {
  public:
@@ -130,7 +144,8 @@ class SqlTx final : public Tx {
         messages_(conn),
         users_(conn),
         api_keys_(conn),
-        refresh_tokens_(conn) {}
+        refresh_tokens_(conn), audit_(conn) {}
+  AuditRepository& audit() override { return audit_; }
   AgentRepository& agents() override { return agents_; }
   OutboxRepository& outbox() override { return outbox_; }
   LeaseRepository& leases() override { return leases_; }
@@ -147,6 +162,7 @@ class SqlTx final : public Tx {
   SqlUserRepository users_;
   SqlApiKeyRepository api_keys_;
   SqlRefreshTokenRepository refresh_tokens_;
+  SqlAuditRepository audit_;
 };
 
 // Time values: SQLite stores ISO-8601 text, PostgreSQL timestamptz; both read back here.

@@ -2,12 +2,14 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -271,8 +273,13 @@ class PgStore final : public Store {
                                 ", newer than this binary (" + std::to_string(latest) +
                                 "); upgrade devplane");
     }
+    // Every known version not yet applied, in order: a migration merged after a higher-numbered
+    // one (parallel work) is still applied.
+    DP_ASSIGN_OR_RETURN(Rows done, conn.query("SELECT version FROM schema_migrations", {}));
+    std::set<std::int64_t> applied;
+    for (std::size_t r = 0; r < done.size(); ++r) applied.insert(done.integer(r, 0));
     for (const auto& m : all) {
-      if (m.version <= current) continue;
+      if (applied.contains(m.version)) continue;
       DP_TRY(conn.exec_script("BEGIN"));
       Status s = conn.exec_script(m.sql);
       if (s.ok()) {
@@ -289,7 +296,7 @@ class PgStore final : public Store {
         return e;
       }
       log::global().info("applied migration", {{"version", m.version}, {"name", m.name}});
-      current = m.version;
+      current = std::max(current, m.version);
     }
     return current;
   }

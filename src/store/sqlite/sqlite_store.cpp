@@ -2,10 +2,12 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -236,8 +238,13 @@ class SqliteStore final : public Store {
                                 std::to_string(current) + ", newer than this binary (" +
                                 std::to_string(latest) + "); upgrade devplane");
     }
+    // Every known version not yet applied, in order: a migration merged after a higher-numbered
+    // one (parallel work) is still applied.
+    DP_ASSIGN_OR_RETURN(Rows done, writer_->query("SELECT version FROM schema_migrations", {}));
+    std::set<std::int64_t> applied;
+    for (std::size_t r = 0; r < done.size(); ++r) applied.insert(done.integer(r, 0));
     for (const auto& m : all) {
-      if (m.version <= current) continue;
+      if (applied.contains(m.version)) continue;
       DP_TRY(writer_->exec_script("BEGIN IMMEDIATE"));
       Status s = writer_->exec_script(m.sql);
       if (s.ok()) {
@@ -254,7 +261,7 @@ class SqliteStore final : public Store {
         return e;
       }
       log::global().info("applied migration", {{"version", m.version}, {"name", m.name}});
-      current = m.version;
+      current = std::max(current, m.version);
     }
     schema_version_ = current;
     return current;
