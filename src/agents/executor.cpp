@@ -37,7 +37,8 @@ json::array list_outputs(const fs::path& dir) {
   for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (out.size() >= 1000) break;
     const auto st = it->symlink_status(ec);
-    const std::string rel = fs::relative(it->path(), dir, ec).string();
+    // lexically: fs::relative would resolve the link it is asked about.
+    const std::string rel = it->path().lexically_relative(dir).string();
     if (fs::is_symlink(st)) {
       out.push_back(json::object{{"path", rel}, {"type", "symlink"}});
     } else if (fs::is_regular_file(st)) {

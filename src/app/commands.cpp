@@ -17,11 +17,13 @@
 #include <boost/json/serialize.hpp>
 
 #include "agents/agent_service.hpp"
+#include "agents/executor.hpp"
 #include "api/v1/routes.hpp"
 #include "app/build_info.hpp"
 #include "app/dashboard.hpp"
 #include "app/metered_store.hpp"
 #include "auth/auth_service.hpp"
+#include "auth/oidc.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/jwt.hpp"
 #include "auth/policy.hpp"
@@ -220,6 +222,20 @@ int run_serve(const ServeOptions& opts) {
   if (!raw_store.ok()) return fail(raw_store.error());
   MeteredStore store(std::move(*raw_store), metrics);
 
+  // Identity: the HS256 key (config or the 0600 file in the data dir), then the first admin.
+  auto jwt_secret = auth::load_or_create_jwt_secret(cfg);
+  if (!jwt_secret.ok()) return fail(jwt_secret.error());
+  auth::AuthService auth_service(store, auth::auth_options_from(cfg, std::move(*jwt_secret)));
+  std::optional<std::string> first_admin;
+  {
+    std::optional<std::string> given;
+    if (const char* p = std::getenv("DEVPLANE_ADMIN_PASSWORD"); p != nullptr && *p != '\0') given = p;
+    auto created = auth_service.ensure_admin(given);
+    if (!created.ok()) return fail(created.error());
+    first_admin = *created;
+  }
+  auth::Authenticator authenticator(auth_service);
+
   // Secrets at rest (MCP adapter headers and environment, LLM provider keys) are sealed with
   // `secrets`; a key file readable by group or others stops the start here.
   auto secrets_r = auth::Secrets::from_config(cfg);
@@ -235,21 +251,6 @@ int run_serve(const ServeOptions& opts) {
   // fact the auth module reports through `audit_recorder`.
   audit::AuditService audit_service(store);
   [[maybe_unused]] audit::Recorder& audit_recorder = audit_service;
-
-  // Identity: the HS256 key (config or the 0600 file in the data dir), then the first admin.
-  auto jwt_secret = auth::load_or_create_jwt_secret(cfg);
-  if (!jwt_secret.ok()) return fail(jwt_secret.error());
-  auth::AuthService auth_service(store, auth::auth_options_from(cfg, std::move(*jwt_secret)));
-  std::optional<std::string> first_admin;
-  {
-    std::optional<std::string> given;
-    if (const char* p = std::getenv("DEVPLANE_ADMIN_PASSWORD"); p != nullptr && *p != '\0') given = p;
-    auto created = auth_service.ensure_admin(given);
-    if (!created.ok()) return fail(created.error());
-    first_admin = *created;
-  }
-  auth::Authenticator authenticator(auth_service);
-  auth_service.set_recorder(&audit_recorder);  // sign-ins, users and keys go to the audit log
 
   const std::string node_id = ids::uuid_v7();
   bus::BusOptions bus_opts;
@@ -269,10 +270,31 @@ int run_serve(const ServeOptions& opts) {
   api::v1::register_agent_routes(router, agent_service);
   agents::MessageService message_service(store);
   api::v1::register_message_routes(router, message_service);
-  api::v1::register_audit_routes(router, audit_service);
+  agents::ExecutorOptions exec_opts;
+  exec_opts.node_id = node_id;
+  exec_opts.data_dir = cfg.data_dir;
+  agents::Executor executor(store, exec_opts);
+  agents::TaskService task_service(store, [&executor] { executor.notify(); });
+  api::v1::register_task_routes(router, task_service);
   api::v1::register_auth_routes(router, auth_service);
+  // Single sign-on (OpenID Connect) when oidc_issuer is set; the provider is contacted on the
+  // first sign-in, so devplane starts while it is down.
+  auto oidc_settings = auth::oidc_settings_from(cfg);
+  if (!oidc_settings.ok()) return fail(oidc_settings.error());
+  std::unique_ptr<auth::OidcService> oidc;
+  if (oidc_settings->has_value()) {
+    oidc = std::make_unique<auth::OidcService>(
+        std::move(**oidc_settings),
+        [&auth_service](const auth::ExternalIdentity& id, const http::Request& req) {
+          return auth_service.sign_in_external(
+              id, auth::RequestContext{req.remote_address, req.request_id});
+        });
+  }
+  auth::register_oidc_routes(router, oidc.get());
   api::v1::register_user_routes(router, auth_service);
   api::v1::register_api_key_routes(router, auth_service);
+  api::v1::register_audit_routes(router, audit_service);
+  auth_service.set_recorder(&audit_recorder);
 
   const auto started_at = std::chrono::steady_clock::now();
   http::Server* server_ptr = nullptr;
@@ -308,8 +330,8 @@ int run_serve(const ServeOptions& opts) {
   sopts.request_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
   http::Server server(io, blocking, router, sopts, &metrics);
   server_ptr = &server;
-  server.set_auditor(audit_service);
   server.set_authenticator(authenticator);
+  server.set_auditor(audit_service);
 
   realtime::HubOptions hub_opts;
   hub_opts.allowed_origins = cfg.allowed_origins;
@@ -352,6 +374,7 @@ int run_serve(const ServeOptions& opts) {
   }
   if (auto s = server.listen(); !s.ok()) return fail(s.error());
   relay.start();
+  executor.start();
 
   realtime::HealthSources health_src;
   health_src.node_id = node_id;
@@ -407,6 +430,7 @@ int run_serve(const ServeOptions& opts) {
   for (int i = 1; i < io_threads; ++i) threads.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : threads) t.join();
+  executor.stop();  // running tasks are stopped and their results recorded
   health.stop();
   hub.stop();
   relay.stop();  // announces what was committed before the stop

@@ -20,6 +20,12 @@
 #include "core/config.hpp"
 
 namespace dp::auth {
+
+using oidc::base64url_decode;
+using oidc::base64url_encode;
+using oidc::pkce_challenge;
+using oidc::random_token;
+
 namespace {
 
 namespace json = boost::json;
@@ -214,6 +220,8 @@ bool constant_equal(std::string_view a, std::string_view b) {
 
 // ---- helpers --------------------------------------------------------------------------
 
+namespace oidc {
+
 std::string base64url_encode(std::string_view bytes) {
   std::string s = base64_std(bytes);
   for (auto& c : s) {
@@ -263,6 +271,8 @@ std::string pkce_challenge(std::string_view verifier) {
   return base64url_encode(
       std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
 }
+
+}  // namespace oidc
 
 // ---- configuration --------------------------------------------------------------------
 

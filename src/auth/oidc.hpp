@@ -239,10 +239,13 @@ inline constexpr std::string_view kStateCookie = "dp_oidc_state";
 // `service` may be null (SSO not configured): then /oidc says so and the others are 404.
 void register_oidc_routes(http::Router& router, OidcService* service);
 
-// Helpers shared with the tests.
-std::string base64url_encode(std::string_view bytes);
-std::optional<std::string> base64url_decode(std::string_view text);
+// Helpers shared with the tests, in their own namespace so that they never clash with the
+// lookalikes of auth/crypto.hpp (dp_oidc does not depend on dp_auth).
+namespace oidc {
+std::string base64url_encode(std::string_view bytes);                // no padding
+std::optional<std::string> base64url_decode(std::string_view text);  // strict: no padding
 std::string random_token(std::size_t bytes = 32);  // base64url of fresh random bytes
 std::string pkce_challenge(std::string_view verifier);  // base64url(SHA-256(verifier))
+}  // namespace oidc
 
 }  // namespace dp::auth

@@ -110,7 +110,7 @@ void register_oidc_routes(http::Router& router, OidcService* service) {
       // A browser: hand the tokens to the dashboard in the URL fragment, which never
       // reaches a server, a log or a Referer header.
       const std::string target =
-          "/#oidc=" + base64url_encode(boost::json::serialize(*tokens));
+          "/#oidc=" + oidc::base64url_encode(boost::json::serialize(*tokens));
       r.status = 200;
       r.content_type = "text/html; charset=utf-8";
       r.set_header("Content-Security-Policy", "default-src 'none'");

@@ -19,6 +19,10 @@ namespace {
 
 namespace json = boost::json;
 using std::chrono::seconds;
+using oidc::base64url_decode;
+using oidc::base64url_encode;
+using oidc::pkce_challenge;
+using oidc::random_token;
 
 struct Key {
   std::shared_ptr<EVP_PKEY> pkey;

@@ -134,6 +134,23 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
       rest.remove_prefix(comma + 1);
     }
     allowed_origins = std::move(origins);
+  } else if (key == "jwt_secret") {
+    if (!value.empty() && value.size() < 32) {
+      return Error::invalid_argument("bad_config", "jwt_secret (" + std::string(source) +
+                                                       ") must have at least 32 characters");
+    }
+    jwt_secret = value;
+  } else if (key == "access_token_ttl_s") {
+    return parse_uint<std::uint32_t>(key, value, source, 30, 86'400, access_token_ttl_s);
+  } else if (key == "refresh_token_ttl_s") {
+    return parse_uint<std::uint32_t>(key, value, source, 60, 90 * 86'400, refresh_token_ttl_s);
+  } else if (key == "password_hash_cost") {
+    return one_of(key, value, source, {"moderate", "interactive"}, password_hash_cost);
+  } else if (key == "master_key_file") {
+    master_key_file = value;
+  } else if (key == "master_key") {
+    // Checked (base64 of 32 bytes) where it is used, by auth::Secrets, at start-up.
+    master_key = value;
   } else if (key == "oidc_issuer" || key == "oidc_redirect_url") {
     if (!value.empty() && !value.starts_with("https://") && !value.starts_with("http://")) {
       return Error::invalid_argument("bad_config", std::string(key) + " (" + std::string(source) +
@@ -173,23 +190,6 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     return parse_uint<std::uint32_t>(key, value, source, 0, 3'600'000, oidc_jwks_min_refresh_ms);
   } else if (key == "web_dir") {
     web_dir = value;
-  } else if (key == "jwt_secret") {
-    if (!value.empty() && value.size() < 32) {
-      return Error::invalid_argument("bad_config", "jwt_secret (" + std::string(source) +
-                                                       ") must have at least 32 characters");
-    }
-    jwt_secret = value;
-  } else if (key == "access_token_ttl_s") {
-    return parse_uint<std::uint32_t>(key, value, source, 30, 86'400, access_token_ttl_s);
-  } else if (key == "refresh_token_ttl_s") {
-    return parse_uint<std::uint32_t>(key, value, source, 60, 90 * 86'400, refresh_token_ttl_s);
-  } else if (key == "password_hash_cost") {
-    return one_of(key, value, source, {"moderate", "interactive"}, password_hash_cost);
-  } else if (key == "master_key_file") {
-    master_key_file = value;
-  } else if (key == "master_key") {
-    // Checked (base64 of 32 bytes) where it is used, by auth::Secrets, at start-up.
-    master_key = value;
   } else {
     return Error::invalid_argument("bad_config", "unknown config key '" + std::string(key) +
                                                      "' (" + std::string(source) + ")");
@@ -259,6 +259,12 @@ boost::json::object Config::to_json_masked() const {
     for (const auto& x : allowed_origins) origins.emplace_back(x);
     o["allowed_origins"] = std::move(origins);
   }
+  o["jwt_secret"] = jwt_secret.empty() ? "" : "***";
+  o["access_token_ttl_s"] = access_token_ttl_s;
+  o["refresh_token_ttl_s"] = refresh_token_ttl_s;
+  o["password_hash_cost"] = password_hash_cost;
+  o["master_key_file"] = master_key_file;
+  o["master_key"] = master_key.empty() ? "" : "***";
   o["oidc_issuer"] = oidc_issuer;
   o["oidc_client_id"] = oidc_client_id;
   o["oidc_client_secret"] = oidc_client_secret.empty() ? "" : "***";
@@ -269,12 +275,6 @@ boost::json::object Config::to_json_masked() const {
   o["oidc_display_name"] = oidc_display_name;
   o["oidc_jwks_min_refresh_ms"] = oidc_jwks_min_refresh_ms;
   o["web_dir"] = web_dir;
-  o["jwt_secret"] = jwt_secret.empty() ? "" : "***";
-  o["access_token_ttl_s"] = access_token_ttl_s;
-  o["refresh_token_ttl_s"] = refresh_token_ttl_s;
-  o["password_hash_cost"] = password_hash_cost;
-  o["master_key_file"] = master_key_file;
-  o["master_key"] = master_key.empty() ? "" : "***";
   o["mode"] = distributed() ? "distributed" : "embedded";
   return o;
 }

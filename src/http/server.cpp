@@ -57,6 +57,10 @@ struct SessionState {
   explicit SessionState(tcp::socket&& s) : stream(std::move(s)) {}
   beast::tcp_stream stream;
   std::atomic<bool> idle{true};
+  std::uint64_t id = 0;
+  // Set when the connection became a WebSocket: its own coroutine then ends the session,
+  // so the HTTP coroutine's frame (parser, buffers) is freed for the connection's lifetime.
+  std::atomic<bool> upgraded{false};
 };
 
 struct WsEndpoint {
@@ -181,9 +185,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
         id = next_session++;
         sessions.emplace(id, state);
       }
+      state->id = id;
       if (observer != nullptr) observer->on_connection(+1);
       auto ex = state->stream.get_executor();
-      asio::co_spawn(ex, run_session(state), [self, id](std::exception_ptr e) {
+      asio::co_spawn(ex, run_session(state), [self, state, id](std::exception_ptr e) {
         if (e) {
           try {
             std::rethrow_exception(e);
@@ -191,7 +196,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
             log::global().error("session failed", {{"session", id}, {"error", err.what()}});
           }
         }
-        self->end_session(id);
+        if (!state->upgraded.load()) self->end_session(id);
       });
     }
   }
@@ -396,8 +401,24 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
       s.stream.close();
       co_return;
     }
-    co_await internal::run_websocket(std::move(s.stream), std::move(breq), std::move(req),
-                                     *ep.handler, ep.options, *this);
+    // The WebSocket gets a coroutine of its own, so this one (and the HTTP session's parser
+    // and buffers) can end: an idle connection then costs only what the WebSocket needs.
+    state->upgraded.store(true);
+    auto self = shared_from_this();
+    const std::uint64_t id = state->id;
+    asio::co_spawn(s.stream.get_executor(),
+                   internal::run_websocket(std::move(s.stream), std::move(breq), std::move(req),
+                                           *ep.handler, ep.options, *this),
+                   [self, state, id](std::exception_ptr e) {
+                     if (e) {
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& err) {
+                         log::global().error("websocket failed", {{"session", id}, {"error", err.what()}});
+                       }
+                     }
+                     self->end_session(id);
+                   });
   }
 
   asio::awaitable<Response> dispatch(Request& req) {

@@ -1,7 +1,7 @@
 #include "http/internal/ws_session.hpp"
 
 #include <atomic>
-#include <deque>
+#include <list>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -134,7 +134,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   const std::string id_;
   const std::string remote_;
   asio::steady_timer grace_;
-  std::deque<std::shared_ptr<const std::string>> queue_;
+  // A list, not a deque: an idle connection must not hold a deque's first 512-byte block.
+  std::list<std::shared_ptr<const std::string>> queue_;
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
   bool closing_ = false;
@@ -158,6 +159,10 @@ asio::awaitable<void> run_websocket(beast::tcp_stream stream,
   t.keep_alive_pings = true;
   ws.set_option(t);
   ws.read_message_max(options.max_message_bytes);
+  // Frames go out whole, straight from the shared event text: the write buffer is then only
+  // used for control frames, and a small one saves memory on every idle connection.
+  ws.auto_fragment(false);
+  ws.write_buffer_bytes(256);
   // Browsers cannot set headers on a WebSocket: they pass the token as a subprotocol
   // ("devplane.v1", "bearer.<token>"), and the server must then pick one it speaks.
   bool offers_v1 = false;
@@ -182,8 +187,13 @@ asio::awaitable<void> run_websocket(beast::tcp_stream stream,
     request.log.info("websocket handshake failed", {{"error", aec.message()}});
     co_return;
   }
+  // The upgrade request is not needed any more: free its headers now rather than at the end
+  // of the connection.
+  upgrade = {};
   registry.opened(session);
   handler.on_open(session, request);
+  const log::Logger logger = request.log;
+  request = Request{};
   beast::flat_buffer buffer;
   for (;;) {
     auto [ec, n] = co_await ws.async_read(buffer, kUseTuple);
@@ -191,7 +201,7 @@ asio::awaitable<void> run_websocket(beast::tcp_stream stream,
       if (ec != websocket::error::closed && ec != asio::error::operation_aborted &&
           ec != beast::error::timeout && ec != asio::error::eof &&
           ec != asio::error::connection_reset) {
-        request.log.info("websocket closed", {{"connection", session->id()}, {"error", ec.message()}});
+        logger.info("websocket closed", {{"connection", session->id()}, {"error", ec.message()}});
       }
       break;
     }

@@ -1,7 +1,6 @@
 #include "realtime/hub.hpp"
 
 #include <charconv>
-#include <deque>
 
 #include <boost/asio/post.hpp>
 #include <boost/json/parse.hpp>
@@ -103,7 +102,8 @@ struct Hub::Client {
   bool catching_up = false;    // replay running; live events go to `held`
   bool closed = false;
   std::int64_t resume_from = -1;  // from ?lastEventId=, used by the first subscribe
-  std::deque<std::shared_ptr<const HubEvent>> held;
+  // A vector, not a deque: most clients never hold anything, and an empty deque is not free.
+  std::vector<std::shared_ptr<const HubEvent>> held;
   std::uint64_t next_sub = 1;
 
   bool matches(const HubEvent& e) const {
@@ -445,13 +445,14 @@ void Hub::catch_up(const std::shared_ptr<Client>& c) {
     }
     c->cursor = cursor;
     // Drain held events that continue the sequence; finish when nothing is missing.
-    while (!c->held.empty() && c->held.front()->seq <= cursor + 1) {
-      auto e = std::move(c->held.front());
-      c->held.pop_front();
+    std::size_t used = 0;
+    for (; used < c->held.size() && c->held[used]->seq <= cursor + 1; ++used) {
+      const auto& e = c->held[used];
       if (e->seq <= cursor) continue;
       if (c->matches(*e)) c->conn->send(e->frame);
       cursor = c->cursor = e->seq;
     }
+    c->held.erase(c->held.begin(), c->held.begin() + static_cast<std::ptrdiff_t>(used));
     const bool page_full = static_cast<int>(page.size()) >= options_.replay_page;
     if (c->held.empty() && !page_full) {
       c->catching_up = false;

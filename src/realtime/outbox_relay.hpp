@@ -77,6 +77,9 @@ class OutboxRelay {
   bool wake_ = false;     // guarded by mu_
   RelayStats stats_;      // guarded by mu_
   std::chrono::steady_clock::time_point next_prune_;  // relay thread only
+  // Epoch ms after which the lease is renewed; 0: not held. Used by one round at a time
+  // (the relay thread, or stop() after it has joined).
+  std::int64_t lease_renew_at_ = 0;
   std::thread thread_;
 };
 

@@ -29,6 +29,7 @@
 #include "model/audit.hpp"
 #include "model/identity.hpp"
 #include "model/message.hpp"
+#include "model/task.hpp"
 
 namespace dp::store {
 
@@ -84,6 +85,46 @@ class MessageRepository {
                                               std::int64_t at_ms) = 0;
 };
 
+struct TaskFilter {
+  std::string agent_id;
+  std::optional<std::string> status;
+  std::optional<std::string> after;  // keyset cursor (a task id)
+  int limit = 50;
+};
+
+class TaskRepository {
+ public:
+  virtual ~TaskRepository() = default;
+  // kAlreadyExists when the agent already has a task with this idempotency key.
+  virtual Status insert(const model::Task& task) = 0;
+  // kNotFound when absent.
+  virtual Result<model::Task> get(std::string_view id) = 0;
+  virtual Result<std::optional<model::Task>> find_by_key(std::string_view agent_id,
+                                                         std::string_view key) = 0;
+  // Newest first.
+  virtual Result<Page<model::Task>> list(const TaskFilter& filter) = 0;
+  // Takes the oldest queued task of `agent_id` for `node_id` until `lease_until` (epoch ms):
+  // status running, attempts + 1. nullopt when none is queued (or another node took it).
+  virtual Result<std::optional<model::Task>> claim(std::string_view agent_id,
+                                                   std::string_view node_id, std::int64_t now_ms,
+                                                   std::int64_t lease_until) = 0;
+  virtual Result<std::int64_t> count_running(std::string_view agent_id) = 0;
+  // Extends the lease of the running tasks `node_id` holds.
+  virtual Status renew(std::string_view node_id, std::int64_t lease_until) = 0;
+  // Ends a task `node_id` is running. kFailedPrecondition when it no longer is (requeued or
+  // taken over), so a late finisher cannot overwrite another node's attempt.
+  virtual Status finish(std::string_view id, std::string_view node_id, std::string_view status,
+                        std::string_view result_json, std::string_view error,
+                        std::int64_t now_ms) = 0;
+  // Queued: cancelled at once. Running: cancel_requested set, the runner stops it.
+  // Finished: kFailedPrecondition. Returns the task after the change.
+  virtual Result<model::Task> request_cancel(std::string_view id, std::int64_t now_ms) = 0;
+  // True when a cancel was requested for this running task.
+  virtual Result<bool> cancel_requested(std::string_view id) = 0;
+  // Running tasks whose lease lapsed go back to queued; returns how many.
+  virtual Result<std::int64_t> requeue_expired(std::int64_t now_ms) = 0;
+};
+
 // An event waiting to be published; `payload` is a JSON document.
 struct OutboxEvent {
   std::int64_t id = 0;  // assigned at insert; follows insertion, not commit order
@@ -106,7 +147,8 @@ class OutboxRepository {
 
   // Gives the next `seq` numbers (continuing after the highest one given) to up to `limit`
   // committed rows that have none, in id order, then returns the rows that have a seq but are
-  // not yet published, in seq order (at most `limit`). Rows a crashed relay sequenced but did
+  // not yet published, in seq order (at most `limit`). SQLite, with its single writer, gives
+  // the seq already in `append` (commit order is insert order there); PostgreSQL here. Rows a crashed relay sequenced but did
   // not publish come back with the seq they already had, so republishing is idempotent.
   // REQUIRES: the caller holds the relay lease (one sequencer at a time).
   virtual Result<std::vector<OutboxEvent>> claim_for_publishing(int limit) = 0;
@@ -233,6 +275,7 @@ class Tx {
   virtual OutboxRepository& outbox() = 0;
   virtual LeaseRepository& leases() = 0;
   virtual MessageRepository& messages() = 0;
+  virtual TaskRepository& tasks() = 0;
   virtual UserRepository& users() = 0;
   virtual ApiKeyRepository& api_keys() = 0;
   virtual RefreshTokenRepository& refresh_tokens() = 0;

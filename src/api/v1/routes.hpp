@@ -10,6 +10,7 @@
 
 #include "agents/agent_service.hpp"
 #include "agents/message_service.hpp"
+#include "agents/task_service.hpp"
 #include "auth/auth_service.hpp"
 #include "core/config.hpp"
 #include "http/router.hpp"
@@ -23,13 +24,14 @@ namespace dp::api::v1 {
 
 void register_agent_routes(http::Router& router, agents::AgentService& service);
 void register_message_routes(http::Router& router, agents::MessageService& service);
-// GET /api/v1/audit (filters, paging, meta.chain) and GET /api/v1/audit/verify (full check).
-// Built in the dp_api_audit library.
-void register_audit_routes(http::Router& router, audit::AuditService& service);
+void register_task_routes(http::Router& router, agents::TaskService& service);
 // /api/v1/auth (login, refresh, logout, me), /api/v1/users, /api/v1/api-keys.
 void register_auth_routes(http::Router& router, auth::AuthService& service);
 void register_user_routes(http::Router& router, auth::AuthService& service);
 void register_api_key_routes(http::Router& router, auth::AuthService& service);
+// GET /api/v1/audit (filters, paging, meta.chain) and GET /api/v1/audit/verify (full check).
+// Built in the dp_api_audit library.
+void register_audit_routes(http::Router& router, audit::AuditService& service);
 
 struct SystemDeps {
   store::Store* store = nullptr;

@@ -229,9 +229,16 @@ Result<std::vector<model::AgentStateEntry>> SqlAgentRepository::history(
 Result<std::int64_t> SqlOutboxRepository::append(const OutboxEvent& e) {
   const std::string at = clock::format_iso8601(e.created_at);
   const std::array<SqlValue, 4> params = {e.topic, e.payload, e.correlation_id, at};
-  DP_ASSIGN_OR_RETURN(Rows rows, conn_.query("INSERT INTO outbox (topic, payload, correlation_id, "
-                                             "created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-                                             params));
+  // SQLite has one writer, so commit order is insert order: the event can take its place in
+  // the global order right away, and the relay's round before publishing writes nothing.
+  // PostgreSQL commits concurrently; there the relay gives the seq (claim_for_publishing).
+  const char* sql = conn_.dialect() == Dialect::kSqlite
+                        ? "INSERT INTO outbox (topic, payload, correlation_id, created_at, seq) "
+                          "VALUES ($1, $2, $3, $4, (SELECT coalesce(max(seq), 0) + 1 FROM outbox)) "
+                          "RETURNING id"
+                        : "INSERT INTO outbox (topic, payload, correlation_id, created_at) VALUES "
+                          "($1, $2, $3, $4) RETURNING id";
+  DP_ASSIGN_OR_RETURN(Rows rows, conn_.query(sql, params));
   return rows.integer(0, 0);
 }
 

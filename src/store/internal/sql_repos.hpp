@@ -134,6 +134,30 @@ class SqlAuditRepository final : public AuditRepository {
   SqlConn& conn_;
 };
 
+class SqlTaskRepository final : public TaskRepository {
+ public:
+  explicit SqlTaskRepository(SqlConn& conn) : conn_(conn) {}
+
+  // store::TaskRepository
+  Status insert(const model::Task& task) override;
+  Result<model::Task> get(std::string_view id) override;
+  Result<std::optional<model::Task>> find_by_key(std::string_view agent_id,
+                                                 std::string_view key) override;
+  Result<Page<model::Task>> list(const TaskFilter& filter) override;
+  Result<std::optional<model::Task>> claim(std::string_view agent_id, std::string_view node_id,
+                                           std::int64_t now_ms, std::int64_t lease_until) override;
+  Result<std::int64_t> count_running(std::string_view agent_id) override;
+  Status renew(std::string_view node_id, std::int64_t lease_until) override;
+  Status finish(std::string_view id, std::string_view node_id, std::string_view status,
+                std::string_view result_json, std::string_view error, std::int64_t now_ms) override;
+  Result<model::Task> request_cancel(std::string_view id, std::int64_t now_ms) override;
+  Result<bool> cancel_requested(std::string_view id) override;
+  Result<std::int64_t> requeue_expired(std::int64_t now_ms) override;
+
+ private:
+  SqlConn& conn_;
+};
+
 // A Tx over one connection.
 class SqlTx final : public Tx {
  public:
@@ -144,12 +168,13 @@ class SqlTx final : public Tx {
         messages_(conn),
         users_(conn),
         api_keys_(conn),
-        refresh_tokens_(conn), audit_(conn) {}
+        refresh_tokens_(conn), audit_(conn), tasks_(conn) {}
   AuditRepository& audit() override { return audit_; }
   AgentRepository& agents() override { return agents_; }
   OutboxRepository& outbox() override { return outbox_; }
   LeaseRepository& leases() override { return leases_; }
   MessageRepository& messages() override { return messages_; }
+  TaskRepository& tasks() override { return tasks_; }
   UserRepository& users() override { return users_; }
   ApiKeyRepository& api_keys() override { return api_keys_; }
   RefreshTokenRepository& refresh_tokens() override { return refresh_tokens_; }
@@ -163,6 +188,7 @@ class SqlTx final : public Tx {
   SqlApiKeyRepository api_keys_;
   SqlRefreshTokenRepository refresh_tokens_;
   SqlAuditRepository audit_;
+  SqlTaskRepository tasks_;
 };
 
 // Time values: SQLite stores ISO-8601 text, PostgreSQL timestamptz; both read back here.
