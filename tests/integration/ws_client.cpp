@@ -1,5 +1,6 @@
 #include "ws_client.hpp"
 
+#include <algorithm>
 #include <deque>
 
 #include <boost/asio/io_context.hpp>
@@ -94,12 +95,14 @@ struct WsClient::Impl {
       } else {
         ended = true;
         m.kind = WsMessage::Kind::kClosed;
-        if (ec == websocket::error::closed) {
+        // A close frame may have arrived even when the read ends with another error: Beast
+        // reports the teardown's failure (e.g. the peer reset the socket right after its
+        // close frame) instead of `closed`.
+        if (ws->reason().code != websocket::close_code::none) {
           m.close_code = static_cast<int>(ws->reason().code);
           m.close_reason = std::string(ws->reason().reason.c_str());
-        } else {
-          m.error = ec.message();
         }
+        if (ec != websocket::error::closed) m.error = ec.message();
       }
       inbox.push_back(std::move(m));
     });
@@ -142,7 +145,17 @@ std::string WsClient::connect(std::uint16_t port, const ConnectOptions& options)
   if (!impl_->run_until(done, deadline)) return "connect: timed out";
   if (ec) return "connect: " + ec.message();
 
-  const Headers headers = options.headers;
+  Headers headers = options.headers;
+  // Like HttpClient: the server's admin token unless the caller names a credential ("" for none).
+  const bool has_auth = std::any_of(headers.begin(), headers.end(), [](const auto& kv) {
+    return beast::iequals(kv.first, "authorization");
+  });
+  if (!has_auth) {
+    if (std::string t = admin_token(port); !t.empty()) headers.emplace_back("Authorization", "Bearer " + t);
+  }
+  std::erase_if(headers, [](const auto& kv) {
+    return beast::iequals(kv.first, "authorization") && kv.second.empty();
+  });
   ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
     req.set(beast::http::field::user_agent, "devplane-integration-tests");
     for (const auto& [k, v] : headers) req.set(k, v);

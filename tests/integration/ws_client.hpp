@@ -30,7 +30,9 @@ namespace dp::it {
 
 struct ConnectOptions {
   std::string target = "/ws";
-  Headers headers;           // extra upgrade request headers (e.g. Origin)
+  // Extra upgrade request headers (e.g. Origin). Without an Authorization header the
+  // server's admin token (see harness.hpp) is sent; {"Authorization", ""} sends none.
+  Headers headers;
   int receive_buffer = 0;    // SO_RCVBUF in bytes before connecting; 0 leaves the default
   std::chrono::milliseconds timeout{15'000};
 };
