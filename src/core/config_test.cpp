@@ -113,6 +113,15 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"refresh_token_ttl_s", "3600"},
       {"password_hash_cost", "interactive"},
       {"web_dir", "/srv/devplane/web"},
+      {"oidc_issuer", "https://idp.example.com"},
+      {"oidc_client_id", "devplane"},
+      {"oidc_client_secret", "oidc-client-secret"},
+      {"oidc_redirect_url", "https://dp.example.com/api/v1/auth/oidc/callback"},
+      {"oidc_role_claim", "roles"},
+      {"oidc_role_map", "devplane-admins=admin, *=viewer"},
+      {"oidc_scopes", "openid groups"},
+      {"oidc_display_name", "Example SSO"},
+      {"oidc_jwks_min_refresh_ms", "0"},
   };
   ASSERT_EQ(values.size(), Config::keys().size()) << "a key was added without a test value";
   for (const auto& key : Config::keys()) {
@@ -146,6 +155,11 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   EXPECT_EQ(c.health_interval_ms, 250u);
   EXPECT_EQ(c.allowed_origins,
             (std::vector<std::string>{"https://a.example", "http://b.example:3000"}));
+  EXPECT_EQ(c.oidc_issuer, "https://idp.example.com");
+  EXPECT_EQ(c.oidc_role_claim, "roles");
+  EXPECT_EQ(c.oidc_role_map, "devplane-admins=admin, *=viewer");
+  EXPECT_EQ(c.oidc_jwks_min_refresh_ms, 0u);
+  EXPECT_EQ(c.to_json_masked().at("oidc_client_secret").as_string(), "***");
   EXPECT_TRUE(c.distributed());
 }
 
