@@ -255,6 +255,7 @@ int run_serve(const ServeOptions& opts) {
   const std::string node_id = ids::uuid_v7();
   bus::BusOptions bus_opts;
   bus_opts.redis_url = cfg.redis_url;
+  bus_opts.key_prefix = cfg.redis_key_prefix;
   auto bus_r = bus::open_bus(bus_opts);
   if (!bus_r.ok()) return fail(bus_r.error());
   std::unique_ptr<bus::EventBus> bus = std::move(*bus_r);

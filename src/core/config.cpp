@@ -52,7 +52,8 @@ const std::vector<std::string>& Config::keys() {
       "event_retention_hours", "health_interval_ms", "allowed_origins", "master_key_file", "master_key",
       "jwt_secret", "access_token_ttl_s", "refresh_token_ttl_s", "password_hash_cost",
       "oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url", "oidc_role_claim",
-      "oidc_role_map", "oidc_scopes", "oidc_display_name", "oidc_jwks_min_refresh_ms", "web_dir"};
+      "oidc_role_map", "oidc_scopes", "oidc_display_name", "oidc_jwks_min_refresh_ms", "web_dir",
+      "redis_key_prefix"};
   return k;
 }
 
@@ -190,6 +191,20 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     return parse_uint<std::uint32_t>(key, value, source, 0, 3'600'000, oidc_jwks_min_refresh_ms);
   } else if (key == "web_dir") {
     web_dir = value;
+  } else if (key == "redis_key_prefix") {
+    // Becomes part of Redis key names: keep it to a safe, short alphabet.
+    const bool ok = !value.empty() && value.size() <= 64 &&
+                    std::all_of(value.begin(), value.end(), [](char ch) {
+                      return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+                             ch == '_' || ch == '.';
+                    });
+    if (!ok) {
+      return Error::invalid_argument("bad_config",
+                                     "redis_key_prefix (" + std::string(source) +
+                                         ") must be 1..64 of a-z, 0-9, '-', '_', '.', got '" +
+                                         std::string(value.substr(0, 80)) + "'");
+    }
+    redis_key_prefix = value;
   } else {
     return Error::invalid_argument("bad_config", "unknown config key '" + std::string(key) +
                                                      "' (" + std::string(source) + ")");
@@ -275,6 +290,7 @@ boost::json::object Config::to_json_masked() const {
   o["oidc_display_name"] = oidc_display_name;
   o["oidc_jwks_min_refresh_ms"] = oidc_jwks_min_refresh_ms;
   o["web_dir"] = web_dir;
+  o["redis_key_prefix"] = redis_key_prefix;
   o["mode"] = distributed() ? "distributed" : "embedded";
   return o;
 }

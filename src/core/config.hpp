@@ -61,6 +61,7 @@ struct Config {
   // The built dashboard (web/dist). Empty: <binary dir>/../../web/dist or ./web/dist, the
   // first that exists; the built-in placeholder page when neither holds a build.
   std::string web_dir;
+  std::string redis_key_prefix = "devplane";  // Redis keys: <prefix>:events, <prefix>:queue:<name>
 
   // Sets one key from its text form. Unknown keys and bad values are kInvalidArgument
   // naming the key and the source ("flag", "env DEVPLANE_PORT", "file x.yaml").

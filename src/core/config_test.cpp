@@ -113,6 +113,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"refresh_token_ttl_s", "3600"},
       {"password_hash_cost", "interactive"},
       {"web_dir", "/srv/devplane/web"},
+      {"redis_key_prefix", "team-a.devplane"},
       {"oidc_issuer", "https://idp.example.com"},
       {"oidc_client_id", "devplane"},
       {"oidc_client_secret", "oidc-client-secret"},
@@ -135,6 +136,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   EXPECT_EQ(c.data_dir, "/var/lib/dp");
   EXPECT_EQ(c.database_url, "postgres://u@h/db");
   EXPECT_EQ(c.redis_url, "redis://h:6379");
+  EXPECT_EQ(c.redis_key_prefix, "team-a.devplane");
   EXPECT_EQ(c.log_level, "debug");
   EXPECT_EQ(c.log_format, "text");
   EXPECT_EQ(c.io_threads, 3);
@@ -215,7 +217,9 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValue{"event_retention_hours", "8785"},
                       BadValue{"health_interval_ms", "99"},
                       BadValue{"allowed_origins", "https://ok.example,ftp://bad"},
-                      BadValue{"allowed_origins", "example.com"}),
+                      BadValue{"allowed_origins", "example.com"},
+                      BadValue{"redis_key_prefix", ""}, BadValue{"redis_key_prefix", "Team A"},
+                      BadValue{"redis_key_prefix", "a:b"}),
     [](const ::testing::TestParamInfo<BadValue>& param_info) {
       return param_info.param.key + "_" + std::to_string(param_info.index);
     });
