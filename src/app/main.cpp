@@ -1,5 +1,6 @@
 // devplane: the command-line entry point. `serve` runs the control plane, `migrate`
 // applies schema migrations, `version` prints build information.
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 
@@ -9,6 +10,9 @@
 #include "app/user_commands.hpp"
 
 int main(int argc, char** argv) {
+  // A peer that goes away (a client socket, a Redis connection, a sandboxed program's stdin)
+  // must turn a write into an error, not end the process.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App cli{"devplane: a self-hosted control plane for AI agents working on software"};
   cli.require_subcommand(1);
   cli.set_version_flag("--version", dp::app::version_string());

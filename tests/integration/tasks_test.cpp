@@ -109,6 +109,18 @@ TEST_P(TasksTest, AFailingProgramFailsTheTaskWithItsReason) {
   EXPECT_EQ(done.str("/data/result/stderr"), "oops\n");
 }
 
+// A program that exits without reading its input must not take the server down with it
+// (a write to a closed pipe raises SIGPIPE, which ends a process that does not ignore it).
+TEST_P(TasksTest, AProgramThatIgnoresItsInputLeavesTheServerRunning) {
+  const std::string id = agent("deaf", json::object{{"command", "exit 0"}});
+  auto r = submit(id, json::object{{"input", std::string(200 * 1024, 'x')}});
+  ASSERT_EQ(r.status, 201u) << r.describe();
+  auto done = wait_done(id, r.str("/data/id"));
+  EXPECT_EQ(done.str("/data/status"), "succeeded") << done.describe();
+  EXPECT_EQ(client_->get("/api/v1/system/health").status, 200u);
+  EXPECT_TRUE(server_->process().running());
+}
+
 TEST_P(TasksTest, AnIdempotencyKeyReturnsTheFirstTask) {
   const std::string id = agent("idem", json::object{{"command", "cat"}});
   auto a = submit(id, json::object{{"input", "one"}, {"idempotencyKey", "job-7"}});

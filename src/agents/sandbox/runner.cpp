@@ -211,6 +211,9 @@ Result<RunResult> run(const RunSpec& spec, RunControl* control) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // devplane ignores SIGPIPE; an ignored signal stays ignored across exec, and programs
+    // (`producer | head`) expect the default.
+    ::signal(SIGPIPE, SIG_DFL);
     ::execve(program.c_str(), argv.data(), envp.data());
     const int e = errno;
     if (::write(exec_w.fd, &e, sizeof e) < 0) {}
