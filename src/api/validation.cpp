@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/ids.hpp"
+#include "http/message.hpp"
+
 namespace dp::api {
 namespace {
 
@@ -274,6 +277,24 @@ void Validator::string_list(const boost::json::object& o, std::string_view key,
                " bytes");
     }
   }
+}
+
+Result<boost::json::object> parse_object_body(std::string_view body) {
+  DP_ASSIGN_OR_RETURN(boost::json::value v, http::parse_json_body(body));
+  if (!v.is_object()) {
+    return Error::validation("request body must be a JSON object",
+                             boost::json::array{boost::json::object{
+                                 {"field", ""}, {"code", "wrong_type"},
+                                 {"message", "request body must be a JSON object"}}});
+  }
+  return std::move(v.as_object());
+}
+
+std::optional<Error> check_uuid(std::string_view id, std::string_view what) {
+  if (ids::is_uuid(id)) return std::nullopt;
+  return Error::invalid_argument("invalid_id", "'" + std::string(id.substr(0, 64)) +
+                                                   "' is not a valid " + std::string(what) +
+                                                   " id (a UUID)");
 }
 
 }  // namespace dp::api

@@ -57,6 +57,13 @@ class Validator {
   boost::json::array problems_;
 };
 
+// A request body that must be a JSON object: kInvalidArgument `invalid_json` when it does
+// not parse, 422 `validation_failed` (field "", code wrong_type) when it is not an object.
+Result<boost::json::object> parse_object_body(std::string_view body);
+
+// kInvalidArgument `invalid_id` ("'x' is not a valid <what> id (a UUID)") unless `id` is a UUID.
+std::optional<Error> check_uuid(std::string_view id, std::string_view what);
+
 // UTF-8 length in code points; nullopt when the bytes are not valid UTF-8.
 std::optional<std::size_t> utf8_length(std::string_view s) noexcept;
 bool has_control_chars(std::string_view s) noexcept;

@@ -25,23 +25,9 @@ Response fail(const Error& e, const Request& req) { return http::error_response(
 Response fail(Status&& s, const Request& req) { return fail(s.error(), req); }
 
 // Ids are UUIDs; anything else cannot name an agent, so say so before asking the store.
-std::optional<Error> check_id(std::string_view id) {
-  if (ids::is_uuid(id)) return std::nullopt;
-  Error e = Error::invalid_argument("invalid_id", "'" + std::string(id.substr(0, 64)) +
-                                                      "' is not a valid agent id (a UUID)");
-  return e;
-}
+std::optional<Error> check_id(std::string_view id) { return check_uuid(id, "agent"); }
 
-Result<boost::json::object> body_object(const Request& req) {
-  DP_ASSIGN_OR_RETURN(boost::json::value v, http::parse_json_body(req.body));
-  if (!v.is_object()) {
-    return Error::validation("request body must be a JSON object",
-                             boost::json::array{boost::json::object{
-                                 {"field", ""}, {"code", "wrong_type"},
-                                 {"message", "request body must be a JSON object"}}});
-  }
-  return std::move(v.as_object());
-}
+Result<boost::json::object> body_object(const Request& req) { return parse_object_body(req.body); }
 
 std::optional<std::string> validate_name(const boost::json::object& o, Validator& v,
                                          bool required) {

@@ -11,16 +11,7 @@ namespace {
 using http::Request;
 using http::Response;
 
-Result<boost::json::object> body_object(const Request& req) {
-  DP_ASSIGN_OR_RETURN(boost::json::value v, http::parse_json_body(req.body));
-  if (!v.is_object()) {
-    return Error::validation("request body must be a JSON object",
-                             boost::json::array{boost::json::object{
-                                 {"field", ""}, {"code", "wrong_type"},
-                                 {"message", "request body must be a JSON object"}}});
-  }
-  return std::move(v.as_object());
-}
+Result<boost::json::object> body_object(const Request& req) { return parse_object_body(req.body); }
 
 auth::RequestContext context(const Request& req) { return {req.remote_address, req.request_id}; }
 

@@ -20,11 +20,6 @@ constexpr int kMaxLimit = 500;
 
 Response fail(const Error& e, const Request& req) { return http::error_response(e, req.request_id); }
 
-std::optional<Error> check_id(std::string_view id, std::string_view what) {
-  if (ids::is_uuid(id)) return std::nullopt;
-  return Error::invalid_argument("invalid_id", "'" + std::string(id.substr(0, 64)) + "' is not a valid " +
-                                                   std::string(what) + " id (a UUID)");
-}
 
 bool valid_type(std::string_view t) {
   if (t.empty() || t.size() > 64) return false;
@@ -46,17 +41,10 @@ std::optional<Error> agent_scope(const Request& req, std::string_view agent_id) 
 
 Response send(agents::MessageService& svc, Request& req) {
   const std::string id(req.param("id"));
-  if (auto e = check_id(id, "agent")) return fail(*e, req);
-  auto body = http::parse_json_body(req.body);
+  if (auto e = check_uuid(id, "agent")) return fail(*e, req);
+  auto body = parse_object_body(req.body);
   if (!body.ok()) return fail(body.error(), req);
-  if (!body->is_object()) {
-    return fail(Error::validation("request body must be a JSON object",
-                                  boost::json::array{boost::json::object{
-                                      {"field", ""}, {"code", "wrong_type"},
-                                      {"message", "request body must be a JSON object"}}}),
-                req);
-  }
-  const auto& o = body->as_object();
+  const auto& o = *body;
   Validator v;
   v.only_keys(o, {"type", "payload", "fromAgentId"});
   auto type = v.string(o, "type", "type", false, 1, 64);
@@ -96,7 +84,7 @@ Response send(agents::MessageService& svc, Request& req) {
 
 Response list(agents::MessageService& svc, Request& req) {
   const std::string id(req.param("id"));
-  if (auto e = check_id(id, "agent")) return fail(*e, req);
+  if (auto e = check_uuid(id, "agent")) return fail(*e, req);
   if (auto e = agent_scope(req, id)) return fail(*e, req);
   Validator v;
   int limit = kDefaultLimit;

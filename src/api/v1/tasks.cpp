@@ -22,10 +22,8 @@ Response fail(const Error& e, const Request& req) { return http::error_response(
 std::optional<Error> check_ids(const Request& req) {
   for (const char* p : {"id", "taskId"}) {
     const auto v = req.param(p);
-    if (v.empty() || ids::is_uuid(v)) continue;
-    return Error::invalid_argument("invalid_id", "'" + std::string(v.substr(0, 64)) + "' is not a valid " +
-                                                     (std::string_view(p) == "id" ? "agent" : "task") +
-                                                     " id (a UUID)");
+    if (v.empty()) continue;
+    if (auto e = check_uuid(v, std::string_view(p) == "id" ? "agent" : "task")) return e;
   }
   return std::nullopt;
 }
@@ -40,14 +38,10 @@ bool valid_key(std::string_view k) {
 
 Response create(agents::TaskService& svc, Request& req) {
   if (auto e = check_ids(req)) return fail(*e, req);
-  auto body = http::parse_json_body(req.body);
+  auto body = parse_object_body(req.body);
   if (!body.ok()) return fail(body.error(), req);
   Validator v;
-  if (!body->is_object()) {
-    v.fail("", "wrong_type", "request body must be a JSON object");
-    return fail(v.status("invalid task").error(), req);
-  }
-  const auto& o = body->as_object();
+  const auto& o = *body;
   v.only_keys(o, {"input", "idempotencyKey"});
   const auto* input = o.if_contains("input");
   if (input == nullptr) {

@@ -17,22 +17,9 @@ constexpr std::size_t kMaxDisplayName = 200;
 
 Response fail(const Error& e, const Request& req) { return auth_error_response(e, req); }
 
-Result<boost::json::object> body_object(const Request& req) {
-  DP_ASSIGN_OR_RETURN(boost::json::value v, http::parse_json_body(req.body));
-  if (!v.is_object()) {
-    return Error::validation("request body must be a JSON object",
-                             boost::json::array{boost::json::object{
-                                 {"field", ""}, {"code", "wrong_type"},
-                                 {"message", "request body must be a JSON object"}}});
-  }
-  return std::move(v.as_object());
-}
+Result<boost::json::object> body_object(const Request& req) { return parse_object_body(req.body); }
 
-std::optional<Error> check_id(std::string_view id) {
-  if (ids::is_uuid(id)) return std::nullopt;
-  return Error::invalid_argument("invalid_id", "'" + std::string(id.substr(0, 64)) +
-                                                   "' is not a valid user id (a UUID)");
-}
+std::optional<Error> check_id(std::string_view id) { return check_uuid(id, "user"); }
 
 auth::RequestContext context(const Request& req) { return {req.remote_address, req.request_id}; }
 
