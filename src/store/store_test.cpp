@@ -11,10 +11,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -685,6 +687,70 @@ TEST_P(StoreTest, WriteRollsBackEarlierStatementsWhenALaterOneFails) {
   EXPECT_EQ(raw_int("SELECT count(*) FROM agents"), 1);
 }
 
+// Concurrent writers (SQLite commits them in groups, one disk sync per group): every unit
+// gets its own outcome. A unit that fails or throws leaves nothing behind and does not
+// take its neighbours down; one that succeeds is readable as soon as its write returns.
+TEST_P(StoreTest, ConcurrentWritesEachGetTheirOwnOutcome) {
+  insert_ok("taken");
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 40;
+  struct Outcome {
+    std::string id;
+    bool ok = false;
+    bool threw = false;
+    bool visible = false;
+  };
+  std::vector<std::vector<Outcome>> outcomes(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const int n = t * kPerThread + i;
+        Agent a = make_agent("w-" + std::to_string(n));
+        Outcome o;
+        o.id = a.id;
+        try {
+          Status s = store_->write([&](Tx& tx) -> Status {
+            DP_TRY(tx.agents().insert(a));
+            DP_TRY(tx.outbox().append(event("agent.status.update", "{}")));
+            // Some units hold the transaction a moment, so others queue up behind them.
+            if (n % 10 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            if (n % 7 == 3) return Error::failed_precondition("test_abort", "changed its mind");
+            if (n % 11 == 5) return tx.agents().insert(make_agent("taken"));  // unique violation
+            if (n % 13 == 6) throw std::runtime_error("unit threw");
+            return Ok{};
+          });
+          o.ok = s.ok();
+          if (o.ok) o.visible = get(a.id).ok();  // read your own write at once
+        } catch (const std::runtime_error&) {
+          o.threw = true;
+        }
+        outcomes[static_cast<std::size_t>(t)].push_back(o);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::int64_t succeeded = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      const int n = t * kPerThread + i;
+      const Outcome& o = outcomes[static_cast<std::size_t>(t)][static_cast<std::size_t>(i)];
+      const bool should_fail = n % 7 == 3 || n % 11 == 5 || n % 13 == 6;
+      EXPECT_EQ(o.ok, !should_fail) << "unit " << n;
+      EXPECT_EQ(o.threw, n % 7 != 3 && n % 11 != 5 && n % 13 == 6) << "unit " << n;
+      if (o.ok) {
+        ++succeeded;
+        EXPECT_TRUE(o.visible) << "unit " << n << " not readable after its write returned";
+      } else {
+        EXPECT_EQ(get(o.id).error().code, ErrorCode::kNotFound) << "unit " << n << " left a row";
+      }
+    }
+  }
+  EXPECT_EQ(raw_int("SELECT count(*) FROM agents"), succeeded + 1);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM outbox"), succeeded) << "a failed unit's event went too";
+  insert_ok("still-usable");
+}
+
 TEST_P(StoreTest, ReadIsReadOnly) {
   Agent a = make_agent("sneaky");
   Status s = store_->read([&](Tx& tx) { return tx.agents().insert(a); });
@@ -1319,6 +1385,7 @@ TEST_P(StoreTest, MigrationBelowTheHighestAppliedOneIsStillApplied) {
   raw("DROP TABLE leases");
   raw("DROP INDEX outbox_seq");
   raw("DROP INDEX outbox_unsequenced");
+  raw("DROP INDEX outbox_pending_seq");  // 0005 indexes the column 0002 adds
   raw("ALTER TABLE outbox DROP COLUMN seq");
   raw("DELETE FROM schema_migrations WHERE version = 2");
   const std::int64_t latest = migrations().back().version;

@@ -234,7 +234,8 @@ Result<std::int64_t> SqlOutboxRepository::append(const OutboxEvent& e) {
   // PostgreSQL commits concurrently; there the relay gives the seq (claim_for_publishing).
   const char* sql = conn_.dialect() == Dialect::kSqlite
                         ? "INSERT INTO outbox (topic, payload, correlation_id, created_at, seq) "
-                          "VALUES ($1, $2, $3, $4, (SELECT coalesce(max(seq), 0) + 1 FROM outbox)) "
+                          "VALUES ($1, $2, $3, $4, "
+                          "(SELECT coalesce(max(seq), 0) + 1 FROM outbox WHERE seq IS NOT NULL)) "
                           "RETURNING id"
                         : "INSERT INTO outbox (topic, payload, correlation_id, created_at) VALUES "
                           "($1, $2, $3, $4) RETURNING id";
@@ -297,7 +298,8 @@ std::vector<OutboxEvent> read_events(const Rows& rows) {
 }  // namespace
 
 Result<std::vector<OutboxEvent>> SqlOutboxRepository::claim_for_publishing(int limit) {
-  DP_ASSIGN_OR_RETURN(Rows top, conn_.query("SELECT coalesce(max(seq), 0) FROM outbox", {}));
+  DP_ASSIGN_OR_RETURN(
+      Rows top, conn_.query("SELECT coalesce(max(seq), 0) FROM outbox WHERE seq IS NOT NULL", {}));
   std::int64_t next = top.integer(0, 0) + 1;
   const std::array<SqlValue, 1> lim = {static_cast<std::int64_t>(limit)};
   DP_ASSIGN_OR_RETURN(Rows fresh,
@@ -337,7 +339,8 @@ Result<std::int64_t> SqlOutboxRepository::prune(std::int64_t before_ms) {
   // The newest sequenced row always stays: the next seq continues from it, and a seq that
   // went back to 1 would be taken for a duplicate by the bus and by resuming clients.
   return conn_.exec("DELETE FROM outbox WHERE published_at IS NOT NULL AND created_at < $1 "
-                    "AND coalesce(seq, 0) < (SELECT coalesce(max(seq), 0) FROM outbox)",
+                    "AND coalesce(seq, 0) < "
+                    "(SELECT coalesce(max(seq), 0) FROM outbox WHERE seq IS NOT NULL)",
                     params);
 }
 

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <exception>
 #include <condition_variable>
 #include <mutex>
 #include <set>
@@ -303,8 +304,18 @@ class PgStore final : public Store {
 
   Status with_conn(const std::function<Status(PgConn&)>& fn) {
     DP_ASSIGN_OR_RETURN(std::unique_ptr<PgConn> conn, acquire());
-    Status s = fn(*conn);
+    Status s = Ok{};
+    std::exception_ptr thrown;
+    try {
+      s = fn(*conn);
+    } catch (...) {
+      // The unit threw inside its transaction: end it, so the connection goes back to
+      // the pool clean (and the pool keeps its count), then let the caller see the throw.
+      thrown = std::current_exception();
+      conn->exec_script("ROLLBACK").ignore_error();
+    }
     release(std::move(conn));
+    if (thrown) std::rethrow_exception(thrown);
     return s;
   }
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <condition_variable>
+#include <exception>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -57,6 +59,7 @@ std::string to_sqlite_placeholders(std::string_view sql) {
 class SqliteConn final : public internal::SqlConn {
  public:
   explicit SqliteConn(sqlite3* db) : db_(db) {}
+  sqlite3* handle() const { return db_; }
   ~SqliteConn() override {
     for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
     sqlite3_close_v2(db_);
@@ -189,22 +192,34 @@ class SqliteStore final : public Store {
   }
 
   // store::Store
+  //
+  // Group commit: with synchronous=FULL every COMMIT waits for the disk, so writers that
+  // arrive while a commit is in progress queue up, and the next of them to find no commit
+  // running takes the whole queue into one transaction (each unit under its own SAVEPOINT,
+  // so a unit that fails is rolled back alone) and one disk sync. Nobody's write returns
+  // before the transaction holding it has committed; units commit in arrival order.
   Status write(const std::function<Status(Tx&)>& fn) override {
-    std::lock_guard lock(write_mu_);
-    if (!writer_) return Error::unavailable("store is closed");
-    DP_TRY(writer_->exec_script("BEGIN IMMEDIATE"));
-    internal::SqlTx tx(*writer_);
-    Status s = fn(tx);
-    if (!s.ok()) {
-      writer_->exec_script("ROLLBACK").ignore_error();
-      return s;
+    PendingWrite me;
+    me.fn = &fn;
+    std::unique_lock lock(queue_mu_);
+    queue_.push_back(&me);
+    while (!me.done) {
+      if (committing_) {
+        queue_cv_.wait(lock);
+        continue;
+      }
+      committing_ = true;
+      std::vector<PendingWrite*> batch;
+      batch.swap(queue_);
+      lock.unlock();
+      run_batch(batch);
+      lock.lock();
+      committing_ = false;
+      queue_cv_.notify_all();
     }
-    Status c = writer_->exec_script("COMMIT");
-    if (!c.ok()) {
-      writer_->exec_script("ROLLBACK").ignore_error();
-      return c;
-    }
-    return Ok{};
+    lock.unlock();
+    if (me.thrown) std::rethrow_exception(me.thrown);
+    return std::move(me.result);
   }
 
   Status read(const std::function<Status(Tx&)>& fn) override {
@@ -335,10 +350,117 @@ class SqliteStore final : public Store {
 
   static constexpr std::size_t kMaxIdleReaders = 16;
 
+  struct PendingWrite {
+    const std::function<Status(Tx&)>* fn = nullptr;
+    Status result = Ok{};
+    std::exception_ptr thrown;
+    bool done = false;  // guarded by queue_mu_
+  };
+
+  // Runs one unit of a batch; an exception thrown by it is kept for its caller.
+  static Status run_unit(PendingWrite& w, internal::SqlTx& tx) {
+    try {
+      return (*w.fn)(tx);
+    } catch (...) {
+      w.thrown = std::current_exception();
+      return Error::internal("write threw");
+    }
+  }
+
+  // Commits `batch` (in order) and marks every unit done. Called by one thread at a time.
+  void run_batch(std::vector<PendingWrite*>& batch) {
+    {
+      std::lock_guard lock(write_mu_);
+      if (!writer_) {
+        for (PendingWrite* w : batch) w->result = Error::unavailable("store is closed");
+      } else if (batch.size() == 1) {
+        commit_one(*batch.front());
+      } else {
+        commit_group(batch);
+      }
+    }
+    std::lock_guard lock(queue_mu_);
+    for (PendingWrite* w : batch) w->done = true;
+  }
+
+  // REQUIRES: write_mu_ held.
+  void commit_one(PendingWrite& w) {
+    Status b = writer_->exec_script("BEGIN IMMEDIATE");
+    if (!b.ok()) {
+      w.result = std::move(b);
+      return;
+    }
+    internal::SqlTx tx(*writer_);
+    Status s = run_unit(w, tx);
+    if (!s.ok()) {
+      writer_->exec_script("ROLLBACK").ignore_error();
+      w.result = std::move(s);
+      return;
+    }
+    Status c = writer_->exec_script("COMMIT");
+    if (!c.ok()) writer_->exec_script("ROLLBACK").ignore_error();
+    w.result = std::move(c);
+  }
+
+  // REQUIRES: write_mu_ held; batch.size() > 1.
+  void commit_group(std::vector<PendingWrite*>& batch) {
+    std::size_t first = 0;  // the first unit of the transaction being built
+    while (first < batch.size()) {
+      Status b = writer_->exec_script("BEGIN IMMEDIATE");
+      if (!b.ok()) {
+        for (std::size_t i = first; i < batch.size(); ++i) batch[i]->result = b;
+        return;
+      }
+      internal::SqlTx tx(*writer_);
+      std::size_t next = first;
+      bool aborted = false;
+      for (; next < batch.size(); ++next) {
+        PendingWrite& w = *batch[next];
+        Status sp = writer_->exec_script("SAVEPOINT unit");
+        if (!sp.ok()) {
+          w.result = std::move(sp);
+          continue;
+        }
+        Status s = run_unit(w, tx);
+        if (s.ok()) {
+          w.result = writer_->exec_script("RELEASE unit");
+          if (w.result.ok()) continue;
+        } else {
+          w.result = std::move(s);
+        }
+        if (sqlite3_get_autocommit(writer_->handle()) != 0) {
+          // SQLite gave up the whole transaction (I/O error, disk full, ...): the units
+          // before this one are lost with it. Fail them, and start over after this one.
+          for (std::size_t i = first; i < next; ++i) {
+            if (batch[i]->result.ok()) batch[i]->result = Error::aborted("transaction rolled back: " + w.result.error().message);
+          }
+          aborted = true;
+          ++next;
+          break;
+        }
+        writer_->exec_script("ROLLBACK TO unit; RELEASE unit").ignore_error();
+      }
+      if (!aborted) {
+        Status c = writer_->exec_script("COMMIT");
+        if (!c.ok()) {
+          writer_->exec_script("ROLLBACK").ignore_error();
+          for (std::size_t i = first; i < next; ++i) {
+            if (batch[i]->result.ok()) batch[i]->result = c;
+          }
+        }
+      }
+      first = next;
+    }
+  }
+
   const std::string path_;
   const std::string synchronous_;
   std::mutex write_mu_;
   std::unique_ptr<SqliteConn> writer_;  // guarded by write_mu_
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<PendingWrite*> queue_;  // guarded by queue_mu_
+  bool committing_ = false;           // guarded by queue_mu_
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<SqliteConn>> idle_readers_;  // guarded by readers_mu_
   bool closed_ = false;                                    // guarded by readers_mu_
