@@ -5,6 +5,7 @@
 #include <boost/json/array.hpp>
 
 #include "auth/api_key.hpp"
+#include "auth/caller_cache.hpp"
 #include "auth/crypto.hpp"
 #include "auth/policy.hpp"
 #include "core/clock.hpp"
@@ -153,7 +154,8 @@ AuthService::AuthService(store::Store& store, AuthOptions options)
       by_username_(options_.failures_per_username,
                    std::chrono::duration_cast<std::chrono::milliseconds>(options_.failure_window).count()),
       by_address_(options_.failures_per_address,
-                  std::chrono::duration_cast<std::chrono::milliseconds>(options_.failure_window).count()) {
+                  std::chrono::duration_cast<std::chrono::milliseconds>(options_.failure_window).count()),
+      callers_(options_.caller_cache_ttl.count(), 4096) {
   ensure_sodium();
 }
 
@@ -372,6 +374,7 @@ Status AuthService::logout(const http::Caller& caller, std::optional<std::string
     return Ok{};
   }));
   if (!known) return Error::not_found("unknown refresh token");
+  callers_.clear();  // a cached caller must not outlive this change
   audit("auth.logout", "success", caller, "user:" + caller.id, ctx,
         {{"scope", token ? "session" : "all"}, {"revokedTokens", n}});
   return Ok{};
@@ -439,6 +442,7 @@ Result<boost::json::object> AuthService::sign_in_external(const ExternalIdentity
 
 Result<http::Caller> AuthService::authenticate_token(std::string_view token) {
   const std::int64_t t = now();
+  if (auto hit = callers_.find(token, t)) return std::move(*hit);
   if (looks_like_api_key(token)) {
     auto parts = parse_api_key(token);
     if (!parts) return unauthenticated("malformed API key");
@@ -464,6 +468,7 @@ Result<http::Caller> AuthService::authenticate_token(std::string_view token) {
     c.kind = "api_key";
     c.role = key->role;
     c.agent_id = key->agent_id;
+    callers_.put(token, c, t, key->expires_at.value_or(0));
     return c;
   }
   DP_ASSIGN_OR_RETURN(AccessClaims claims, jwt_.verify(token, t / 1000));
@@ -477,7 +482,9 @@ Result<http::Caller> AuthService::authenticate_token(std::string_view token) {
   }));
   if (!user) return unauthenticated("token subject unknown");
   if (user->status != "active") return unauthenticated("account disabled");
-  return user_caller(*user);
+  http::Caller c = user_caller(*user);
+  callers_.put(token, c, t, claims.expires_at * 1000);
+  return c;
 }
 
 Result<std::vector<model::User>> AuthService::list_users() {
@@ -573,6 +580,7 @@ Result<model::User> AuthService::update_user(std::string_view id, const UserPatc
   if (before.role != u.role) changes["role"] = boost::json::array{before.role, u.role};
   if (before.status != u.status) changes["status"] = boost::json::array{before.status, u.status};
   if (before.display_name != u.display_name) changes["displayName"] = u.display_name;
+  callers_.clear();  // a cached caller must not outlive this change
   audit("user.update", "success", actor, "user:" + u.id, ctx, {{"changes", changes}});
   return u;
 }
@@ -592,6 +600,7 @@ Status AuthService::set_password(std::string_view id, std::string_view password,
     DP_TRY(tx.refresh_tokens().revoke_user(u.id, t));
     return Ok{};
   }));
+  callers_.clear();  // a cached caller must not outlive this change
   audit("user.password", "success", actor, "user:" + std::string(id), ctx);
   return Ok{};
 }
@@ -659,6 +668,7 @@ Status AuthService::revoke_api_key(std::string_view id, const http::Caller& acto
     }
     return tx.api_keys().revoke(id, t);
   }));
+  callers_.clear();  // a cached caller must not outlive this change
   audit("api_key.revoke", "success", actor, "api_key:" + std::string(id), ctx);
   return Ok{};
 }

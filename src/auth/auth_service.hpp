@@ -23,6 +23,7 @@
 #include <boost/json/object.hpp>
 
 #include "audit/recorder.hpp"
+#include "auth/caller_cache.hpp"
 #include "auth/external_identity.hpp"
 #include "auth/jwt.hpp"
 #include "auth/password.hpp"
@@ -47,6 +48,9 @@ struct AuthOptions {
   std::size_t failures_per_address = 30;
   std::chrono::seconds failure_window{15 * 60};
   std::function<std::int64_t()> now_ms;  // empty: the system clock
+  // How long who-a-token-is stays cached (0: not at all); changes made through this process
+  // take effect at once, changes made elsewhere (other nodes, the CLI) within this time.
+  std::chrono::milliseconds caller_cache_ttl{1000};
 };
 
 // AuthOptions from the effective config and the HS256 secret.
@@ -150,6 +154,7 @@ class AuthService {
   SlidingWindowLimiter by_username_;
   SlidingWindowLimiter by_address_;
   audit::Recorder* recorder_ = nullptr;
+  CallerCache callers_;
 };
 
 // JSON of a user / a key for the API (never the hash).

@@ -141,6 +141,61 @@ TEST_F(AuthServiceTest, DisabledUsersCannotSignInAndTheirTokensStopWorking) {
   EXPECT_FALSE(svc_->refresh(s->at("refreshToken").as_string(), ctx_).ok());
 }
 
+TEST_F(AuthServiceTest, ACachedCallerIsDroppedAtOnceByChangesHereAndWithinTheTtlByOthers) {
+  auto dan = add_user("dan", "viewer");
+  add_user("root", "admin");
+  auto s = svc_->login("dan", "password-123", ctx_);
+  ASSERT_TRUE(s.ok());
+  const std::string token(s->at("accessToken").as_string());
+  ASSERT_TRUE(svc_->authenticate_token(token).ok());  // now cached
+
+  // A change that does not go through this service (another node, the CLI): the cached
+  // caller stands until the TTL passes, then the store has the last word.
+  ASSERT_TRUE(store_->write([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(model::User u, tx.users().get(dan.id));
+    u.role = "operator";
+    return tx.users().update(u);
+  }).ok());
+  auto cached = svc_->authenticate_token(token);
+  ASSERT_TRUE(cached.ok());
+  EXPECT_EQ(cached->role, "viewer");
+  now_ += svc_->options().caller_cache_ttl.count();
+  auto fresh = svc_->authenticate_token(token);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(fresh->role, "operator");
+
+  // A change through this service takes effect on the next request, cached or not.
+  ASSERT_TRUE(svc_->update_user(dan.id, {std::nullopt, std::nullopt, "disabled"}, system_caller(), ctx_).ok());
+  EXPECT_FALSE(svc_->authenticate_token(token).ok());
+
+  // A revoked key too, although it authenticated a moment ago.
+  auto key = svc_->create_api_key({"bot", "agent", "", std::nullopt}, system_caller(), ctx_);
+  ASSERT_TRUE(key.ok());
+  ASSERT_TRUE(svc_->authenticate_token(key->secret).ok());
+  ASSERT_TRUE(svc_->revoke_api_key(key->key.id, system_caller(), ctx_).ok());
+  EXPECT_FALSE(svc_->authenticate_token(key->secret).ok());
+}
+
+TEST(CallerCacheTest, KeepsForTheTtlButNeverPastTheCredentialsExpiryAndStaysBounded) {
+  CallerCache cache(1000, 3);
+  http::Caller c;
+  c.id = "u1";
+  cache.put("t1", c, 0, 0);
+  EXPECT_TRUE(cache.find("t1", 999).has_value());
+  EXPECT_FALSE(cache.find("t1", 1000).has_value());
+  cache.put("t2", c, 0, 400);  // the token itself expires at 400
+  EXPECT_TRUE(cache.find("t2", 399).has_value());
+  EXPECT_FALSE(cache.find("t2", 400).has_value());
+  EXPECT_FALSE(cache.find("unknown", 0).has_value());
+  cache.put("t3", c, 0, 0);
+  cache.put("t4", c, 0, 0);  // full: starts over
+  EXPECT_LE(cache.size(), 3u);
+  EXPECT_TRUE(cache.find("t4", 1).has_value());
+  CallerCache off(0, 10);
+  off.put("t", c, 0, 0);
+  EXPECT_FALSE(off.find("t", 0).has_value());
+}
+
 TEST_F(AuthServiceTest, RefreshRotatesAndReuseRevokesTheWholeFamily) {
   add_user("erin", "viewer");
   auto s1 = svc_->login("erin", "password-123", ctx_);
