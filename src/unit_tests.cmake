@@ -3,7 +3,7 @@
 # except the store suite (`store`), which also needs PostgreSQL (DEVPLANE_TEST_PG_URL).
 
 dp_cc_test(NAME dp_core_test
-  SRCS core/config_test.cpp core/result_test.cpp core/ids_test.cpp core/log_test.cpp
+  SRCS core/clock_test.cpp core/config_test.cpp core/result_test.cpp core/ids_test.cpp core/log_test.cpp
   DEPS dp_core
   LABELS unit)
 

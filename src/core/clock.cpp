@@ -40,14 +40,41 @@ std::string format_iso8601(std::int64_t epoch_ms) {
   const sys_time<milliseconds> tp{milliseconds{epoch_ms}};
   const auto day = floor<days>(tp);
   const year_month_day ymd{day};
-  const hh_mm_ss hms{tp - day};
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()),
-                static_cast<int>(hms.subseconds().count()));
-  return buf;
+  const std::int64_t ms_of_day = (tp - day).count();
+  const int year = static_cast<int>(ymd.year());
+  if (year < 0 || year > 9999) {  // outside what four digits hold: the slow, general way
+    const hh_mm_ss hms{tp - day};
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", year,
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                  static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                  static_cast<int>(hms.seconds().count()),
+                  static_cast<int>(hms.subseconds().count()));
+    return buf;
+  }
+  // Called for every timestamp of every API answer: digits by hand, not through printf.
+  std::string out(24, '\0');
+  auto put = [&out](std::size_t at, std::int64_t v, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+      out[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+  };
+  put(0, year, 4);
+  out[4] = '-';
+  put(5, static_cast<unsigned>(ymd.month()), 2);
+  out[7] = '-';
+  put(8, static_cast<unsigned>(ymd.day()), 2);
+  out[10] = 'T';
+  put(11, ms_of_day / 3'600'000, 2);
+  out[13] = ':';
+  put(14, ms_of_day / 60'000 % 60, 2);
+  out[16] = ':';
+  put(17, ms_of_day / 1000 % 60, 2);
+  out[19] = '.';
+  put(20, ms_of_day % 1000, 3);
+  out[23] = 'Z';
+  return out;
 }
 
 std::optional<std::int64_t> parse_timestamp(std::string_view s) noexcept {

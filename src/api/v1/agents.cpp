@@ -136,7 +136,7 @@ Response list(agents::AgentService& svc, Request& req) {
   if (!page.ok()) return fail(page.error(), req);
   boost::json::array items;
   items.reserve(page->items.size());
-  for (const auto& a : page->items) items.push_back(model::to_json(a));
+  for (auto& a : page->items) items.push_back(model::to_json(std::move(a)));
   boost::json::object meta{{"total", page->total},
                            {"limit", f.limit},
                            {"offset", f.after ? 0 : f.offset},

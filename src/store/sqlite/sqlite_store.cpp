@@ -59,7 +59,6 @@ std::string to_sqlite_placeholders(std::string_view sql) {
 class SqliteConn final : public internal::SqlConn {
  public:
   explicit SqliteConn(sqlite3* db) : db_(db) {}
-  sqlite3* handle() const { return db_; }
   ~SqliteConn() override {
     for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
     sqlite3_close_v2(db_);
@@ -80,6 +79,14 @@ class SqliteConn final : public internal::SqlConn {
       e.message = "sqlite: " + msg;
       return e;
     }
+    return Ok{};
+  }
+
+  // One statement without parameters (BEGIN, COMMIT, SAVEPOINT ...), prepared once and kept:
+  // these run on every transaction, and sqlite3_exec would parse them each time.
+  Status control(std::string_view sql) {
+    auto r = exec(sql, {});
+    if (!r.ok()) return std::move(r).error();
     return Ok{};
   }
 
@@ -225,11 +232,11 @@ class SqliteStore final : public Store {
   Status read(const std::function<Status(Tx&)>& fn) override {
     DP_ASSIGN_OR_RETURN(std::unique_ptr<SqliteConn> conn, acquire_reader());
     // A deferred transaction gives one consistent snapshot across the queries in `fn`.
-    Status b = conn->exec_script("BEGIN");
+    Status b = conn->control("BEGIN");
     if (!b.ok()) return b;
     internal::SqlTx tx(*conn);
     Status s = fn(tx);
-    conn->exec_script("COMMIT").ignore_error();
+    conn->control("COMMIT").ignore_error();
     release_reader(std::move(conn));
     return s;
   }
@@ -385,7 +392,7 @@ class SqliteStore final : public Store {
 
   // REQUIRES: write_mu_ held.
   void commit_one(PendingWrite& w) {
-    Status b = writer_->exec_script("BEGIN IMMEDIATE");
+    Status b = writer_->control("BEGIN IMMEDIATE");
     if (!b.ok()) {
       w.result = std::move(b);
       return;
@@ -393,12 +400,12 @@ class SqliteStore final : public Store {
     internal::SqlTx tx(*writer_);
     Status s = run_unit(w, tx);
     if (!s.ok()) {
-      writer_->exec_script("ROLLBACK").ignore_error();
+      writer_->control("ROLLBACK").ignore_error();
       w.result = std::move(s);
       return;
     }
-    Status c = writer_->exec_script("COMMIT");
-    if (!c.ok()) writer_->exec_script("ROLLBACK").ignore_error();
+    Status c = writer_->control("COMMIT");
+    if (!c.ok()) writer_->control("ROLLBACK").ignore_error();
     w.result = std::move(c);
   }
 
@@ -406,7 +413,7 @@ class SqliteStore final : public Store {
   void commit_group(std::vector<PendingWrite*>& batch) {
     std::size_t first = 0;  // the first unit of the transaction being built
     while (first < batch.size()) {
-      Status b = writer_->exec_script("BEGIN IMMEDIATE");
+      Status b = writer_->control("BEGIN IMMEDIATE");
       if (!b.ok()) {
         for (std::size_t i = first; i < batch.size(); ++i) batch[i]->result = b;
         return;
@@ -416,19 +423,19 @@ class SqliteStore final : public Store {
       bool aborted = false;
       for (; next < batch.size(); ++next) {
         PendingWrite& w = *batch[next];
-        Status sp = writer_->exec_script("SAVEPOINT unit");
+        Status sp = writer_->control("SAVEPOINT unit");
         if (!sp.ok()) {
           w.result = std::move(sp);
           continue;
         }
         Status s = run_unit(w, tx);
         if (s.ok()) {
-          w.result = writer_->exec_script("RELEASE unit");
+          w.result = writer_->control("RELEASE unit");
           if (w.result.ok()) continue;
         } else {
           w.result = std::move(s);
         }
-        if (sqlite3_get_autocommit(writer_->handle()) != 0) {
+        if (sqlite3_get_autocommit(writer_->raw()) != 0) {
           // SQLite gave up the whole transaction (I/O error, disk full, ...): the units
           // before this one are lost with it. Fail them, and start over after this one.
           for (std::size_t i = first; i < next; ++i) {
@@ -438,12 +445,13 @@ class SqliteStore final : public Store {
           ++next;
           break;
         }
-        writer_->exec_script("ROLLBACK TO unit; RELEASE unit").ignore_error();
+        writer_->control("ROLLBACK TO unit").ignore_error();
+        writer_->control("RELEASE unit").ignore_error();
       }
       if (!aborted) {
-        Status c = writer_->exec_script("COMMIT");
+        Status c = writer_->control("COMMIT");
         if (!c.ok()) {
-          writer_->exec_script("ROLLBACK").ignore_error();
+          writer_->control("ROLLBACK").ignore_error();
           for (std::size_t i = first; i < next; ++i) {
             if (batch[i]->result.ok()) batch[i]->result = c;
           }
