@@ -15,6 +15,7 @@
 // native pub/sub (server.publish) to every subscribed client. No replay, no resume: the peer is
 // the plain fan-out that Bun gives, a lower bound for what devplane's hub does on top.
 import { Database, type Statement } from "bun:sqlite";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Elysia } from "elysia";
@@ -22,6 +23,8 @@ import { Elysia } from "elysia";
 const PORT = Number(process.env.PORT ?? "8081");
 const DATA_DIR = process.env.DATA_DIR ?? "./peer-data";
 const MAX_BODY = 1024 * 1024;
+// The admin's password (as devplane's DEVPLANE_ADMIN_PASSWORD); without it nobody can sign in.
+const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD ?? "";
 
 // ---------------------------------------------------------------- store
 
@@ -69,6 +72,13 @@ CREATE TABLE IF NOT EXISTS outbox (
   published_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox(id) WHERE published_at IS NULL;
+CREATE TABLE IF NOT EXISTS users (
+  id TEXT PRIMARY KEY,
+  username TEXT NOT NULL UNIQUE,
+  role TEXT NOT NULL,
+  status TEXT NOT NULL,
+  password_hash TEXT NOT NULL
+);
 `);
 
 type AgentRow = {
@@ -95,6 +105,14 @@ const createTx = db.transaction((p: Record<string, string>): number => {
   insertState.run({ id: p.id, now: p.now });
   return Number(insertOutbox.run({ payload: p.payload, rid: p.rid, now: p.now }).lastInsertRowid);
 });
+
+type UserRow = { id: string; username: string; role: string; status: string; password_hash: string };
+const userById = db.query<UserRow, [string]>("SELECT * FROM users WHERE id = ?");
+const userByName = db.query<UserRow, [string]>("SELECT * FROM users WHERE username = ?");
+if (ADMIN_PASSWORD !== "" && !userByName.get("admin")) {
+  db.query("INSERT INTO users (id, username, role, status, password_hash) VALUES (?, 'admin', 'admin', 'active', ?)")
+    .run(Bun.randomUUIDv7(), Bun.password.hashSync(ADMIN_PASSWORD, { algorithm: "argon2id" }));
+}
 
 // List statements depend on which filters are present; prepare each shape once and keep it.
 type ListFilter = { status?: string; type?: string; q?: string; after?: [string, string] };
@@ -189,6 +207,44 @@ function decodeCursor(c: string): [string, string] {
   return [s.slice(0, i), s.slice(i + 1)];
 }
 
+// ---------------------------------------------------------------- auth
+// What devplane does for every agent route and /ws, the way an Elysia app commonly does it:
+// an HS256 access token (15 minutes) from POST /api/v1/auth/login, verified on each request,
+// then the user's row read to check the account is still active.
+
+const JWT_SECRET = randomBytes(32);
+const b64url = (b: Buffer | string) => Buffer.from(b).toString("base64url");
+const JWT_HEADER = b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
+const sign = (data: string) => createHmac("sha256", JWT_SECRET).update(data).digest();
+
+function issueToken(u: UserRow): string {
+  const now = Math.floor(Date.now() / 1000);
+  const body = b64url(JSON.stringify({ sub: u.id, name: u.username, role: u.role, iat: now, exp: now + 900 }));
+  return `${JWT_HEADER}.${body}.${b64url(sign(`${JWT_HEADER}.${body}`))}`;
+}
+
+function authenticate(request: Request): UserRow {
+  const h = request.headers.get("authorization") ?? "";
+  if (!h.toLowerCase().startsWith("bearer ")) throw new ApiError(401, "unauthenticated", "this route needs a bearer token");
+  const parts = h.slice(7).trim().split(".");
+  if (parts.length !== 3 || parts[0] !== JWT_HEADER) throw new ApiError(401, "unauthenticated", "malformed token");
+  const given = Buffer.from(parts[2], "base64url");
+  const want = sign(`${parts[0]}.${parts[1]}`);
+  if (given.length !== want.length || !timingSafeEqual(given, want))
+    throw new ApiError(401, "unauthenticated", "bad signature");
+  let claims: { sub?: unknown; exp?: unknown };
+  try {
+    claims = JSON.parse(Buffer.from(parts[1], "base64url").toString());
+  } catch {
+    throw new ApiError(401, "unauthenticated", "malformed token");
+  }
+  if (typeof claims.exp !== "number" || claims.exp <= Date.now() / 1000)
+    throw new ApiError(401, "unauthenticated", "token expired");
+  const user = typeof claims.sub === "string" ? userById.get(claims.sub) : null;
+  if (!user || user.status !== "active") throw new ApiError(401, "unauthenticated", "account unknown or disabled");
+  return user;
+}
+
 // ---------------------------------------------------------------- websocket
 
 // All events go to one Bun pub/sub topic; a client is in it while it has a subscription whose
@@ -271,6 +327,18 @@ const app = new Elysia()
   .get("/api/v1/system/health", ({ set }) => ({
     data: { status: "ok" }, meta: { requestId: set.headers["x-request-id"] },
   }))
+  .post("/api/v1/auth/login", async ({ body }) => {
+    const b = body as { username?: unknown; password?: unknown } | null;
+    if (!isPlainObject(b) || typeof b.username !== "string" || typeof b.password !== "string")
+      throw new ApiError(422, "validation_failed", "username and password are required");
+    const u = userByName.get(b.username);
+    if (!u || u.status !== "active" || !(await Bun.password.verify(b.password, u.password_hash)))
+      throw new ApiError(401, "unauthenticated", "wrong username or password");
+    return { data: { accessToken: issueToken(u), tokenType: "Bearer", expiresIn: 900 } };
+  })
+  .onBeforeHandle(({ request, path }) => {
+    if (path.startsWith("/api/v1/agents") || path === "/ws") authenticate(request);
+  })
   .get("/api/v1/agents/:id", ({ params, set }) => {
     const row = getById.get(params.id);
     if (!row) throw new ApiError(404, "not_found", "agent not found");
