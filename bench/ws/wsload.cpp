@@ -234,6 +234,7 @@ struct Client {
   std::uint64_t out_of_order = 0;
   std::uint64_t foreign_events = 0;  // events that are not ours (health, ...)
   std::uint64_t errors = 0;          // error frames
+  std::uint64_t resyncs = 0;         // resync_required frames: the server skipped events
   bool connected = false;
   bool subscribed = false;
   bool done = false;
@@ -332,7 +333,10 @@ void on_frame(Shared& s, Client& c, std::string_view f, std::int64_t t) {
     ++c.errors;
     if (c.errors <= 1) std::fprintf(stderr, "wsload: error frame: %.*s\n", int(f.size()), f.data());
   }
-  // hello, pong, resync_required: nothing to count.
+  if (type == "resync_required") {
+    if (++c.resyncs <= 1) std::fprintf(stderr, "wsload: %.*s\n", int(f.size()), f.data());
+  }
+  // hello, pong: nothing to count.
 }
 
 // ------------------------------------------------------------------ clients
@@ -602,6 +606,13 @@ asio::awaitable<void> orchestrate(asio::io_context& ioc, Shared& s, Phase& ph) {
     if (s.publishers_running.load() > 0) {
       std::fprintf(stderr, "wsload[%s]: publishers still busy 30 s past the schedule; stopping\n",
                    o.label.c_str());
+      // No new POSTs; let those in flight end (each has a 10 s deadline) before the drain,
+      // or an event created after the drain would be counted as lost.
+      s.stopping.store(true);
+      const auto stop_deadline = Clock::now() + 12s;
+      while (s.publishers_running.load() > 0 && Clock::now() < stop_deadline) {
+        co_await sleep_for(50ms);
+      }
     }
     ph.publish_seconds = std::chrono::duration<double>(Clock::now() - t_pub).count();
     // Drain: wait until every subscribed client has every created event, bounded.
@@ -727,7 +738,7 @@ int main(int argc, char** argv) {
     }
   });
   // A backstop against anything unbounded: the whole run has a hard ceiling.
-  const double ceiling = opt.connect_timeout + opt.settle + opt.hold + opt.duration + 30 +
+  const double ceiling = opt.connect_timeout + opt.settle + opt.hold + opt.duration + 30 + 12 +
                          opt.drain + 30;
   std::atomic<bool> finished{false};
   std::atomic<bool> aborted{false};
@@ -750,7 +761,8 @@ int main(int argc, char** argv) {
   // ---- analysis (single-threaded from here on)
   const std::size_t subscribed = s.subscribed.load();
   std::size_t live_clients = 0;  // subscribed and not closed by the server
-  std::uint64_t unique = 0, duplicates = 0, out_of_order = 0, foreign = 0, error_frames = 0;
+  std::uint64_t unique = 0, duplicates = 0, out_of_order = 0, foreign = 0, error_frames = 0,
+                resyncs = 0;
   std::uint64_t clients_missing = 0, missing_worst = 0;
   std::vector<std::int64_t> lat;
   std::vector<std::int64_t> last_per_event(s.planned, -1);
@@ -766,6 +778,7 @@ int main(int argc, char** argv) {
     out_of_order += c.out_of_order;
     foreign += c.foreign_events;
     error_frames += c.errors;
+    resyncs += c.resyncs;
     if (!c.subscribed) continue;
     if (!c.closed_by_server) ++live_clients;
     std::fill(seen.begin(), seen.end(), 0);
@@ -844,8 +857,9 @@ int main(int argc, char** argv) {
     std::printf("  latency to the last client, per event: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
                 df.p50, df.p99, df.max);
     std::printf("  other frames: %llu events not ours (e.g. system.health.status), %llu error "
-                "frames\n",
-                (unsigned long long)foreign, (unsigned long long)error_frames);
+                "frames, %llu resync_required\n",
+                (unsigned long long)foreign, (unsigned long long)error_frames,
+                (unsigned long long)resyncs);
   }
   auto rss = [](double v) {
     if (v < 0) return std::string("?");
@@ -904,7 +918,8 @@ int main(int argc, char** argv) {
                                        {"drainSeconds", ph.drain_seconds},
                                        {"drainTimedOut", ph.drain_timed_out},
                                        {"foreignEvents", foreign},
-                                       {"errorFrames", error_frames}};
+                                       {"errorFrames", error_frames},
+                                       {"resyncRequired", resyncs}};
       out["latencyMs"] = dist_json(dl);
       out["lastClientMs"] = dist_json(df);
     }
