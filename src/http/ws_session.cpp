@@ -101,32 +101,43 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   void start_writer() {
     if (writing_) return;
     writing_ = true;
-    asio::co_spawn(ws_.get_executor(), write_loop(shared_from_this()), asio::detached);
+    write_next();
   }
 
-  static asio::awaitable<void> write_loop(std::shared_ptr<WsSession> self) {
-    while (!self->queue_.empty()) {
-      auto msg = self->queue_.front();
-      self->ws_.text(true);
-      auto [ec, n] = co_await self->ws_.async_write(asio::buffer(*msg), kUseTuple);
-      if (ec) {
-        // The read loop sees the same failure and ends the connection.
-        self->writing_ = false;
-        self->ended();
-        co_return;
-      }
-      // begin_close may have cleared the queue while we were writing.
-      if (!self->queue_.empty() && self->queue_.front() == msg) {
-        self->queued_bytes_ -= msg->size();
-        self->queue_.pop_front();
-      }
+  // Strand only. Writes the queue's front, or the close frame once the queue is empty; each
+  // completion comes back here. A chain of completion handlers rather than a coroutine: the
+  // hub fans every event out to every connection, and a coroutine started per burst cost
+  // more than the write itself.
+  void write_next() {
+    if (!queue_.empty()) {
+      std::shared_ptr<const std::string> msg = queue_.front();
+      ws_.text(true);
+      const auto buffer = asio::buffer(*msg);
+      ws_.async_write(buffer, [self = shared_from_this(), msg = std::move(msg)](
+                                  beast::error_code ec, std::size_t) {
+        if (ec) {
+          // The read loop sees the same failure and ends the connection.
+          self->writing_ = false;
+          self->ended();
+          return;
+        }
+        // begin_close may have cleared the queue while we were writing.
+        if (!self->queue_.empty() && self->queue_.front() == msg) {
+          self->queued_bytes_ -= msg->size();
+          self->queue_.pop_front();
+        }
+        self->write_next();
+      });
+      return;
     }
-    if (self->close_pending_) {
-      self->close_pending_ = false;
-      auto [ec] = co_await self->ws_.async_close(self->close_reason_, kUseTuple);
-      (void)ec;  // the peer may already be gone; the read loop ends either way
+    if (close_pending_) {
+      close_pending_ = false;
+      // The peer may already be gone; the read loop ends either way.
+      ws_.async_close(close_reason_,
+                      [self = shared_from_this()](beast::error_code) { self->writing_ = false; });
+      return;
     }
-    self->writing_ = false;
+    writing_ = false;
   }
 
   websocket::stream<beast::tcp_stream> ws_;
