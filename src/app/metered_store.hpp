@@ -58,6 +58,9 @@ class MeteredStore final : public store::Store {
     Result<std::vector<store::OutboxEvent>> claim_for_publishing(int limit) override {
       return inner_.claim_for_publishing(limit);
     }
+    Result<std::optional<std::vector<store::OutboxEvent>>> ready_to_publish(int limit) override {
+      return inner_.ready_to_publish(limit);
+    }
     Result<std::vector<store::OutboxEvent>> since(std::int64_t after, int limit) override {
       return inner_.since(after, limit);
     }

@@ -152,6 +152,11 @@ class OutboxRepository {
   // not publish come back with the seq they already had, so republishing is idempotent.
   // REQUIRES: the caller holds the relay lease (one sequencer at a time).
   virtual Result<std::vector<OutboxEvent>> claim_for_publishing(int limit) = 0;
+  // The read-only half of claim_for_publishing, for inside Store::read: the rows it would
+  // return, or nullopt when some row still waits for its seq (then claim in a write). On
+  // SQLite every row has its seq from `append`, so the relay's usual round writes nothing
+  // and does not wait behind other writers' disk syncs.
+  virtual Result<std::optional<std::vector<OutboxEvent>>> ready_to_publish(int limit) = 0;
   // Sequenced events with seq > `after_seq`, in seq order, at most `limit` (for resume).
   virtual Result<std::vector<OutboxEvent>> since(std::int64_t after_seq, int limit) = 0;
   // The lowest and highest seq still retained (0, 0 when none).

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -749,6 +750,54 @@ TEST_P(StoreTest, ConcurrentWritesEachGetTheirOwnOutcome) {
   EXPECT_EQ(raw_int("SELECT count(*) FROM agents"), succeeded + 1);
   EXPECT_EQ(raw_int("SELECT count(*) FROM outbox"), succeeded) << "a failed unit's event went too";
   insert_ok("still-usable");
+}
+
+// The relay's read-only round: the same rows a claim returns, or nullopt while a row still
+// waits for its seq (PostgreSQL, between commit and claim; never on SQLite).
+TEST_P(StoreTest, ReadyToPublishIsTheReadOnlyClaim) {
+  auto ready = [&]() {
+    std::optional<std::vector<OutboxEvent>> out;
+    Status s = store_->read([&](Tx& tx) -> Status {
+      DP_ASSIGN_OR_RETURN(out, tx.outbox().ready_to_publish(10));
+      return Ok{};
+    });
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return out;
+  };
+  auto none = ready();
+  ASSERT_TRUE(none.has_value());
+  EXPECT_TRUE(none->empty());
+  for (const char* t : {"a", "b"}) {
+    ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+      DP_TRY(tx.outbox().append(event(t, "{}")));
+      return Ok{};
+    }).ok());
+  }
+  auto before = ready();
+  if (GetParam() == Backend::kSqlite) {
+    ASSERT_TRUE(before.has_value()) << "SQLite sequences at append";
+    ASSERT_EQ(before->size(), 2u);
+    EXPECT_EQ((*before)[0].seq, 1);
+  } else {
+    EXPECT_FALSE(before.has_value()) << "PostgreSQL rows wait for a claim";
+  }
+  std::vector<OutboxEvent> claimed;
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(claimed, tx.outbox().claim_for_publishing(10));
+    return Ok{};
+  }).ok());
+  auto after = ready();
+  ASSERT_TRUE(after.has_value());
+  ASSERT_EQ(after->size(), claimed.size());
+  for (std::size_t i = 0; i < claimed.size(); ++i) {
+    EXPECT_EQ((*after)[i].id, claimed[i].id);
+    EXPECT_EQ((*after)[i].seq, claimed[i].seq);
+    EXPECT_EQ((*after)[i].topic, claimed[i].topic);
+  }
+  ASSERT_TRUE(store_->write([&](Tx& tx) {
+    return tx.outbox().mark_published({claimed[0].id}, clock::now_ms());
+  }).ok());
+  EXPECT_EQ(ready()->size(), claimed.size() - 1);
 }
 
 TEST_P(StoreTest, ReadIsReadOnly) {

@@ -316,6 +316,19 @@ Result<std::vector<OutboxEvent>> SqlOutboxRepository::claim_for_publishing(int l
   return read_events(rows);
 }
 
+Result<std::optional<std::vector<OutboxEvent>>> SqlOutboxRepository::ready_to_publish(int limit) {
+  DP_ASSIGN_OR_RETURN(Rows waiting,
+                      conn_.query("SELECT id FROM outbox WHERE seq IS NULL LIMIT 1", {}));
+  if (!waiting.empty()) return std::optional<std::vector<OutboxEvent>>();
+  const std::array<SqlValue, 1> lim = {static_cast<std::int64_t>(limit)};
+  DP_ASSIGN_OR_RETURN(Rows rows,
+                      conn_.query("SELECT id, seq, topic, payload, correlation_id, created_at FROM "
+                                  "outbox WHERE seq IS NOT NULL AND published_at IS NULL "
+                                  "ORDER BY seq LIMIT $1",
+                                  lim));
+  return std::optional<std::vector<OutboxEvent>>(read_events(rows));
+}
+
 Result<std::vector<OutboxEvent>> SqlOutboxRepository::since(std::int64_t after_seq, int limit) {
   const std::array<SqlValue, 2> params = {after_seq, static_cast<std::int64_t>(limit)};
   DP_ASSIGN_OR_RETURN(Rows rows,

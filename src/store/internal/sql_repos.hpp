@@ -33,6 +33,7 @@ class SqlOutboxRepository final : public OutboxRepository {
   Result<std::vector<OutboxEvent>> pending(int limit) override;
   Status mark_published(const std::vector<std::int64_t>& ids, std::int64_t at_ms) override;
   Result<std::vector<OutboxEvent>> claim_for_publishing(int limit) override;
+  Result<std::optional<std::vector<OutboxEvent>>> ready_to_publish(int limit) override;
   Result<std::vector<OutboxEvent>> since(std::int64_t after_seq, int limit) override;
   Result<std::pair<std::int64_t, std::int64_t>> seq_range() override;
   Result<std::int64_t> prune(std::int64_t before_ms) override;
