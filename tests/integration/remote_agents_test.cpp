@@ -343,7 +343,7 @@ TEST_P(RemoteAgentsTest, OnlyTheAgentsOwnAgentKeyMayConnect) {
   refused(a, operator_key, 403, "", "an operator key");
   refused(a, admin_token(port_), 403, "", "an admin's token");
   refused(cmd, key_cmd, 409, "not_remote", "a command agent");
-  refused("not-a-uuid", key_a, 403, "", "a malformed id is not the key's agent");
+  refused("not-a-uuid", key_a, 400, "invalid_id", "a malformed agent id");
   // A plain GET is not an upgrade.
   auto plain = http_->get("/api/v1/agents/" + a + "/connect", bearer(key_a));
   EXPECT_EQ(plain.status, 400u) << plain.describe();
@@ -422,10 +422,13 @@ TEST_P(RemoteAgentsTest, BadFramesGetErrorsAndChangeNothing) {
   WsMessage hb = next(ws, "heartbeat.ack");
   EXPECT_EQ(hb.num("/id"), 7) << hb.describe();
   // Beyond the socket's limit (1 MiB): the connection is closed with 1009.
-  ASSERT_EQ(ws.send(std::string(2 * 1024 * 1024, 'y')), "");
+  // (The server may close before the whole frame is written: the send can fail.)
+  (void)ws.send(std::string(2 * 1024 * 1024, 'y'));
   WsMessage big = next(ws, "never");
   EXPECT_TRUE(big.closed()) << big.describe();
-  if (big.close_code != -1) EXPECT_EQ(big.close_code, 1009) << big.describe();
+  if (big.close_code != -1) {
+    EXPECT_EQ(big.close_code, 1009) << big.describe();
+  }
 
   // A peer that keeps sending garbage is cut off.
   WsClient abusive;
@@ -503,8 +506,9 @@ TEST_P(RemoteAgentsTest, StaleResultsAreFencedAndUnfinishedTasksReoffered) {
   };
   ASSERT_EQ(third.send(result(1, "succeeded")), "");
   WsMessage stale = next(third, "error");
-  EXPECT_EQ(stale.str("/code"), "stale_attempt") << stale.describe();
+  EXPECT_EQ(stale.str("/code"), "stale_result") << stale.describe();
   EXPECT_EQ(stale.num("/details/currentAttempt"), 2) << stale.describe();
+  EXPECT_EQ(stale.str("/details/currentStatus"), "running") << stale.describe();
   EXPECT_EQ(get_task(id, task).str("/data/status"), "running");
 
   ASSERT_EQ(third.send(result(2, "succeeded")), "");
