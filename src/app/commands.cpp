@@ -276,17 +276,11 @@ int run_serve(const ServeOptions& opts) {
   exec_opts.node_id = node_id;
   exec_opts.data_dir = cfg.data_dir;
   agents::Executor executor(store, exec_opts);
-  // Remote agents connect at /api/v1/agents/:id/connect (registered with the server below).
-  boost::asio::thread_pool blocking(static_cast<std::size_t>(cfg.blocking_threads));
-  agents::remote::RemoteOptions remote_opts;
-  remote_opts.node_id = node_id;
-  remote_opts.heartbeat_timeout = std::chrono::milliseconds(cfg.remote_heartbeat_timeout_ms);
-  // A lost agent's tasks go back to the queue once it has been silent as long as it may be.
-  remote_opts.lease = remote_opts.heartbeat_timeout;
-  agents::remote::RemoteHub remote_hub(store, agent_service, blocking, remote_opts);
-  agents::TaskService task_service(store, [&executor, &remote_hub] {
+  // Set below, before the server starts: remote agents are offered new tasks at once.
+  agents::remote::RemoteHub* remote_ptr = nullptr;
+  agents::TaskService task_service(store, [&executor, &remote_ptr] {
     executor.notify();
-    remote_hub.notify();
+    if (remote_ptr != nullptr) remote_ptr->notify();
   });
   api::v1::register_task_routes(router, task_service);
   api::v1::register_auth_routes(router, auth_service);
@@ -332,6 +326,15 @@ int run_serve(const ServeOptions& opts) {
       cfg.io_threads > 0 ? cfg.io_threads
                          : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   boost::asio::io_context io(io_threads);
+  boost::asio::thread_pool blocking(static_cast<std::size_t>(cfg.blocking_threads));
+  // Remote agents connect at /api/v1/agents/:id/connect (registered with the server below).
+  agents::remote::RemoteOptions remote_opts;
+  remote_opts.node_id = node_id;
+  remote_opts.heartbeat_timeout = std::chrono::milliseconds(cfg.remote_heartbeat_timeout_ms);
+  // A lost agent's tasks go back to the queue once it has been silent as long as it may be.
+  remote_opts.lease = remote_opts.heartbeat_timeout;
+  agents::remote::RemoteHub remote_hub(store, agent_service, blocking, remote_opts);
+  remote_ptr = &remote_hub;
   http::ServerOptions sopts;
   sopts.host = cfg.host;
   sopts.port = cfg.port;

@@ -197,6 +197,33 @@ TEST_P(RemoteAgentsTest, ReferenceClientCompletesTasks) {
   EXPECT_TRUE(logs.back().is_text()) << logs.back().describe();
   EXPECT_EQ(logs.back().str("/data/stream"), "stdout");
 
+  // A message reaches the client, which acknowledges it: then it is delivered.
+  auto msg = http_->post("/api/v1/agents/" + id + "/messages",
+                         json_str(json::object{{"type", "text"}, {"payload", json::object{{"hi", 1}}}}));
+  ASSERT_EQ(msg.status, 201u) << msg.describe();
+  const std::string msg_id = msg.str("/data/id");
+  EXPECT_TRUE(client.wait_for([&](const std::string& out) {
+    return out.find("\"event\":\"message\",\"messageId\":\"" + msg_id) != std::string::npos;
+  }, 15s)) << client.error();
+  const auto until = std::chrono::steady_clock::now() + 15s;
+  HttpResponse inbox;
+  do {
+    inbox = http_->get("/api/v1/agents/" + id + "/messages");
+    if (inbox.at("/data/0/deliveredAt") != nullptr && !inbox.at("/data/0/deliveredAt")->is_null()) break;
+    std::this_thread::sleep_for(100ms);
+  } while (std::chrono::steady_clock::now() < until);
+  EXPECT_EQ(inbox.str("/data/0/id"), msg_id);
+  EXPECT_FALSE(inbox.str("/data/0/deliveredAt").empty()) << inbox.describe();
+
+  // Cancelling a running task reaches the client, which stops it.
+  const std::string longer = post_task(id, "sleep 30");
+  ASSERT_TRUE(client.wait_for([&](const std::string& out) {
+    return out.find("\"event\":\"task.started\",\"taskId\":\"" + longer) != std::string::npos;
+  }, 15s)) << client.error();
+  ASSERT_EQ(http_->post("/api/v1/agents/" + id + "/tasks/" + longer + "/cancel", "").status, 200u);
+  auto cancelled = wait_task(id, longer, 15s);
+  EXPECT_EQ(cancelled.str("/data/status"), "cancelled") << cancelled.describe();
+
   // The connection shows in the agent's history; when it ends the agent is marked lost.
   auto states = http_->get("/api/v1/agents/" + id + "/states");
   EXPECT_NE(states.body.find("remote agent connected"), std::string::npos) << states.describe();

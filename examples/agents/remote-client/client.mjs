@@ -110,6 +110,14 @@ function send(frame) {
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(frame));
 }
 
+function killTree(child, signal) {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
 function finish(taskId, attempt, status, result, error) {
   running.delete(taskId);
   const frame = { type: 'task.result', taskId, attempt, status, result };
@@ -132,7 +140,9 @@ function runTask(task) {
     finish(taskId, attempt, 'succeeded', { echo: input });
     return;
   }
+  // Its own process group, so a cancel or a timeout stops the whole tree it starts.
   const child = spawn('sh', ['-c', command], {
+    detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, DEVPLANE_TASK_ID: taskId, DEVPLANE_IDEMPOTENCY_KEY: `${agentId}/${idempotencyKey}/${attempt}` },
   });
@@ -149,7 +159,7 @@ function runTask(task) {
     });
   }
   const started = Date.now();
-  const timer = setTimeout(() => child.kill('SIGKILL'), taskTimeoutS * 1000);
+  const timer = setTimeout(() => killTree(child, 'SIGKILL'), taskTimeoutS * 1000);
   child.on('close', (code, signal) => {
     clearTimeout(timer);
     if (running.get(taskId) !== entry) return;  // superseded
@@ -191,16 +201,17 @@ function onFrame(text) {
         send(done);
         break;
       }
-      if (busy) busy.child.kill('SIGKILL');
+      if (busy) killTree(busy.child, 'SIGKILL');
       unacked.delete(f.taskId);
       runTask(f);
       break;
     }
     case 'task.cancel': {
+      emit('task.cancel', { taskId: f.taskId, attempt: f.attempt });
       const t = running.get(f.taskId);
       if (t) {
         t.cancelled = true;
-        t.child.kill('SIGTERM');
+        killTree(t.child, 'SIGTERM');
       }
       break;
     }
@@ -281,7 +292,7 @@ function connect() {
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
     stopping = true;
-    for (const t of running.values()) t.child.kill('SIGTERM');
+    for (const t of running.values()) killTree(t.child, 'SIGTERM');
     emit('stopping', { signal: sig });
     if (ws) ws.close(1000, 'client stopping');
     setTimeout(() => process.exit(0), 200).unref();
