@@ -306,21 +306,31 @@ struct RemoteHub::Impl : std::enable_shared_from_this<RemoteHub::Impl> {
       if (auto c = int_field(agent->config, "concurrency")) {
         concurrency = std::clamp<std::int64_t>(*c, 1, options.max_concurrency);
       }
-      std::lock_guard lock(mu);
-      std::lock_guard link_lock(l->mu);
-      if (l->closing || l->closed) {
-        // Gone while saying hello: nobody holds the agent now.
-        if (active.find(l->agent_id) == active.end()) {
+      bool gone = false;
+      bool held_by_other = false;
+      {
+        std::lock_guard lock(mu);
+        std::lock_guard link_lock(l->mu);
+        gone = l->closing || l->closed;
+        if (gone) {
+          held_by_other = active.contains(l->agent_id);
+        } else {
+          if (auto it = active.find(l->agent_id); it != active.end() && it->second != l) {
+            replaced = it->second;
+          }
+          active[l->agent_id] = l;
+          l->concurrency = concurrency;
+        }
+      }
+      if (gone) {
+        // Gone while saying hello (the store call is made outside the hub's locks, which the
+        // I/O threads take).
+        if (!held_by_other) {
           agents.remote_lost(l->agent_id, "remote agent disconnected during hello", l->correlation_id)
               .ignore_error();  // best effort: the next connection moves it again
         }
         return;
       }
-      if (auto it = active.find(l->agent_id); it != active.end() && it->second != l) {
-        replaced = it->second;
-      }
-      active[l->agent_id] = l;
-      l->concurrency = concurrency;
     }
     if (replaced) {
       std::lock_guard lock(replaced->mu);
@@ -595,9 +605,10 @@ struct RemoteHub::Impl : std::enable_shared_from_this<RemoteHub::Impl> {
     std::optional<model::AgentStatus> status;
     std::vector<std::string> cancel;
     std::vector<model::Task> claimed;
-    std::vector<model::Message> messages;
-    Status s = store.write([&](store::Tx& tx) -> Status {
-      if (renew) DP_TRY(tx.tasks().renew(l->holder, now + options.lease.count()));
+    // Most sweeps find nothing to do: look first with a read, so that an idle connection does
+    // not cost a write transaction every tick.
+    bool queued = false;
+    Status s = store.read([&](store::Tx& tx) -> Status {
       DP_ASSIGN_OR_RETURN(model::Agent a, tx.agents().get(l->agent_id));
       status = a.status;
       if (a.status != model::AgentStatus::kRunning) return Ok{};
@@ -605,16 +616,32 @@ struct RemoteHub::Impl : std::enable_shared_from_this<RemoteHub::Impl> {
         DP_ASSIGN_OR_RETURN(bool c, tx.tasks().cancel_requested(id));
         if (c) cancel.push_back(id);
       }
-      for (std::int64_t i = 0; i < room; ++i) {
-        DP_ASSIGN_OR_RETURN(auto t, tx.tasks().claim(l->agent_id, l->holder, now,
-                                                     now + options.lease.count()));
-        if (!t) break;
-        DP_TRY(tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(*t),
-                                                     t->correlation_id, now, std::nullopt}));
-        claimed.push_back(std::move(*t));
+      if (room > 0) {
+        store::TaskFilter f;
+        f.agent_id = l->agent_id;
+        f.status = "queued";
+        f.limit = 1;
+        DP_ASSIGN_OR_RETURN(auto page, tx.tasks().list(f));
+        queued = page.total > 0;
       }
       return Ok{};
     });
+    const bool running = s.ok() && status == model::AgentStatus::kRunning;
+    if (s.ok() && (renew || (running && queued))) {
+      s = store.write([&](store::Tx& tx) -> Status {
+        if (renew) DP_TRY(tx.tasks().renew(l->holder, now + options.lease.count()));
+        if (!running || !queued) return Ok{};
+        for (std::int64_t i = 0; i < room; ++i) {
+          DP_ASSIGN_OR_RETURN(auto t, tx.tasks().claim(l->agent_id, l->holder, now,
+                                                       now + options.lease.count()));
+          if (!t) break;
+          DP_TRY(tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(*t),
+                                                       t->correlation_id, now, std::nullopt}));
+          claimed.push_back(std::move(*t));
+        }
+        return Ok{};
+      });
+    }
     if (!s.ok()) {
       log::Logger(l->correlation_id, l->agent_id)
           .warn("remote agent sweep failed", {{"error", s.error().message}});
