@@ -144,7 +144,10 @@ Result<model::Agent> AgentService::lifecycle(const std::string& id, LifecycleAct
         return invalid_transition(a, "start");
       }
       DP_TRY(transition(tx, a, AgentStatus::kStarting, "start requested", correlation_id, now));
-      DP_TRY(transition(tx, a, AgentStatus::kRunning, "started", correlation_id, now));
+      // A remote agent runs once its process connects (agents/remote/link.hpp).
+      if (a.type != "remote") {
+        DP_TRY(transition(tx, a, AgentStatus::kRunning, "started", correlation_id, now));
+      }
     } else {
       if (a.status == AgentStatus::kError) {
         DP_TRY(transition(tx, a, AgentStatus::kStopped, "stopped after error", correlation_id, now));
@@ -179,6 +182,47 @@ Result<model::Agent> AgentService::decommission(const std::string& id,
     return Ok{};
   }));
   return std::move(*out);
+}
+
+Result<model::Agent> AgentService::remote_connected(const std::string& id,
+                                                    const std::string& correlation_id) {
+  std::optional<model::Agent> out;
+  DP_TRY(store_.write([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(model::Agent a, tx.agents().get(id));
+    if (a.status == AgentStatus::kStopping || a.status == AgentStatus::kStopped ||
+        a.status == AgentStatus::kDecommissioned) {
+      Error e = Error::failed_precondition(
+          "agent_stopped", "agent " + a.id + " is " + std::string(model::to_string(a.status)) +
+                               "; start it (POST /api/v1/agents/:id/start) before it connects");
+      e.details = boost::json::object{{"currentStatus", model::to_string(a.status)}};
+      return e;
+    }
+    if (a.status != AgentStatus::kRunning) {
+      const std::int64_t expected = a.version;
+      const std::int64_t now = clock::now_ms();
+      if (a.status != AgentStatus::kStarting) {
+        DP_TRY(transition(tx, a, AgentStatus::kStarting, "remote agent connecting", correlation_id, now));
+      }
+      DP_TRY(transition(tx, a, AgentStatus::kRunning, "remote agent connected", correlation_id, now));
+      DP_TRY(tx.agents().update(a, expected));
+    }
+    out = std::move(a);
+    return Ok{};
+  }));
+  return std::move(*out);
+}
+
+Status AgentService::remote_lost(const std::string& id, const std::string& reason,
+                                 const std::string& correlation_id) {
+  return store_.write([&](store::Tx& tx) -> Status {
+    auto got = tx.agents().get(id);
+    if (!got.ok()) return got.error().code == ErrorCode::kNotFound ? Status(Ok{}) : Status(got.error());
+    model::Agent a = std::move(*got);
+    if (a.status != AgentStatus::kRunning && a.status != AgentStatus::kStarting) return Ok{};
+    const std::int64_t expected = a.version;
+    DP_TRY(transition(tx, a, AgentStatus::kError, reason, correlation_id, clock::now_ms()));
+    return tx.agents().update(a, expected);
+  });
 }
 
 Status AgentService::purge(const std::string& id, const std::string& correlation_id) {

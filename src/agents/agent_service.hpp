@@ -53,6 +53,15 @@ class AgentService {
   Result<model::Agent> lifecycle(const std::string& id, LifecycleAction action,
                                  const std::string& correlation_id);
   Result<model::Agent> decommission(const std::string& id, const std::string& correlation_id);
+  // A remote agent's process connected: created | starting | error -> (starting ->) running,
+  // each step recorded; nothing when it is already running (a reconnect that replaced the
+  // previous connection). kFailedPrecondition `agent_stopped` when it is stopping, stopped or
+  // decommissioned (an operator starts it first).
+  Result<model::Agent> remote_connected(const std::string& id, const std::string& correlation_id);
+  // A remote agent's connection ended: starting | running -> error with `reason`; nothing in
+  // any other state.
+  Status remote_lost(const std::string& id, const std::string& reason,
+                     const std::string& correlation_id);
   Status purge(const std::string& id, const std::string& correlation_id);
   Result<std::vector<model::AgentStateEntry>> history(const std::string& id, int limit);
 

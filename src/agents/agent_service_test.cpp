@@ -328,6 +328,43 @@ TEST_F(AgentServiceTest, StopOfStartingAgentCancelsTheStart) {
   EXPECT_EQ(h[1].status, "stopping");
 }
 
+TEST_F(AgentServiceTest, RemoteAgentStatusFollowsItsConnection) {
+  const auto a = create("r1", "remote");
+  // A start waits for the process: starting, not running.
+  auto started = service_->lifecycle(a.id, LifecycleAction::kStart, "c");
+  ASSERT_TRUE(started.ok()) << started.error().message;
+  EXPECT_EQ(started->status, AgentStatus::kStarting);
+  auto on = service_->remote_connected(a.id, "c");
+  ASSERT_TRUE(on.ok()) << on.error().message;
+  EXPECT_EQ(on->status, AgentStatus::kRunning);
+  EXPECT_EQ(on->status_reason, "remote agent connected");
+  // A replacing connection changes nothing.
+  const auto before = snapshot(a.id);
+  ASSERT_TRUE(service_->remote_connected(a.id, "c").ok());
+  EXPECT_EQ(snapshot(a.id), before);
+  ASSERT_TRUE(service_->remote_lost(a.id, "remote agent disconnected: no heartbeat", "c").ok());
+  auto lost = service_->get(a.id);
+  EXPECT_EQ(lost->status, AgentStatus::kError);
+  EXPECT_EQ(lost->status_reason, "remote agent disconnected: no heartbeat");
+  // Lost again (a late report) changes nothing; a reconnect passes through starting.
+  const auto in_error = snapshot(a.id);
+  ASSERT_TRUE(service_->remote_lost(a.id, "again", "c").ok());
+  EXPECT_EQ(snapshot(a.id), in_error);
+  ASSERT_EQ(service_->remote_connected(a.id, "c")->status, AgentStatus::kRunning);
+  auto h = history(a.id);
+  EXPECT_EQ(h[1].from_status, "error");
+  EXPECT_EQ(h[1].status, "starting");
+  // A stopped agent may not connect, and that changes nothing.
+  ASSERT_TRUE(service_->lifecycle(a.id, LifecycleAction::kStop, "c").ok());
+  const auto stopped = snapshot(a.id);
+  auto refused = service_->remote_connected(a.id, "c");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().reason, "agent_stopped");
+  EXPECT_EQ(snapshot(a.id), stopped);
+  // A connection to an agent purged meanwhile is lost quietly.
+  EXPECT_TRUE(service_->remote_lost("0190aaaa-bbbb-7ccc-8ddd-000000000001", "gone", "c").ok());
+}
+
 TEST_F(AgentServiceTest, AgentInErrorStopsDirectlyOrRestarts) {
   const auto a = create("e1");
   force_status(a.id, AgentStatus::kError);  // version 2

@@ -18,6 +18,7 @@
 
 #include "agents/agent_service.hpp"
 #include "agents/executor.hpp"
+#include "agents/remote/remote_hub.hpp"
 #include "api/v1/routes.hpp"
 #include "app/build_info.hpp"
 #include "app/dashboard.hpp"
@@ -275,7 +276,12 @@ int run_serve(const ServeOptions& opts) {
   exec_opts.node_id = node_id;
   exec_opts.data_dir = cfg.data_dir;
   agents::Executor executor(store, exec_opts);
-  agents::TaskService task_service(store, [&executor] { executor.notify(); });
+  // Set below, before the server starts: remote agents are offered new tasks at once.
+  agents::remote::RemoteHub* remote_ptr = nullptr;
+  agents::TaskService task_service(store, [&executor, &remote_ptr] {
+    executor.notify();
+    if (remote_ptr != nullptr) remote_ptr->notify();
+  });
   api::v1::register_task_routes(router, task_service);
   api::v1::register_auth_routes(router, auth_service);
   // Single sign-on (OpenID Connect) when oidc_issuer is set; the provider is contacted on the
@@ -321,7 +327,14 @@ int run_serve(const ServeOptions& opts) {
                          : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   boost::asio::io_context io(io_threads);
   boost::asio::thread_pool blocking(static_cast<std::size_t>(cfg.blocking_threads));
-
+  // Remote agents connect at /api/v1/agents/:id/connect (registered with the server below).
+  agents::remote::RemoteOptions remote_opts;
+  remote_opts.node_id = node_id;
+  remote_opts.heartbeat_timeout = std::chrono::milliseconds(cfg.remote_heartbeat_timeout_ms);
+  // A lost agent's tasks go back to the queue once it has been silent as long as it may be.
+  remote_opts.lease = remote_opts.heartbeat_timeout;
+  agents::remote::RemoteHub remote_hub(store, agent_service, blocking, remote_opts);
+  remote_ptr = &remote_hub;
   http::ServerOptions sopts;
   sopts.host = cfg.host;
   sopts.port = cfg.port;
@@ -339,6 +352,8 @@ int run_serve(const ServeOptions& opts) {
   realtime::Hub hub(store, *bus, blocking, hub_opts);
   if (auto s = hub.start(); !s.ok()) return fail(s.error());
   server.add_websocket("/ws", hub);
+  server.add_websocket("/api/v1/agents/:id/connect", remote_hub,
+                       agents::remote::remote_ws_options(remote_opts));
   if (opts.print_routes) {
     // Every route this server answers with its access rule, and the whole access table, for
     // docs/security.md and the route-walking integration test.
@@ -376,6 +391,7 @@ int run_serve(const ServeOptions& opts) {
   if (auto s = server.listen(); !s.ok()) return fail(s.error());
   relay.start();
   executor.start();
+  remote_hub.start();
 
   realtime::HealthSources health_src;
   health_src.node_id = node_id;
@@ -431,6 +447,7 @@ int run_serve(const ServeOptions& opts) {
   for (int i = 1; i < io_threads; ++i) threads.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : threads) t.join();
+  remote_hub.stop();
   executor.stop();  // running tasks are stopped and their results recorded
   health.stop();
   hub.stop();

@@ -66,8 +66,8 @@ const std::vector<Rule> kRules = {
     // Agent protocol: an agent key reads its own inbox and messages other agents.
     only("GET", "/api/v1/agents/:id/messages", A | O | V | G, "agent protocol: own inbox"),
     only("POST", "/api/v1/agents/:id/messages", A | O | G, "agent protocol: send"),
-    // Not served yet: the remote-agent WebSocket (agents/runtimes/remote).
-    only("GET", "/api/v1/agents/:id/connect", A | G, "agent protocol: remote agent link"),
+    // The remote-agent WebSocket (agents/remote/): an agent key, as its own agent only.
+    only("GET", "/api/v1/agents/:id/connect", G, "agent protocol: remote agent link (own agent only)"),
 
     // Tool gateway (MCP Streamable HTTP). Not served yet (src/mcp/).
     only("POST", "/mcp", A | O | G, "tool gateway"),

@@ -39,6 +39,8 @@ struct Config {
   std::string sqlite_synchronous = "full";  // full | normal
   std::uint32_t event_retention_hours = 24;   // how long clients can resume from
   std::uint32_t health_interval_ms = 5'000;   // system.health.status period
+  // A remote agent that sends nothing for this long is dropped (docs/agent-protocol.md).
+  std::uint32_t remote_heartbeat_timeout_ms = 30'000;
   std::vector<std::string> allowed_origins;   // WebSocket Origins besides the server's own
   std::string master_key_file;  // secrets at rest; empty: <data_dir>/master.key (0600)
   std::string master_key;       // base64 of 32 bytes (DEVPLANE_MASTER_KEY); wins over the file

@@ -149,13 +149,42 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
     ws_open.erase(&c);
   }
 
-  const WsEndpoint* ws_endpoint(std::string_view target) const {
+  // The endpoint whose path pattern matches `target`'s path; a `:name` segment matches any
+  // one non-empty segment and lands in `params` (when given).
+  const WsEndpoint* ws_endpoint(std::string_view target, Fields* params = nullptr) const {
     const auto q = target.find('?');
     const auto path = target.substr(0, q);
     for (const auto& e : ws_endpoints) {
-      if (e.path == path) return &e;
+      Fields found;
+      if (ws_path_matches(e.path, path, found)) {
+        if (params != nullptr) *params = std::move(found);
+        return &e;
+      }
     }
     return nullptr;
+  }
+
+  static bool ws_path_matches(std::string_view pattern, std::string_view path, Fields& params) {
+    while (!pattern.empty() || !path.empty()) {
+      if (pattern.empty() || path.empty() || pattern.front() != '/' || path.front() != '/') {
+        return false;
+      }
+      pattern.remove_prefix(1);
+      path.remove_prefix(1);
+      const auto pe = pattern.find('/');
+      const auto se = path.find('/');
+      const std::string_view pseg = pattern.substr(0, pe);
+      const std::string_view seg = path.substr(0, se);
+      if (!pseg.empty() && pseg.front() == ':') {
+        if (seg.empty()) return false;
+        params.emplace_back(std::string(pseg.substr(1)), std::string(seg));
+      } else if (pseg != seg) {
+        return false;
+      }
+      pattern.remove_prefix(pseg.size());
+      path.remove_prefix(seg.size());
+    }
+    return true;
   }
 
   void fire_drained_locked(std::unique_lock<std::mutex>& lock) {
@@ -371,6 +400,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
       for (auto p : parsed->params()) req.query.emplace_back(p.key, p.value);
     }
     req.route = ep.path;
+    if (parsed) ws_endpoint(req.path, &req.params);
     Status verdict = Ok{};
     if (stopping.load()) {
       verdict = Error::unavailable("server is shutting down");

@@ -65,6 +65,8 @@ class Server {
   void set_auditor(RequestAuditor& auditor);
 
   // Serves WebSocket upgrades of GET `path` with `handler` (which must outlive the server).
+  // `path` may hold `:name` segments (e.g. /api/v1/agents/:id/connect); the handler finds
+  // them in the request's `params`, and the access table is asked about the pattern.
   // REQUIRES: called before start().
   void add_websocket(std::string path, WsHandler& handler, WsOptions options = {});
   // Open WebSocket connections.

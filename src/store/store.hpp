@@ -123,6 +123,11 @@ class TaskRepository {
   virtual Result<bool> cancel_requested(std::string_view id) = 0;
   // Running tasks whose lease lapsed go back to queued; returns how many.
   virtual Result<std::int64_t> requeue_expired(std::int64_t now_ms) = 0;
+  // Gives every running task of `agent_id` to `node_id` until `lease_until`, keeping its
+  // attempt (a remote agent that reconnects resumes what it was doing); oldest first.
+  virtual Result<std::vector<model::Task>> take_over(std::string_view agent_id,
+                                                     std::string_view node_id,
+                                                     std::int64_t lease_until) = 0;
 };
 
 // An event waiting to be published; `payload` is a JSON document.

@@ -1683,6 +1683,62 @@ TEST_P(StoreTest, ConcurrentAuditAppendsKeepOneChain) {
   EXPECT_EQ(raw_int("SELECT count(DISTINCT prev_hash) FROM audit_log"), kThreads * kEach);
 }
 
+// A remote agent that reconnects takes its running tasks over with their attempt; the old
+// holder can then no longer finish them, and queued or other agents' tasks are untouched.
+TEST_P(StoreTest, TakeOverMovesRunningTasksKeepingTheirAttempt) {
+  const Agent a = insert_ok("remote-a", "remote");
+  const Agent b = insert_ok("remote-b", "remote");
+  auto task = [](const std::string& agent, const std::string& key) {
+    model::Task t;
+    t.id = ids::uuid_v7();
+    t.agent_id = agent;
+    t.idempotency_key = key;
+    t.input = "work";
+    t.created_at = clock::now_ms();
+    return t;
+  };
+  const auto t1 = task(a.id, "k1");
+  const auto t2 = task(a.id, "k2");
+  const auto t3 = task(b.id, "k3");
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                      DP_TRY(tx.tasks().insert(t1));
+                      DP_TRY(tx.tasks().insert(t2));
+                      return tx.tasks().insert(t3);
+                    }).ok());
+  const std::int64_t now = clock::now_ms();
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                      DP_TRY(tx.tasks().claim(a.id, "remote/old", now, now + 1000));  // t1
+                      DP_TRY(tx.tasks().claim(b.id, "remote/other", now, now + 1000));
+                      return Ok{};
+                    }).ok());
+  std::vector<model::Task> moved;
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                      DP_ASSIGN_OR_RETURN(moved, tx.tasks().take_over(a.id, "remote/new", now + 5000));
+                      return Ok{};
+                    }).ok());
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(moved[0].id, t1.id);
+  EXPECT_EQ(moved[0].attempts, 1) << "same attempt";
+  EXPECT_EQ(moved[0].node_id, "remote/new");
+  EXPECT_EQ(moved[0].lease_until, now + 5000);
+  EXPECT_EQ(moved[0].idempotency_key, "k1");
+  Status late = store_->write([&](Tx& tx) {
+    return tx.tasks().finish(t1.id, "remote/old", "succeeded", "null", "", clock::now_ms());
+  });
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_TRUE(store_->write([&](Tx& tx) {
+                      return tx.tasks().finish(t1.id, "remote/new", "succeeded", "null", "", clock::now_ms());
+                    }).ok());
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+                      DP_ASSIGN_OR_RETURN(auto q, tx.tasks().get(t2.id));
+                      EXPECT_EQ(q.status, "queued");
+                      DP_ASSIGN_OR_RETURN(auto o, tx.tasks().get(t3.id));
+                      EXPECT_EQ(o.node_id, "remote/other");
+                      return Ok{};
+                    }).ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          [](const ::testing::TestParamInfo<Backend>& param_info) {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -292,7 +293,12 @@ std::string ServerProcess::start(const ServerConfig& given) {
   set_default("DEVPLANE_PASSWORD_HASH_COST", "interactive");
   own_dir_ = std::make_unique<TempDir>();
   log_dir_ = own_dir_->path();
-  std::vector<std::string> args = {"serve", "--host", "127.0.0.1", "--port", "0"};
+  std::vector<std::string> args = {"serve", "--host", "127.0.0.1"};
+  // A test that restarts a server its clients reconnect to names a fixed port.
+  if (std::find(config.extra_args.begin(), config.extra_args.end(), "--port") ==
+      config.extra_args.end()) {
+    args.insert(args.end(), {"--port", "0"});
+  }
   if (config.backend == Backend::kPostgres) {
     if (config.database_url.empty()) return "no database url for a PostgreSQL server";
     args.insert(args.end(), {"--database-url", config.database_url});

@@ -113,7 +113,7 @@ struct ServerConfig {
   Backend backend = Backend::kSqlite;
   std::string data_dir;      // SQLite folder; a fresh temp dir when empty
   std::string database_url;  // required for kPostgres
-  std::vector<std::string> extra_args;
+  std::vector<std::string> extra_args;  // with "--port N" the server listens on N, else on a free port
   Env env;
   std::chrono::milliseconds ready_timeout{60'000};
 };

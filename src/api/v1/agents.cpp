@@ -293,6 +293,14 @@ void register_agent_routes(http::Router& router, agents::AgentService& svc) {
   router.add("POST", "/api/v1/agents/:id/stop",
              [s](Request& r) { return lifecycle(*s, r, agents::LifecycleAction::kStop); });
   router.add("GET", "/api/v1/agents/:id/states", [s](Request& r) { return history(*s, r); });
+  // The remote-agent link is a WebSocket (agents/remote/remote_hub.hpp); the server hands
+  // upgrades to it before routing, so a plain GET lands here.
+  router.add("GET", "/api/v1/agents/:id/connect", [](Request& r) {
+    return fail(Error::invalid_argument("upgrade_required",
+                                        "this route is a WebSocket: connect with an Upgrade "
+                                        "request (see docs/agent-protocol.md)"),
+                r);
+  });
 }
 
 }  // namespace dp::api::v1

@@ -154,6 +154,8 @@ class SqlTaskRepository final : public TaskRepository {
   Result<model::Task> request_cancel(std::string_view id, std::int64_t now_ms) override;
   Result<bool> cancel_requested(std::string_view id) override;
   Result<std::int64_t> requeue_expired(std::int64_t now_ms) override;
+  Result<std::vector<model::Task>> take_over(std::string_view agent_id, std::string_view node_id,
+                                             std::int64_t lease_until) override;
 
  private:
   SqlConn& conn_;

@@ -1,4 +1,5 @@
 // The agent task repository, written once for both dialects (see sql_repos.hpp).
+#include <algorithm>
 #include <array>
 #include <vector>
 
@@ -192,6 +193,23 @@ Result<std::int64_t> SqlTaskRepository::requeue_expired(std::int64_t now_ms) {
   return conn_.exec("UPDATE agent_tasks SET status = 'queued', node_id = '', lease_until = 0 "
                     "WHERE status = 'running' AND lease_until < $1",
                     params);
+}
+
+Result<std::vector<model::Task>> SqlTaskRepository::take_over(std::string_view agent_id,
+                                                              std::string_view node_id,
+                                                              std::int64_t lease_until) {
+  const std::array<SqlValue, 3> params = {node_id, lease_until, agent_id};
+  DP_ASSIGN_OR_RETURN(Rows rows,
+                      conn_.query("UPDATE agent_tasks SET node_id = $1, lease_until = $2 WHERE "
+                                  "agent_id = $3 AND status = 'running' RETURNING " +
+                                      std::string(kColumns),
+                                  params));
+  std::vector<model::Task> out;
+  out.reserve(rows.size());
+  for (std::size_t r = 0; r < rows.size(); ++r) out.push_back(task_from_row(rows, r));
+  std::sort(out.begin(), out.end(),
+            [](const model::Task& a, const model::Task& b) { return a.id < b.id; });
+  return out;
 }
 
 }  // namespace dp::store::internal
