@@ -56,3 +56,10 @@ dp_cc_test(NAME dp_web_test
   SRCS app/static_files_test.cpp
   DEPS dp_web
   LABELS unit)
+
+# LLM wire formats (SSE, stream assembly, malformed and truncated input) and the providers
+# against local Beast servers on 127.0.0.1.
+dp_cc_test(NAME dp_llm_test
+  SRCS llm/sse_test.cpp llm/wire_test.cpp llm/provider_test.cpp
+  DEPS dp_llm
+  LABELS unit)
