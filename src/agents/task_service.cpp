@@ -94,4 +94,14 @@ Result<model::Task> TaskService::cancel(const std::string& agent_id, const std::
   return std::move(*out);
 }
 
+Result<std::vector<model::Metric>> TaskService::metrics(const store::MetricFilter& filter) {
+  std::vector<model::Metric> out;
+  DP_TRY(store_.read([&](store::Tx& tx) -> Status {
+    DP_TRY(tx.agents().get(filter.agent_id));
+    DP_ASSIGN_OR_RETURN(out, tx.metrics().list(filter));
+    return Ok{};
+  }));
+  return out;
+}
+
 }  // namespace dp::agents

@@ -129,9 +129,22 @@ Result<ChatResponse> HttpProvider::attempt(const ChatRequest& request, const std
       return true;
     };
   }
+  bool got_bytes = false;
+  if (request.stream) {
+    req.on_body = [inner = std::move(req.on_body), &got_bytes](std::string_view piece) {
+      got_bytes = true;
+      return inner(piece);
+    };
+  }
   auto r = http::fetch(req);
   if (was_cancelled) return cancelled();
   if (stream_error) return *stream_error;
+  if (!r.ok() && got_bytes) {
+    // The answer had begun: the connection broke or timed out mid-stream.
+    Error e = wire::bad_response("the stream broke off before its end: " + r.error().message);
+    if (r.error().reason == "timeout") e = r.error();
+    return e;
+  }
   if (!r.ok()) return r.error();
   status = r->status;
   response = std::move(*r);
