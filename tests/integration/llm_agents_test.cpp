@@ -7,6 +7,9 @@
 // metrics routes with malformed, oversized and unauthorized input.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -318,6 +321,25 @@ TEST_P(LlmAgentsTest, RefusesBadConfigsSecretsAndMetricQueries) {
   EXPECT_EQ(empty.status, 200u);
   EXPECT_EQ(empty.num("/meta/count"), 0);
   EXPECT_EQ(client_->get("/api/v1/agents/" + id + "/metrics", {{"Authorization", ""}}).status, 401u);
+}
+
+// The llm examples in examples/agents/ are valid agents (they need a model server to run
+// tasks, not to be created) and need no API key.
+TEST_P(LlmAgentsTest, TheExampleAgentsAreValid) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(source_dir() + "/examples/agents")) {
+    if (e.path().extension() != ".json") continue;
+    std::ifstream in(e.path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto r = client_->post("/api/v1/agents", ss.str());
+    EXPECT_EQ(r.status, 201u) << e.path() << ": " << r.describe();
+    if (r.str("/data/type") == "llm") {
+      EXPECT_EQ(r.at("/data/config/apiKeySecret"), nullptr) << e.path();
+      ++n;
+    }
+  }
+  EXPECT_GE(n, 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, LlmAgentsTest,
