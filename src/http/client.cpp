@@ -298,7 +298,20 @@ Result<ClientResponse> fetch_once(const ClientRequest& req) {
       out.emplace(Error::internal(std::string("HTTP client: ") + ex.what()));
     }
   });
-  io.run();
+  if (req.cancel == nullptr) {
+    io.run();
+  } else {
+    // Stopping the context abandons the exchange; its coroutine frame (and socket) are
+    // destroyed with `io`, and `out` is not touched again.
+    while (!io.stopped()) {
+      io.run_for(std::chrono::milliseconds(50));
+      if (!out && req.cancel->load()) {
+        io.stop();
+        return make_error(ErrorCode::kAborted, "aborted",
+                          "the request to " + t.host_header + " was cancelled");
+      }
+    }
+  }
   if (!out) return Error::internal("HTTP client: exchange did not complete");
   return std::move(*out);
 }

@@ -24,6 +24,7 @@
 // kDeadlineExceeded `timeout`; kResourceExhausted `response_too_large`.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -50,6 +51,9 @@ struct ClientRequest {
   std::string ca_file;
   // Streaming (see above): called on the calling thread with each piece of a 2xx body.
   std::function<bool(std::string_view piece)> on_body;
+  // Polled every 50 ms while the exchange runs; when it becomes true the connection is dropped
+  // and fetch returns kAborted, reason `aborted`. May be null.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct ClientResponse {

@@ -136,8 +136,9 @@ Result<ChatResponse> HttpProvider::attempt(const ChatRequest& request, const std
       return inner(piece);
     };
   }
+  req.cancel = cancel;
   auto r = http::fetch(req);
-  if (was_cancelled) return cancelled();
+  if (was_cancelled || (cancel != nullptr && cancel->load())) return cancelled();
   if (stream_error) return *stream_error;
   if (!r.ok() && got_bytes) {
     // The answer had begun: the connection broke or timed out mid-stream.

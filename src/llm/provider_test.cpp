@@ -271,6 +271,25 @@ TEST(ProviderTest, CancellationEndsAStream) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
 }
 
+TEST(ProviderTest, CancellationEndsAWaitForASlowAnswer) {
+  Reply slow = http_reply(200, kOpenAiAnswer);
+  slow.pieces.insert(slow.pieces.begin(), "");
+  slow.gap = std::chrono::milliseconds(3000);  // nothing arrives for 3 s
+  ScriptedServer server({slow});
+  auto p = make_provider(options(Kind::kOpenAi, server.url()));
+  std::atomic<bool> cancel{false};
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    cancel = true;
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = (*p)->chat(request(false), &cancel);
+  canceller.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().reason, "cancelled");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
+}
+
 TEST(ProviderTest, ARefusedConnectionIsRetriedThenReported) {
   std::string url;
   {

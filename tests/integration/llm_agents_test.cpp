@@ -235,6 +235,34 @@ TEST_P(LlmAgentsTest, MaxTurnsAndTheLoopGuardStopWithTheirReason) {
   EXPECT_NE(audit.body.find("max_turns"), std::string::npos) << audit.describe();
 }
 
+TEST_P(LlmAgentsTest, CancellingATaskEndsAModelCallInFlight) {
+  const std::string id = agent("slowpoke", llm_config("anthropic"));
+  json::object slow = text_step("too late", 1, 1);
+  slow["delayMs"] = 30000;
+  script(json::array{slow});
+  auto r = client_->post("/api/v1/agents/" + id + "/tasks", R"({"input":"take your time"})");
+  ASSERT_EQ(r.status, 201u) << r.describe();
+  const std::string task_id = r.str("/data/id");
+  // Wait until the model call is in flight (the provider has the request).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (recorded().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(recorded().size(), 1u);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto c = client_->post("/api/v1/agents/" + id + "/tasks/" + task_id + "/cancel", "");
+  ASSERT_EQ(c.status, 200u) << c.describe();
+  HttpResponse done;
+  while (std::chrono::steady_clock::now() < t0 + std::chrono::seconds(20)) {
+    done = client_->get("/api/v1/agents/" + id + "/tasks/" + task_id);
+    if (done.str("/data/status") == "cancelled") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(done.str("/data/status"), "cancelled") << done.describe();
+  EXPECT_EQ(done.str("/data/result/stopReason"), "cancelled");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+}
+
 TEST_P(LlmAgentsTest, BadProviderAnswersFailTheTaskAndTheServerStaysHealthy) {
   struct Case {
     std::string format;
