@@ -477,9 +477,9 @@ void Executor::run_llm_task(Running& slot, model::Task task, const model::Agent&
                                                 {"stopReason", r.stop_reason}},
                                    now});
   }
-  finish_task(task, r.status, r.error, r.to_json(*cfg), totals);
   // A guard that stopped the agent is a fact for the audit log (a cancel is already audited
-  // as the request that asked for it).
+  // as the request that asked for it). Recorded before the task is finished, so whoever sees
+  // the stopped task also finds the entry.
   if (r.status == "failed" && r.stop_reason != "provider_error" && options_.recorder != nullptr) {
     audit::Entry e;
     e.actor_kind = "system";
@@ -494,6 +494,7 @@ void Executor::run_llm_task(Running& slot, model::Task task, const model::Agent&
                              {"totalTokens", r.input_tokens + r.output_tokens}};
     options_.recorder->record(std::move(e));
   }
+  finish_task(task, r.status, r.error, r.to_json(*cfg), totals);
 }
 
 }  // namespace dp::agents
