@@ -7,6 +7,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
@@ -51,12 +52,14 @@ class ScriptProvider final : public llm::Provider {
  public:
   explicit ScriptProvider(std::vector<Result<llm::ChatResponse>> script) : script_(std::move(script)) {}
   Result<llm::ChatResponse> chat(const llm::ChatRequest& r, const std::atomic<bool>*) const override {
+    if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
     std::lock_guard lock(mu_);
     requests_.push_back(r);
     const std::size_t i = std::min(requests_.size() - 1, script_.size() - 1);
     return script_[i];
   }
   std::string_view name() const noexcept override { return "script"; }
+  void set_delay(std::chrono::milliseconds d) { delay_ = d; }
   std::vector<llm::ChatRequest> requests() const {
     std::lock_guard lock(mu_);
     return requests_;
@@ -64,6 +67,7 @@ class ScriptProvider final : public llm::Provider {
 
  private:
   std::vector<Result<llm::ChatResponse>> script_;
+  std::chrono::milliseconds delay_{0};
   mutable std::mutex mu_;
   mutable std::vector<llm::ChatRequest> requests_;
 };
@@ -187,6 +191,22 @@ TEST_F(LlmLoopTest, AProviderErrorFailsWithItsMessageAndCancelStops) {
   r = run(q);
   EXPECT_EQ(r.status, "cancelled");
   EXPECT_TRUE(q.requests().empty());
+}
+
+TEST_F(LlmLoopTest, WallTimeStopsAndEachCallGetsWhatIsLeft) {
+  cfg_.timeout = std::chrono::seconds(1);
+  ScriptProvider p({calls({{"clock_now", R"({"n":1})"}}), calls({{"clock_now", R"({"n":2})"}}),
+                    answer("late")});
+  p.set_delay(std::chrono::milliseconds(600));
+  auto r = run(p);
+  EXPECT_EQ(r.status, "failed");
+  EXPECT_EQ(r.stop_reason, "timeout");
+  EXPECT_NE(r.error.find("timeoutSeconds (1)"), std::string::npos) << r.error;
+  auto reqs = p.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  ASSERT_TRUE(reqs[0].timeout.has_value());
+  EXPECT_LE(reqs[0].timeout->count(), 1000);
+  EXPECT_LT(reqs[1].timeout->count(), 500);  // the second call only gets the rest
 }
 
 TEST(LlmConfigTest, RefusesWhatCannotRun) {
