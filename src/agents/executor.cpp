@@ -423,22 +423,46 @@ void Executor::run_llm_task(Running& slot, model::Task task, const model::Agent&
 
   const std::string task_text = input_text(task.input);
   ToolContext ctx{workspace.string(), agent.id, task.id, task.correlation_id, &slot.control.flag()};
+  // Progress lines and streamed text go out as agent.log events (best effort), batched like a
+  // command's output (16 KiB or 200 ms) and capped per task.
   std::size_t announced = 0;
-  LoopHooks hooks;
-  hooks.on_log = [&](std::string_view line) {
-    // Progress lines go out as agent.log events (best effort), capped per task.
-    if (announced >= options_.max_log_bytes_per_task) return;
-    std::string text(line.substr(0, options_.max_log_bytes_per_task - announced));
-    announced += text.size();
-    text.push_back('\n');
+  std::string pending;
+  auto last_flush = std::chrono::steady_clock::now();
+  auto flush = [&] {
+    if (pending.empty()) return;
     json::object payload{{"agentId", agent.id}, {"taskId", task.id}, {"stream", "llm"},
-                         {"text", text}, {"timestamp", clock::format_iso8601(clock::now_ms())}};
+                         {"text", pending}, {"timestamp", clock::format_iso8601(clock::now_ms())}};
     store_.write([&](store::Tx& tx) {
            return tx.outbox().append(store::OutboxEvent{0, "agent.log", json::serialize(payload),
                                                         task.correlation_id, clock::now_ms(),
                                                         std::nullopt});
          })
         .ignore_error();
+    pending.clear();
+    last_flush = std::chrono::steady_clock::now();
+  };
+  auto add = [&](std::string_view text) {
+    if (announced >= options_.max_log_bytes_per_task) return;
+    const std::size_t take = std::min(text.size(), options_.max_log_bytes_per_task - announced);
+    pending.append(text.substr(0, take));
+    announced += take;
+  };
+  LoopHooks hooks;
+  bool mid_text = false;  // streamed text without its line end yet
+  hooks.on_text = [&](std::string_view piece) {
+    add(piece);
+    mid_text = true;
+    if (pending.size() >= 16 * 1024 ||
+        std::chrono::steady_clock::now() - last_flush > std::chrono::milliseconds(200)) {
+      flush();
+    }
+  };
+  hooks.on_log = [&](std::string_view line) {
+    if (mid_text) add("\n");
+    mid_text = false;
+    add(line);
+    add("\n");
+    flush();
   };
   const json::object base_labels{{"provider", cfg->provider_name}, {"model", cfg->model}};
   hooks.on_call = [&](const CallRecord& call) {
@@ -462,6 +486,8 @@ void Executor::run_llm_task(Running& slot, model::Task task, const model::Agent&
   logger.info("llm task started", {{"taskId", task.id}, {"provider", cfg->provider_name},
                                    {"model", cfg->model}});
   LoopResult r = run_llm_loop(**provider, *cfg, tools, task_text, ctx, hooks);
+  if (mid_text) add("\n");
+  flush();
 
   const std::int64_t now = clock::now_ms();
   std::vector<model::Metric> totals;

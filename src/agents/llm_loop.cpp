@@ -154,6 +154,8 @@ LoopResult run_llm_loop(const llm::Provider& provider, const LlmConfig& config,
   req.system = config.system_prompt;
   req.temperature = config.temperature;
   req.stream = config.stream;
+  const bool streams_text = config.stream && static_cast<bool>(hooks.on_text);
+  if (streams_text) req.on_text = hooks.on_text;
   std::map<std::string, std::string, std::less<>> by_wire;  // wire name -> tool name
   for (const auto& name : config.tools) {
     auto tool = tools.find(name);
@@ -219,7 +221,7 @@ LoopResult run_llm_loop(const llm::Provider& provider, const LlmConfig& config,
     if (hooks.on_call) hooks.on_call(rec);
     if (!resp.text.empty()) {
       out.answer = resp.text;
-      log("model: " + shorten(resp.text, 2000));
+      if (!streams_text) log("model: " + shorten(resp.text, 2000));
     }
     req.messages.push_back(llm::Message{llm::Role::kAssistant, resp.text, resp.tool_calls, {}, false});
     if (resp.tool_calls.empty()) return stop("succeeded", "final_answer", "");

@@ -90,6 +90,9 @@ struct LoopResult {
 struct LoopHooks {
   std::function<void(const CallRecord&)> on_call;    // after each model call
   std::function<void(std::string_view line)> on_log;  // progress lines (tool calls, text)
+  // Streamed answer text as it arrives (config.stream); when set, the text is not repeated
+  // through on_log.
+  std::function<void(std::string_view piece)> on_text;
 };
 
 // The wire name of a tool: every character outside [A-Za-z0-9_-] becomes '_', at most 64.
