@@ -29,7 +29,7 @@ dp_cc_test(NAME dp_model_test
   LABELS unit)
 
 dp_cc_test(NAME dp_agents_test
-  SRCS agents/agent_service_test.cpp
+  SRCS agents/agent_service_test.cpp agents/tools_test.cpp agents/llm_loop_test.cpp
   DEPS dp_agents SQLite::SQLite3
   LABELS unit)
 
@@ -55,4 +55,11 @@ dp_cc_test(NAME dp_oidc_test
 dp_cc_test(NAME dp_web_test
   SRCS app/static_files_test.cpp
   DEPS dp_web
+  LABELS unit)
+
+# LLM wire formats (SSE, stream assembly, malformed and truncated input) and the providers
+# against local Beast servers on 127.0.0.1.
+dp_cc_test(NAME dp_llm_test
+  SRCS llm/sse_test.cpp llm/wire_test.cpp llm/provider_test.cpp
+  DEPS dp_llm
   LABELS unit)

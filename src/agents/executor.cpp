@@ -7,6 +7,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "agents/llm_loop.hpp"
 #include "agents/task_service.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
@@ -197,12 +198,16 @@ void Executor::tick() {
       auto a = tx.agents().get(agent_id);
       if (cancel || !a.ok() || a->status != model::AgentStatus::kRunning) to_stop.push_back(task_id);
     }
-    store::AgentFilter f;
-    f.status = "running";
-    f.type = "command";
-    f.limit = 500;
-    DP_ASSIGN_OR_RETURN(auto page, tx.agents().list(f));
-    agents = std::move(page.items);
+    // Command agents run in sandboxes, llm agents run the agent loop; other kinds (remote)
+    // take their tasks elsewhere.
+    for (const char* type : {"command", "llm"}) {
+      store::AgentFilter f;
+      f.status = "running";
+      f.type = type;
+      f.limit = 500;
+      DP_ASSIGN_OR_RETURN(auto page, tx.agents().list(f));
+      for (auto& a : page.items) agents.push_back(std::move(a));
+    }
     return Ok{};
   });
   if (!s.ok()) {
@@ -251,6 +256,10 @@ void Executor::tick() {
 }
 
 void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
+  if (agent.type == "llm") {
+    run_llm_task(slot, std::move(task), agent);
+    return;
+  }
   const log::Logger logger(task.correlation_id, agent.id);
   const fs::path workspace = fs::path(options_.data_dir) / "workspaces" / agent.id / task.id;
   std::error_code ec;
@@ -331,6 +340,12 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
       }
     }
   }
+  finish_task(task, status, error, result, {});
+}
+
+void Executor::finish_task(model::Task& task, const std::string& status, const std::string& error,
+                           const json::object& result, const std::vector<model::Metric>& metrics) {
+  const log::Logger logger(task.correlation_id, task.agent_id);
   task.status = status;
   task.error = error;
   task.result = result.empty() ? json::value(nullptr) : json::value(result);
@@ -338,6 +353,7 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
   Status s = store_.write([&](store::Tx& tx) -> Status {
     const std::int64_t now = clock::now_ms();
     DP_TRY(tx.tasks().finish(task.id, options_.node_id, status, result_text, error, now));
+    for (const auto& m : metrics) DP_TRY(tx.metrics().append(m));
     return tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(task),
                                                  task.correlation_id, now, std::nullopt});
   });
@@ -346,6 +362,165 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
   } else {
     logger.info("task finished", {{"taskId", task.id}, {"status", status}});
   }
+}
+
+void Executor::run_llm_task(Running& slot, model::Task task, const model::Agent& agent) {
+  const log::Logger logger(task.correlation_id, agent.id);
+  const fs::path workspace = fs::path(options_.data_dir) / "workspaces" / agent.id / task.id;
+  std::error_code ec;
+  fs::create_directories(workspace, ec);
+  if (ec) {
+    finish_task(task, "failed", "cannot create the workspace: " + ec.message(), {}, {});
+    return;
+  }
+  const ToolSet& tools = options_.tools != nullptr ? *options_.tools : builtin_tools();
+  auto cfg = parse_llm_config(agent.config, tools);
+  if (!cfg.ok()) {
+    finish_task(task, "failed", cfg.error().message, {}, {});
+    return;
+  }
+  llm::ProviderOptions popts;
+  popts.kind = cfg->provider;
+  popts.base_url = cfg->base_url;
+  popts.max_retries = cfg->max_retries;
+  popts.backoff_base = options_.llm_backoff_base;
+  popts.max_backoff = options_.llm_max_backoff;
+  if (!cfg->api_key_secret.empty()) {
+    // The key is opened here, used for this task's calls and never written anywhere.
+    std::string sealed;
+    Status got = store_.read([&](store::Tx& tx) -> Status {
+      DP_ASSIGN_OR_RETURN(auto rec, tx.secrets().get(cfg->api_key_secret));
+      sealed = std::move(rec.value);
+      return Ok{};
+    });
+    if (!got.ok()) {
+      finish_task(task, "failed",
+                  got.error().code == ErrorCode::kNotFound
+                      ? "the secret '" + cfg->api_key_secret + "' named by config.apiKeySecret does not exist"
+                      : "cannot read the secret '" + cfg->api_key_secret + "': " + got.error().message,
+                  {}, {});
+      return;
+    }
+    if (options_.secrets == nullptr) {
+      finish_task(task, "failed", "secrets cannot be opened on this node (no master key)", {}, {});
+      return;
+    }
+    auto key = options_.secrets->open(sealed);
+    if (!key.ok()) {
+      finish_task(task, "failed",
+                  "the secret '" + cfg->api_key_secret +
+                      "' cannot be opened (altered, or sealed under another master key)",
+                  {}, {});
+      return;
+    }
+    popts.api_key = std::move(*key);
+  }
+  auto provider = llm::make_provider(std::move(popts));
+  if (!provider.ok()) {
+    finish_task(task, "failed", provider.error().message, {}, {});
+    return;
+  }
+
+  const std::string task_text = input_text(task.input);
+  ToolContext ctx{workspace.string(), agent.id, task.id, task.correlation_id, &slot.control.flag()};
+  // Progress lines and streamed text go out as agent.log events (best effort), batched like a
+  // command's output (16 KiB or 200 ms) and capped per task.
+  std::size_t announced = 0;
+  std::string pending;
+  auto last_flush = std::chrono::steady_clock::now();
+  auto flush = [&] {
+    if (pending.empty()) return;
+    json::object payload{{"agentId", agent.id}, {"taskId", task.id}, {"stream", "llm"},
+                         {"text", pending}, {"timestamp", clock::format_iso8601(clock::now_ms())}};
+    store_.write([&](store::Tx& tx) {
+           return tx.outbox().append(store::OutboxEvent{0, "agent.log", json::serialize(payload),
+                                                        task.correlation_id, clock::now_ms(),
+                                                        std::nullopt});
+         })
+        .ignore_error();
+    pending.clear();
+    last_flush = std::chrono::steady_clock::now();
+  };
+  auto add = [&](std::string_view text) {
+    if (announced >= options_.max_log_bytes_per_task) return;
+    const std::size_t take = std::min(text.size(), options_.max_log_bytes_per_task - announced);
+    pending.append(text.substr(0, take));
+    announced += take;
+  };
+  LoopHooks hooks;
+  bool mid_text = false;  // streamed text without its line end yet
+  hooks.on_text = [&](std::string_view piece) {
+    add(piece);
+    mid_text = true;
+    if (pending.size() >= 16 * 1024 ||
+        std::chrono::steady_clock::now() - last_flush > std::chrono::milliseconds(200)) {
+      flush();
+    }
+  };
+  hooks.on_log = [&](std::string_view line) {
+    if (mid_text) add("\n");
+    mid_text = false;
+    add(line);
+    add("\n");
+    flush();
+  };
+  const json::object base_labels{{"provider", cfg->provider_name}, {"model", cfg->model}};
+  hooks.on_call = [&](const CallRecord& call) {
+    // One row per figure and call, written as the call ends, so a long task shows its use.
+    json::object labels = base_labels;
+    labels["turn"] = call.turn;
+    labels["attempts"] = call.attempts;
+    const std::int64_t now = clock::now_ms();
+    Status s = store_.write([&](store::Tx& tx) -> Status {
+      for (const auto& [type, value] :
+           {std::pair<const char*, double>{"llm.input_tokens", static_cast<double>(call.usage.input_tokens)},
+            {"llm.output_tokens", static_cast<double>(call.usage.output_tokens)},
+            {"llm.latency_ms", static_cast<double>(call.latency_ms)}}) {
+        DP_TRY(tx.metrics().append(model::Metric{0, agent.id, task.id, type, value, labels, now}));
+      }
+      return Ok{};
+    });
+    if (!s.ok()) logger.warn("llm call metrics not recorded", {{"error", s.error().message}});
+  };
+
+  logger.info("llm task started", {{"taskId", task.id}, {"provider", cfg->provider_name},
+                                   {"model", cfg->model}});
+  LoopResult r = run_llm_loop(**provider, *cfg, tools, task_text, ctx, hooks);
+  if (mid_text) add("\n");
+  flush();
+
+  const std::int64_t now = clock::now_ms();
+  std::vector<model::Metric> totals;
+  for (const auto& [type, value] :
+       {std::pair<const char*, double>{"task.turns", static_cast<double>(r.turns)},
+        {"task.tool_calls", static_cast<double>(r.tool_calls)},
+        {"task.input_tokens", static_cast<double>(r.input_tokens)},
+        {"task.output_tokens", static_cast<double>(r.output_tokens)},
+        {"task.wall_ms", static_cast<double>(r.wall_ms)}}) {
+    totals.push_back(model::Metric{0, agent.id, task.id, type, value,
+                                   json::object{{"provider", cfg->provider_name},
+                                                {"model", cfg->model},
+                                                {"stopReason", r.stop_reason}},
+                                   now});
+  }
+  // A guard that stopped the agent is a fact for the audit log (a cancel is already audited
+  // as the request that asked for it). Recorded before the task is finished, so whoever sees
+  // the stopped task also finds the entry.
+  if (r.status == "failed" && r.stop_reason != "provider_error" && options_.recorder != nullptr) {
+    audit::Entry e;
+    e.actor_kind = "system";
+    e.actor_name = "executor";
+    e.action = "agent.task.stopped";
+    e.target = "task:" + task.id;
+    e.outcome = "failure";
+    e.correlation_id = task.correlation_id;
+    e.details = json::object{{"agentId", agent.id}, {"taskId", task.id},
+                             {"stopReason", r.stop_reason}, {"error", r.error},
+                             {"turns", r.turns}, {"toolCalls", r.tool_calls},
+                             {"totalTokens", r.input_tokens + r.output_tokens}};
+    options_.recorder->record(std::move(e));
+  }
+  finish_task(task, r.status, r.error, r.to_json(*cfg), totals);
 }
 
 }  // namespace dp::agents

@@ -1,4 +1,4 @@
-// Executor: runs the tasks of running `command` agents on this node.
+// Executor: runs the tasks of running `command` and `llm` agents on this node.
 //
 // Every tick (and at once when notified) it: puts back in the queue the tasks whose node
 // died (lease lapsed), renews the leases of the tasks it runs, stops the tasks whose cancel
@@ -10,6 +10,11 @@
 // Its output streams as `agent.log` events; its end writes the result (exit code, outcome,
 // capped stdout/stderr, the files left in `outputs/` (symlinks are listed, never followed),
 // resource use) and an `agent.task.update` event in one transaction.
+// A task of an `llm` agent runs the agent loop (agents/llm_loop.hpp) on that thread instead:
+// the provider key is opened from the named secret, every model call writes agent_metrics
+// rows (tokens in/out, latency), tool calls and answers stream as `agent.log` events, and the
+// end writes the result (answer, stop reason, usage, turns), the per-task metrics and the
+// event in one transaction; a stop by a guard is also recorded in the audit log.
 //
 // Thread safety: start/stop/notify from any thread.
 #pragma once
@@ -22,8 +27,14 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include <boost/json/object.hpp>
 
 #include "agents/sandbox/runner.hpp"
+#include "agents/tools.hpp"
+#include "audit/recorder.hpp"
+#include "auth/secrets.hpp"
 #include "model/agent.hpp"
 #include "model/task.hpp"
 #include "store/store.hpp"
@@ -37,6 +48,12 @@ struct ExecutorOptions {
   std::chrono::milliseconds lease{30'000};
   int max_parallel = 16;
   std::size_t max_log_bytes_per_task = 1024 * 1024;  // beyond: counted, not announced
+  const auth::Secrets* secrets = nullptr;  // opens llm provider keys; null: keys unavailable
+  audit::Recorder* recorder = nullptr;     // guard stops of llm tasks; may be null
+  const ToolSet* tools = nullptr;          // tools llm agents may be given; null: the built-ins
+  // Model calls of llm agents: first retry wait (doubling) and the longest wait.
+  std::chrono::milliseconds llm_backoff_base{500};
+  std::chrono::milliseconds llm_max_backoff{30'000};
 };
 
 class Executor {
@@ -63,6 +80,11 @@ class Executor {
   void loop();
   void tick();
   void run_task(Running& slot, model::Task task, model::Agent agent);
+  void run_llm_task(Running& slot, model::Task task, const model::Agent& agent);
+  // Writes the end of a task (result, status, error) with its event and `extra` rows.
+  void finish_task(model::Task& task, const std::string& status, const std::string& error,
+                   const boost::json::object& result,
+                   const std::vector<model::Metric>& metrics);
 
   store::Store& store_;
   const ExecutorOptions options_;

@@ -16,7 +16,7 @@ std::string task_event(const model::Task& t) {
   if (!t.error.empty()) o["error"] = t.error;
   if (t.finished() && t.result.is_object()) {
     const auto& r = t.result.as_object();
-    for (const char* k : {"exitCode", "outcome", "wallMs"}) {
+    for (const char* k : {"exitCode", "outcome", "wallMs", "stopReason"}) {
       if (auto* v = r.if_contains(k)) o[k] = *v;
     }
   }
@@ -92,6 +92,16 @@ Result<model::Task> TaskService::cancel(const std::string& agent_id, const std::
     return Ok{};
   }));
   return std::move(*out);
+}
+
+Result<std::vector<model::Metric>> TaskService::metrics(const store::MetricFilter& filter) {
+  std::vector<model::Metric> out;
+  DP_TRY(store_.read([&](store::Tx& tx) -> Status {
+    DP_TRY(tx.agents().get(filter.agent_id));
+    DP_ASSIGN_OR_RETURN(out, tx.metrics().list(filter));
+    return Ok{};
+  }));
+  return out;
 }
 
 }  // namespace dp::agents

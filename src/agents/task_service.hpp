@@ -11,6 +11,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/json/value.hpp>
 
@@ -40,6 +41,9 @@ class TaskService {
   // kNotFound unless the task exists and belongs to the agent.
   Result<model::Task> get(const std::string& agent_id, const std::string& task_id);
   Result<store::Page<model::Task>> list(const store::TaskFilter& filter);
+  // The agent's metrics (token use, latency, turns), oldest first. kNotFound for an unknown
+  // agent.
+  Result<std::vector<model::Metric>> metrics(const store::MetricFilter& filter);
   // kFailedPrecondition `invalid_transition` when it has already finished.
   Result<model::Task> cancel(const std::string& agent_id, const std::string& task_id,
                              const std::string& correlation_id);

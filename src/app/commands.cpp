@@ -241,7 +241,7 @@ int run_serve(const ServeOptions& opts) {
   // `secrets`; a key file readable by group or others stops the start here.
   auto secrets_r = auth::Secrets::from_config(cfg);
   if (!secrets_r.ok()) return fail(secrets_r.error());
-  [[maybe_unused]] const auth::Secrets& secrets = *secrets_r;
+  const auth::Secrets& secrets = *secrets_r;
   if (cfg.distributed() && cfg.master_key.empty()) {
     logger.warn("secrets at rest use this node's key file; give every node the same "
                 "DEVPLANE_MASTER_KEY so that any node can open what another sealed",
@@ -251,7 +251,7 @@ int run_serve(const ServeOptions& opts) {
   // The audit log: every mutating or refused request (set_auditor below) and every security
   // fact the auth module reports through `audit_recorder`.
   audit::AuditService audit_service(store);
-  [[maybe_unused]] audit::Recorder& audit_recorder = audit_service;
+  audit::Recorder& audit_recorder = audit_service;
 
   const std::string node_id = ids::uuid_v7();
   bus::BusOptions bus_opts;
@@ -275,6 +275,8 @@ int run_serve(const ServeOptions& opts) {
   agents::ExecutorOptions exec_opts;
   exec_opts.node_id = node_id;
   exec_opts.data_dir = cfg.data_dir;
+  exec_opts.secrets = &secrets;           // llm agents' provider keys
+  exec_opts.recorder = &audit_recorder;   // guard stops of llm tasks
   agents::Executor executor(store, exec_opts);
   // Set below, before the server starts: remote agents are offered new tasks at once.
   agents::remote::RemoteHub* remote_ptr = nullptr;
@@ -300,6 +302,8 @@ int run_serve(const ServeOptions& opts) {
   auth::register_oidc_routes(router, oidc.get());
   api::v1::register_user_routes(router, auth_service);
   api::v1::register_api_key_routes(router, auth_service);
+  auth::SecretService secret_service(store, secrets);
+  api::v1::register_secret_routes(router, secret_service);
   api::v1::register_audit_routes(router, audit_service);
   auth_service.set_recorder(&audit_recorder);
 

@@ -63,6 +63,7 @@ const std::vector<Rule> kRules = {
     only("POST", "/api/v1/agents/:id/tasks", A | O, "act on agents"),
     only("GET", "/api/v1/agents/:id/tasks/:taskId", A | O | V, "read"),
     only("POST", "/api/v1/agents/:id/tasks/:taskId/cancel", A | O, "act on agents"),
+    only("GET", "/api/v1/agents/:id/metrics", A | O | V, "read"),
     // Agent protocol: an agent key reads its own inbox and messages other agents.
     only("GET", "/api/v1/agents/:id/messages", A | O | V | G, "agent protocol: own inbox"),
     only("POST", "/api/v1/agents/:id/messages", A | O | G, "agent protocol: send"),
@@ -85,6 +86,11 @@ const std::vector<Rule> kRules = {
     only("GET", "/api/v1/api-keys", A | O, "manage keys (no secrets)"),
     only("POST", "/api/v1/api-keys", A | O, "manage keys (role at most the caller's)"),
     only("DELETE", "/api/v1/api-keys/:id", A | O, "manage keys"),
+
+    // Named secrets (LLM provider keys): admins only; values are never returned.
+    only("GET", "/api/v1/secrets", A, "manage secrets (names only)"),
+    only("PUT", "/api/v1/secrets/:name", A, "manage secrets"),
+    only("DELETE", "/api/v1/secrets/:name", A, "manage secrets"),
 
     // Audit log: admins only (src/audit/).
     only("GET", "/api/v1/audit", A, "audit trail"),

@@ -173,9 +173,33 @@ asio::awaitable<Result<ClientResponse>> send_and_read(Stream& stream, const Targ
   parser.header_limit(static_cast<std::uint32_t>(
       std::min<std::size_t>(req.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
   beast::get_lowest_layer(stream).expires_at(deadline);
-  auto [rec, read] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
-  (void)read;
-  if (rec) co_return io_error(rec, "reading from", t);
+  if (req.on_body) {
+    auto [hec, hread] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+    (void)hread;
+    if (hec) co_return io_error(hec, "reading from", t);
+  }
+  const bool streaming = req.on_body && parser.get().result_int() / 100 == 2;
+  if (streaming) {
+    // The string body appends at its current size, so emptying it after each hand-over keeps
+    // memory flat while the parser's body limit still counts the whole stream.
+    while (!parser.is_done()) {
+      auto [sec, n] = co_await bhttp::async_read_some(stream, buffer, parser, kTuple);
+      (void)n;
+      if (sec) co_return io_error(sec, "reading from", t);
+      std::string& piece = parser.get().body();
+      if (!piece.empty()) {
+        if (!req.on_body(piece)) {
+          co_return make_error(ErrorCode::kAborted, "aborted",
+                               "the reader of the response from " + t.host_header + " stopped");
+        }
+        piece.clear();
+      }
+    }
+  } else {
+    auto [rec, read] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+    (void)read;
+    if (rec) co_return io_error(rec, "reading from", t);
+  }
 
   auto res = parser.release();
   ClientResponse out;
@@ -274,7 +298,20 @@ Result<ClientResponse> fetch_once(const ClientRequest& req) {
       out.emplace(Error::internal(std::string("HTTP client: ") + ex.what()));
     }
   });
-  io.run();
+  if (req.cancel == nullptr) {
+    io.run();
+  } else {
+    // Stopping the context abandons the exchange; its coroutine frame (and socket) are
+    // destroyed with `io`, and `out` is not touched again.
+    while (!io.stopped()) {
+      io.run_for(std::chrono::milliseconds(50));
+      if (!out && req.cancel->load()) {
+        io.stop();
+        return make_error(ErrorCode::kAborted, "aborted",
+                          "the request to " + t.host_header + " was cancelled");
+      }
+    }
+  }
   if (!out) return Error::internal("HTTP client: exchange did not complete");
   return std::move(*out);
 }

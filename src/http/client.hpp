@@ -11,6 +11,10 @@
 //   exchange (connect included). Exceeded: kDeadlineExceeded, reason `timeout`.
 // - Size: a response whose header block or body exceeds the limits is refused
 //   (kResourceExhausted, reason `response_too_large`) and the connection dropped.
+// - Streaming: with `on_body` set, a 2xx response's body is handed over piece by piece as it
+//   arrives (`ClientResponse::body` stays empty); the callback returning false ends the
+//   exchange with kAborted, reason `aborted`. The size limit counts every piece. Other statuses
+//   are read whole into `body` as usual, so their error text stays available.
 // - Redirects are not followed unless `max_redirects` > 0; a 3xx is then followed for GET
 //   (and HEAD) only, and never from https:// to http://.
 //
@@ -20,8 +24,10 @@
 // kDeadlineExceeded `timeout`; kResourceExhausted `response_too_large`.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +49,11 @@ struct ClientRequest {
   int max_redirects = 0;
   // PEM bundle of trusted CAs for https; empty: the system store.
   std::string ca_file;
+  // Streaming (see above): called on the calling thread with each piece of a 2xx body.
+  std::function<bool(std::string_view piece)> on_body;
+  // Polled every 50 ms while the exchange runs; when it becomes true the connection is dropped
+  // and fetch returns kAborted, reason `aborted`. May be null.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct ClientResponse {

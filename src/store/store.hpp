@@ -29,6 +29,7 @@
 #include "model/audit.hpp"
 #include "model/identity.hpp"
 #include "model/message.hpp"
+#include "model/metric.hpp"
 #include "model/task.hpp"
 
 namespace dp::store {
@@ -276,6 +277,47 @@ class AuditRepository {
   virtual Result<std::int64_t> last_seq() = 0;
 };
 
+// Filters for agent metrics; every set field must match. Oldest first.
+struct MetricFilter {
+  std::string agent_id;
+  std::optional<std::string> task_id;
+  std::optional<std::string> metric_type;
+  int limit = 1000;
+};
+
+// agent_metrics rows (token use, latency, turns).
+class MetricRepository {
+ public:
+  virtual ~MetricRepository() = default;
+  // Appends `metric` (its id is assigned). kFailedPrecondition `foreign_key` when the agent
+  // does not exist.
+  virtual Status append(const model::Metric& metric) = 0;
+  virtual Result<std::vector<model::Metric>> list(const MetricFilter& filter) = 0;
+};
+
+// A named secret: `value` is sealed (auth::Secrets), never plaintext; the store neither seals
+// nor opens.
+struct SecretRecord {
+  std::string name;
+  std::string value;
+  std::string updated_by;
+  std::int64_t created_at = 0;  // epoch ms
+  std::int64_t updated_at = 0;
+};
+
+class SecretRepository {
+ public:
+  virtual ~SecretRepository() = default;
+  // Inserts, or replaces the value of an existing name (created_at is kept).
+  virtual Status put(const SecretRecord& secret) = 0;
+  // kNotFound when there is no such name.
+  virtual Result<SecretRecord> get(std::string_view name) = 0;
+  // Every secret by name (values included: callers must not show them).
+  virtual Result<std::vector<SecretRecord>> list() = 0;
+  // kNotFound when there is no such name.
+  virtual Status remove(std::string_view name) = 0;
+};
+
 // One unit of work.
 class Tx {
  public:
@@ -286,6 +328,8 @@ class Tx {
   virtual LeaseRepository& leases() = 0;
   virtual MessageRepository& messages() = 0;
   virtual TaskRepository& tasks() = 0;
+  virtual MetricRepository& metrics() = 0;
+  virtual SecretRepository& secrets() = 0;
   virtual UserRepository& users() = 0;
   virtual ApiKeyRepository& api_keys() = 0;
   virtual RefreshTokenRepository& refresh_tokens() = 0;

@@ -1739,6 +1739,89 @@ TEST_P(StoreTest, TakeOverMovesRunningTasksKeepingTheirAttempt) {
                     }).ok());
 }
 
+TEST_P(StoreTest, MetricsAreKeptPerAgentAndTask) {
+  const Agent a = make_agent("metered", "llm");
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.agents().insert(a); }).ok());
+  const std::int64_t t0 = clock::now_ms();
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                      model::Metric m{0, a.id, "task-1", "llm.input_tokens", 120, {{"call", 1}}, t0};
+                      DP_TRY(tx.metrics().append(m));
+                      m.metric_type = "llm.latency_ms";
+                      m.value = 12.5;
+                      DP_TRY(tx.metrics().append(m));
+                      m.task_id = "task-2";
+                      m.metric_type = "llm.input_tokens";
+                      m.value = 7;
+                      return tx.metrics().append(m);
+                    })
+                  .ok());
+  std::vector<model::Metric> got;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+                      MetricFilter f;
+                      f.agent_id = a.id;
+                      f.task_id = "task-1";
+                      DP_ASSIGN_OR_RETURN(got, tx.metrics().list(f));
+                      return Ok{};
+                    })
+                  .ok());
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].metric_type, "llm.input_tokens");
+  EXPECT_EQ(got[0].value, 120);
+  EXPECT_EQ(got[0].labels.at("call"), 1);
+  EXPECT_EQ(got[1].value, 12.5);
+  EXPECT_LT(got[0].id, got[1].id);
+  EXPECT_NEAR(static_cast<double>(got[0].timestamp), static_cast<double>(t0), 1000);
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+                      MetricFilter f;
+                      f.agent_id = a.id;
+                      f.metric_type = "llm.input_tokens";
+                      DP_ASSIGN_OR_RETURN(got, tx.metrics().list(f));
+                      return Ok{};
+                    })
+                  .ok());
+  EXPECT_EQ(got.size(), 2u);
+  // A metric for an agent that does not exist is refused.
+  Status bad = store_->write([&](Tx& tx) {
+    return tx.metrics().append(model::Metric{0, "nobody", "", "x", 1, {}, t0});
+  });
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::kFailedPrecondition);
+}
+
+TEST_P(StoreTest, SecretsArePutReplacedListedAndRemoved) {
+  const std::int64_t t0 = clock::now_ms();
+  ASSERT_TRUE(store_->write([&](Tx& tx) {
+                      return tx.secrets().put(SecretRecord{"openai", "dpsec:v1:AAA", "admin", t0, t0});
+                    })
+                  .ok());
+  ASSERT_TRUE(store_->write([&](Tx& tx) {
+                      return tx.secrets().put(
+                          SecretRecord{"openai", "dpsec:v1:BBB", "ops", t0 + 5000, t0 + 5000});
+                    })
+                  .ok());
+  SecretRecord got;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+                      DP_ASSIGN_OR_RETURN(got, tx.secrets().get("openai"));
+                      return Ok{};
+                    })
+                  .ok());
+  EXPECT_EQ(got.value, "dpsec:v1:BBB");
+  EXPECT_EQ(got.updated_by, "ops");
+  EXPECT_LT(got.created_at, got.updated_at);
+  std::vector<SecretRecord> all;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+                      DP_ASSIGN_OR_RETURN(all, tx.secrets().list());
+                      return Ok{};
+                    })
+                  .ok());
+  EXPECT_EQ(all.size(), 1u);
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.secrets().remove("openai"); }).ok());
+  Status again = store_->write([&](Tx& tx) { return tx.secrets().remove("openai"); });
+  EXPECT_EQ(again.error().code, ErrorCode::kNotFound);
+  Status missing = store_->read([&](Tx& tx) { return Status(tx.secrets().get("openai")); });
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          [](const ::testing::TestParamInfo<Backend>& param_info) {

@@ -2,13 +2,8 @@
 # client (examples/agents/remote-client) and by raw protocol frames, on SQLite and PostgreSQL.
 # Needs node and `npm ci` in examples/agents/remote-client (scripts/test does both). Included
 # from tests/integration/CMakeLists.txt.
-find_program(DP_NODE_BINARY NAMES node nodejs)
-if(NOT DP_NODE_BINARY)
-  set(DP_NODE_BINARY "")
-endif()
 dp_cc_test(NAME remote_agents_test SRCS remote_agents_test.cpp ws_client.cpp
            DEPS dp_it_harness LABELS integration)
 if(TARGET remote_agents_test)
   add_dependencies(remote_agents_test devplane)
-  target_compile_definitions(remote_agents_test PRIVATE DP_NODE_BINARY="${DP_NODE_BINARY}")
 endif()

@@ -64,6 +64,8 @@ class RunControl {
  public:
   void stop() noexcept { stop_.store(true); }
   bool stop_requested() const noexcept { return stop_.load(); }
+  // The flag itself, for code that polls it (model calls of llm agents).
+  const std::atomic<bool>& flag() const noexcept { return stop_; }
 
  private:
   std::atomic<bool> stop_{false};

@@ -1,5 +1,10 @@
 #include "api/v1/agent_config.hpp"
 
+#include <string>
+
+#include "agents/tools.hpp"
+#include "auth/secret_service.hpp"
+
 namespace dp::api::v1 {
 namespace {
 
@@ -36,17 +41,51 @@ void command_config(const boost::json::object& c, Validator& v) {
 void llm_config(const boost::json::object& c, Validator& v) {
   v.only_keys(c,
               {"provider", "model", "baseUrl", "apiKeySecret", "systemPrompt", "tools",
-               "maxTurns", "maxTokens", "temperature", "timeoutSeconds", "concurrency"},
+               "maxTurns", "maxTokens", "maxOutputTokens", "temperature", "timeoutSeconds",
+               "concurrency", "maxToolCalls", "loopGuard", "stream", "maxRetries"},
               "config.");
   v.one_of(c, "provider", "config.provider", true, {"openai", "anthropic"});
   v.string(c, "model", "config.model", true, 1, 256);
-  v.string(c, "baseUrl", "config.baseUrl", false, 1, 2048);
-  v.string(c, "apiKeySecret", "config.apiKeySecret", false, 1, 256);
+  if (auto url = v.string(c, "baseUrl", "config.baseUrl", false, 1, 2048)) {
+    if (!url->starts_with("http://") && !url->starts_with("https://")) {
+      v.fail("config.baseUrl", "bad_format", "config.baseUrl must be an http:// or https:// URL");
+    }
+  }
+  if (auto name = v.string(c, "apiKeySecret", "config.apiKeySecret", false, 1, 128)) {
+    if (!auth::SecretService::valid_name(*name)) {
+      v.fail("config.apiKeySecret", "bad_format",
+             "config.apiKeySecret is the name of a secret (A-Z a-z 0-9 _ . -), not the key");
+    }
+  }
   v.string(c, "systemPrompt", "config.systemPrompt", false, 0, 64 * 1024);
   v.string_list(c, "tools", "config.tools", false, 256, 256);
+  if (auto* t = c.if_contains("tools"); t != nullptr && t->is_array()) {
+    for (const auto& x : t->as_array()) {
+      if (!x.is_string()) continue;
+      const std::string_view name = x.as_string();
+      // Built-in namespaces are known in full; other names come from tool sources (MCP).
+      if (agents::is_builtin_namespace(name) && !agents::builtin_tools().find(name)) {
+        v.fail("config.tools", "unknown_tool",
+               "config.tools names '" + std::string(name) + "', which is not a built-in tool (" +
+                   [] {
+                     std::string all;
+                     for (const auto& n : agents::builtin_tools().names()) {
+                       all += (all.empty() ? "" : ", ") + n;
+                     }
+                     return all;
+                   }() +
+                   ")");
+      }
+    }
+  }
   v.integer(c, "maxTurns", "config.maxTurns", false, 1, 1000);
   v.integer(c, "maxTokens", "config.maxTokens", false, 1, 10'000'000);
+  v.integer(c, "maxOutputTokens", "config.maxOutputTokens", false, 1, 1'000'000);
   v.number(c, "temperature", "config.temperature", false, 0.0, 2.0);
+  v.integer(c, "maxToolCalls", "config.maxToolCalls", false, 0, 100'000);
+  v.integer(c, "loopGuard", "config.loopGuard", false, 2, 1000);
+  v.boolean(c, "stream", "config.stream", false);
+  v.integer(c, "maxRetries", "config.maxRetries", false, 0, 10);
   common_limits(c, v);
 }
 

@@ -12,6 +12,7 @@
 #include "agents/message_service.hpp"
 #include "agents/task_service.hpp"
 #include "auth/auth_service.hpp"
+#include "auth/secret_service.hpp"
 #include "core/config.hpp"
 #include "http/router.hpp"
 #include "store/store.hpp"
@@ -29,6 +30,8 @@ void register_task_routes(http::Router& router, agents::TaskService& service);
 void register_auth_routes(http::Router& router, auth::AuthService& service);
 void register_user_routes(http::Router& router, auth::AuthService& service);
 void register_api_key_routes(http::Router& router, auth::AuthService& service);
+// /api/v1/secrets: named secrets, sealed at rest; values are never returned.
+void register_secret_routes(http::Router& router, auth::SecretService& service);
 // GET /api/v1/audit (filters, paging, meta.chain) and GET /api/v1/audit/verify (full check).
 // Built in the dp_api_audit library.
 void register_audit_routes(http::Router& router, audit::AuditService& service);

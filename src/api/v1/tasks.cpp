@@ -145,6 +145,47 @@ Response cancel(agents::TaskService& svc, Request& req) {
   return http::data_response(200, model::to_json(*t), {}, req.request_id);
 }
 
+Response metrics(agents::TaskService& svc, Request& req) {
+  if (auto e = check_ids(req)) return fail(*e, req);
+  store::MetricFilter f;
+  f.agent_id = std::string(req.param("id"));
+  Validator v;
+  for (const auto& [k, val] : req.query) {
+    if (k == "limit") {
+      int n = 0;
+      auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
+      if (ec != std::errc() || p != val.data() + val.size() || n < 1 || n > 10'000) {
+        v.fail("limit", "out_of_range", "limit must be an integer in 1..10000");
+      } else {
+        f.limit = n;
+      }
+    } else if (k == "taskId") {
+      if (!ids::is_uuid(val)) {
+        v.fail("taskId", "bad_format", "taskId must be a task id");
+      } else {
+        f.task_id = val;
+      }
+    } else if (k == "type") {
+      if (val.empty() || val.size() > 64) {
+        v.fail("type", "out_of_range", "type must be 1..64 characters");
+      } else {
+        f.metric_type = val;
+      }
+    } else {
+      v.fail(k.substr(0, 64), "unknown_parameter", "unknown query parameter '" + k.substr(0, 64) + "'");
+    }
+  }
+  if (auto s = v.status("invalid query"); !s.ok()) return fail(s.error(), req);
+  auto rows = svc.metrics(f);
+  if (!rows.ok()) return fail(rows.error(), req);
+  boost::json::array items;
+  for (const auto& m : *rows) items.push_back(model::to_json(m));
+  const auto count = static_cast<std::int64_t>(items.size());
+  return http::data_response(200, std::move(items),
+                             boost::json::object{{"count", count}, {"limit", f.limit}},
+                             req.request_id);
+}
+
 }  // namespace
 
 void register_task_routes(http::Router& router, agents::TaskService& svc) {
@@ -154,6 +195,7 @@ void register_task_routes(http::Router& router, agents::TaskService& svc) {
   router.add("GET", "/api/v1/agents/:id/tasks/:taskId", [s](Request& r) { return get_one(*s, r); });
   router.add("POST", "/api/v1/agents/:id/tasks/:taskId/cancel",
              [s](Request& r) { return cancel(*s, r); });
+  router.add("GET", "/api/v1/agents/:id/metrics", [s](Request& r) { return metrics(*s, r); });
 }
 
 }  // namespace dp::api::v1

@@ -161,6 +161,32 @@ class SqlTaskRepository final : public TaskRepository {
   SqlConn& conn_;
 };
 
+class SqlMetricRepository final : public MetricRepository {
+ public:
+  explicit SqlMetricRepository(SqlConn& conn) : conn_(conn) {}
+
+  // store::MetricRepository
+  Status append(const model::Metric& metric) override;
+  Result<std::vector<model::Metric>> list(const MetricFilter& filter) override;
+
+ private:
+  SqlConn& conn_;
+};
+
+class SqlSecretRepository final : public SecretRepository {
+ public:
+  explicit SqlSecretRepository(SqlConn& conn) : conn_(conn) {}
+
+  // store::SecretRepository
+  Status put(const SecretRecord& secret) override;
+  Result<SecretRecord> get(std::string_view name) override;
+  Result<std::vector<SecretRecord>> list() override;
+  Status remove(std::string_view name) override;
+
+ private:
+  SqlConn& conn_;
+};
+
 // A Tx over one connection.
 class SqlTx final : public Tx {
  public:
@@ -171,13 +197,15 @@ class SqlTx final : public Tx {
         messages_(conn),
         users_(conn),
         api_keys_(conn),
-        refresh_tokens_(conn), audit_(conn), tasks_(conn) {}
+        refresh_tokens_(conn), audit_(conn), tasks_(conn), metrics_(conn), secrets_(conn) {}
   AuditRepository& audit() override { return audit_; }
   AgentRepository& agents() override { return agents_; }
   OutboxRepository& outbox() override { return outbox_; }
   LeaseRepository& leases() override { return leases_; }
   MessageRepository& messages() override { return messages_; }
   TaskRepository& tasks() override { return tasks_; }
+  MetricRepository& metrics() override { return metrics_; }
+  SecretRepository& secrets() override { return secrets_; }
   UserRepository& users() override { return users_; }
   ApiKeyRepository& api_keys() override { return api_keys_; }
   RefreshTokenRepository& refresh_tokens() override { return refresh_tokens_; }
@@ -192,6 +220,8 @@ class SqlTx final : public Tx {
   SqlRefreshTokenRepository refresh_tokens_;
   SqlAuditRepository audit_;
   SqlTaskRepository tasks_;
+  SqlMetricRepository metrics_;
+  SqlSecretRepository secrets_;
 };
 
 // Time values: SQLite stores ISO-8601 text, PostgreSQL timestamptz; both read back here.
