@@ -56,3 +56,10 @@ dp_cc_test(NAME dp_web_test
   SRCS app/static_files_test.cpp
   DEPS dp_web
   LABELS unit)
+
+# Workflow definitions, validator and expressions; checks docs/workflow.schema.json too.
+dp_cc_test(NAME dp_workflow_def_test
+  SRCS workflow/expr_test.cpp workflow/definition_test.cpp
+  DEPS dp_workflow_def
+  LABELS unit)
+target_compile_definitions(dp_workflow_def_test PRIVATE DP_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
