@@ -128,7 +128,7 @@ Result<json::value> load(std::string_view text, Positions& pos) {
   if (text.size() > kMaxDefinitionBytes) {
     Error e;
     e.code = ErrorCode::kResourceExhausted;
-    e.reason = "too_large";
+    e.reason = "payload_too_large";
     e.message = "a definition is at most " + std::to_string(kMaxDefinitionBytes) + " bytes";
     return e;
   }
@@ -840,7 +840,7 @@ std::vector<Problem> validate_definition(std::string_view text, Definition* out)
   auto doc = load(text, pos);
   if (!doc.ok()) {
     Problem p;
-    p.code = doc.error().reason == "too_large" ? "too_large" : "syntax";
+    p.code = doc.error().reason == "payload_too_large" ? "payload_too_large" : "syntax";
     p.message = doc.error().message;
     if (doc.error().details.is_array() && !doc.error().details.get_array().empty()) {
       const auto& d = doc.error().details.get_array()[0].get_object();
@@ -859,10 +859,10 @@ namespace {
 
 Result<Definition> finish(std::vector<Problem> problems, Definition def) {
   if (!problems.empty()) {
-    if (problems.size() == 1 && problems[0].code == "too_large") {
+    if (problems.size() == 1 && problems[0].code == "payload_too_large") {
       Error e;
       e.code = ErrorCode::kResourceExhausted;
-      e.reason = "too_large";
+      e.reason = "payload_too_large";
       e.message = problems[0].message;
       return e;
     }

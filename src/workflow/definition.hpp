@@ -90,7 +90,7 @@ struct Definition {
 
 // Parses and validates. On any problem: kInvalidArgument `validation_failed` whose details are
 // an array of problem objects ({path, code, message, line?, column?}). Oversized text
-// (kMaxDefinitionBytes) is kResourceExhausted `too_large`.
+// (kMaxDefinitionBytes) is kResourceExhausted `payload_too_large` (413).
 Result<Definition> parse_definition(std::string_view text);
 // The same from a JSON value (no line numbers).
 Result<Definition> parse_definition_json(const boost::json::value& doc);

@@ -238,7 +238,7 @@ TEST(DefinitionTest, DocumentLevelErrors) {
   EXPECT_EQ(bad_json.error().reason, "validation_failed");
   auto big = parse_definition(std::string(kMaxDefinitionBytes + 1, ' ') + "x");
   ASSERT_FALSE(big.ok());
-  EXPECT_EQ(big.error().reason, "too_large");
+  EXPECT_EQ(big.error().reason, "payload_too_large");
   // Alias expansion is bounded ("billion laughs").
   std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
   char prev = 'a';
