@@ -277,6 +277,7 @@ int run_serve(const ServeOptions& opts) {
   agents::ExecutorOptions exec_opts;
   exec_opts.node_id = node_id;
   exec_opts.data_dir = cfg.data_dir;
+  exec_opts.lease = std::chrono::milliseconds(cfg.task_lease_ms);
   agents::Executor executor(store, exec_opts);
   // Set below, before the server starts: remote agents are offered new tasks at once.
   agents::remote::RemoteHub* remote_ptr = nullptr;
