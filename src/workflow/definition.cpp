@@ -20,7 +20,7 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::size_t kMaxYamlNodes = 200'000;  // bounds alias expansion ("billion laughs")
+constexpr std::size_t kMaxYamlNodes = 100'000;  // bounds alias expansion ("billion laughs")
 constexpr std::size_t kMaxDepth = 64;
 constexpr std::size_t kMaxIdLength = 64;
 constexpr std::int64_t kMaxDurationMs = 366LL * 24 * 3600 * 1000;
@@ -47,7 +47,7 @@ class YamlConverter {
   Result<json::value> convert(const YAML::Node& n, const std::string& path, std::size_t depth) {
     if (++nodes_ > kMaxYamlNodes) {
       return Error::invalid_argument("invalid_definition",
-                                     "the document expands to more than 200000 nodes");
+                                     "the document expands to more than 100000 nodes");
     }
     if (depth > kMaxDepth) {
       return Error::invalid_argument("invalid_definition", "the document is nested too deeply");

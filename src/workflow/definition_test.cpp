@@ -1,5 +1,6 @@
 #include "workflow/definition.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -340,6 +341,22 @@ TEST_F(SchemaTest, StepKeysMatchPerType) {
       EXPECT_EQ(find(ps, "unknown_key"), nullptr) << type << "." << k << ": " << dump(ps);
     }
   }
+}
+
+
+// Every example in examples/workflows is a valid definition.
+TEST(DefinitionTest, ExamplesAreValid) {
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(DP_SOURCE_DIR) + "/examples/workflows")) {
+    if (entry.path().extension() != ".yaml") continue;
+    std::ifstream f(entry.path());
+    std::stringstream ss;
+    ss << f.rdbuf();
+    auto ps = validate_definition(ss.str());
+    EXPECT_TRUE(ps.empty()) << entry.path() << ": " << dump(ps);
+    ++seen;
+  }
+  EXPECT_GE(seen, 3);
 }
 
 // Fuzz-ish: mutated definitions never crash the parser and always either parse or give problems.

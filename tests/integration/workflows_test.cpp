@@ -368,6 +368,31 @@ steps:
   for (const char* s : {"a", "b", "c"}) EXPECT_EQ(runs[ex + "/" + s + "/1"], 1) << s;
 }
 
+// The examples in examples/workflows run end to end with a `shell` command agent.
+TEST_P(WorkflowsTest, TheExamplesRun) {
+  agent("shell", json::object{{"command", json::array{"sh", "-s"}}, {"concurrency", 4}});
+  auto read = [](const std::string& name) {
+    std::ifstream f(source_dir() + "/examples/workflows/" + name);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  const std::string ci = execute(create(read("ci-pipeline.yaml")));
+  const std::string files = execute(create(read("fan-out-files.yaml")));
+  const std::string review = execute(create(read("review-loop.yaml")), json::object{{"change", "a line"}});
+  auto ci_done = wait_done(ci);
+  ASSERT_EQ(ci_done.str("/data/status"), "succeeded") << ci_done.describe();
+  EXPECT_EQ(ci_done.str("/data/outputs/report"), "demo: 3 suites passed, lint succeeded\n");
+  auto files_done = wait_done(files);
+  ASSERT_EQ(files_done.str("/data/status"), "succeeded") << files_done.describe();
+  EXPECT_EQ(files_done.num("/data/outputs/counted"), 4);
+  wait_for(review, [](const HttpResponse& r) { return step_status(r, "review") == "waiting_approval"; });
+  ASSERT_EQ(client_->post("/api/v1/executions/" + review + "/steps/review/approve", R"({"comment": "lgtm"})").status, 200u);
+  auto review_done = wait_done(review);
+  ASSERT_EQ(review_done.str("/data/status"), "succeeded") << review_done.describe();
+  EXPECT_EQ(step(review_done, "apply")->at("outputs").at("stdout"), "applied, approved by user:admin: lgtm\n");
+}
+
 // The crash-recovery check of the issue, scaled to a test's budget: executions of a 5-step
 // workflow whose agent makes one effect per idempotency key (mkdir is atomic) and logs every
 // run; the server is killed with SIGKILL at random moments and restarted. Every execution
