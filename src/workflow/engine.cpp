@@ -152,6 +152,7 @@ class Pass {
     std::vector<Dispatch> dispatches;
     std::vector<Cancel> cancels;
     bool finished = false;
+    std::int64_t next_wake = 0;  // the earliest timer still pending (0: none)
   } out;
 
  private:
@@ -444,6 +445,11 @@ Status Pass::fan_out(std::size_t i, const Step& s) {
   const std::string parent_id = rows_[i].step_id;
   std::size_t k = 0;
   for (const auto& item : items.get_array()) {
+    // A retried execution keeps the items of the earlier run (the failed ones are pending again).
+    if (find(parent_id + "[" + std::to_string(k) + "]")) {
+      ++k;
+      continue;
+    }
     model::ExecutionStep c;
     c.execution_id = e_.id;
     c.step_id = parent_id + "[" + std::to_string(k) + "]";
@@ -711,7 +717,14 @@ Status Pass::run() {
     }
     if (!moved) break;
   }
-  return finalize();
+  DP_TRY(finalize());
+  if (!out.finished) {
+    for (const auto& r : rows_) {
+      if (r.terminal() || r.wake_at <= 0) continue;
+      if (out.next_wake == 0 || r.wake_at < out.next_wake) out.next_wake = r.wake_at;
+    }
+  }
+  return Ok{};
 }
 
 }  // namespace
@@ -749,9 +762,15 @@ void Engine::loop() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      cv_.wait_for(lock, options_.tick, [this] { return stop_ || wake_; });
+      auto wait = options_.tick;
+      if (next_wake_ > 0) {
+        const auto until = std::chrono::milliseconds(std::max<std::int64_t>(next_wake_ - clock::now_ms(), 0));
+        wait = std::min(wait, until);
+      }
+      cv_.wait_for(lock, wait, [this] { return stop_ || wake_; });
       if (stop_) return;
       wake_ = false;
+      next_wake_ = 0;  // recomputed by the drives of this tick
     }
     tick();
   }
@@ -866,6 +885,11 @@ void Engine::drive(const std::string& id) {
     dispatch(dd);
   }
   if (out->finished) notify();  // a parent execution may be waiting on this one
+  if (out->next_wake > 0) {
+    // Wake for the earliest timer instead of waiting out the tick.
+    std::lock_guard lock(mu_);
+    if (next_wake_ == 0 || out->next_wake < next_wake_) next_wake_ = out->next_wake;
+  }
 }
 
 void Engine::dispatch(const Dispatch& d) {
@@ -883,6 +907,7 @@ void Engine::dispatch(const Dispatch& d) {
   }
   const std::string task_id = created->first.id;
   const std::int64_t now = clock::now_ms();
+  bool orphan = false;
   auto st = store_.write([&](store::Tx& tx) -> Status {
     DP_ASSIGN_OR_RETURN(bool mine, tx.executions().lease(d.execution_id, options_.node_id, now,
                                                          now + options_.lease.count()));
@@ -893,9 +918,17 @@ void Engine::dispatch(const Dispatch& d) {
     Pass pass(tx, e, *def, rows, now, options_);
     auto i = pass.find(d.step_id);
     // Only the attempt that asked for this task moves on; a superseded one changes nothing.
-    if (!i || rows[*i].status != "dispatched" || rows[*i].attempt != d.attempt) return Ok{};
+    if (!i || rows[*i].status != "dispatched" || rows[*i].attempt != d.attempt) {
+      const bool adopted = i && rows[*i].task_id == task_id;
+      if (!adopted) orphan = true;
+      return Ok{};
+    }
     return pass.mark_running(*i, task_id);
   });
+  if (st.ok() && orphan && created->second) {
+    // The step moved on (cancelled, timed out) while its task was being created: stop the task.
+    (void)tasks_.cancel(created->first.agent_id, task_id, d.correlation_id);
+  }
   if (!st.ok()) {
     logger.warn("recording a dispatched workflow step failed",
                 {{"executionId", d.execution_id}, {"stepId", d.step_id}, {"error", st.error().message}});

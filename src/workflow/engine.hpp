@@ -96,6 +96,7 @@ class Engine {
   std::condition_variable cv_;
   bool stop_ = false;  // guarded by mu_
   bool wake_ = false;  // guarded by mu_
+  std::int64_t next_wake_ = 0;  // epoch ms of the earliest pending timer; guarded by mu_
   std::set<std::string> driving_;  // executions being driven now; guarded by mu_
   std::atomic<bool> took_over_{false};
   // Parsed definitions by "<workflow>/<version>" (versions never change); guarded by defs_mu_.

@@ -99,7 +99,7 @@ class EngineTest : public ::testing::Test {
 TEST_F(EngineTest, RetriesAFailedStepUntilItsLimitWithTheAttemptInTheKey) {
   const std::string ex = start(R"(name: retry
 steps:
-  - {id: a, type: agent, agent: worker, retry: {maxAttempts: 3, backoff: 1ms, retryOn: ["exit:2"]}}
+  - {id: a, type: agent, agent: worker, retry: {maxAttempts: 3, backoff: 50ms, retryOn: ["exit:2"]}}
 )");
   engine_->tick();
   auto t1 = claim();
@@ -107,7 +107,7 @@ steps:
   finish(t1, "failed", "", 2);
   engine_->tick();
   EXPECT_EQ(step(ex, "a").status, "retrying");
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
   engine_->tick();
   auto t2 = claim();
   EXPECT_EQ(t2.idempotency_key, ex + "/a/2");
@@ -123,14 +123,14 @@ steps:
 TEST_F(EngineTest, AResultOfASupersededAttemptIsFencedOut) {
   const std::string ex = start(R"(name: fence
 steps:
-  - {id: a, type: agent, agent: worker, timeout: 1s, retry: {maxAttempts: 2, backoff: 1ms}}
+  - {id: a, type: agent, agent: worker, timeout: 1s, retry: {maxAttempts: 2, backoff: 50ms}}
 )");
   engine_->tick();
   auto t1 = claim();
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   engine_->tick();  // attempt 1 timed out
   EXPECT_EQ(step(ex, "a").status, "retrying");
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
   engine_->tick();  // attempt 2 dispatched
   auto s = step(ex, "a");
   EXPECT_EQ(s.attempt, 2);
@@ -169,6 +169,31 @@ TEST_F(EngineTest, ACrashBetweenDispatchAndRecordingReusesTheKey) {
   auto page = tasks_->list(store::TaskFilter{agent_id_, std::nullopt, std::nullopt, 50});
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->total, 1);
+}
+
+TEST_F(EngineTest, RetryOfAFailedFanOutRerunsOnlyTheFailedItems) {
+  const std::string ex = start("name: fe\nsteps:\n  - {id: each, type: agent, agent: worker, forEach: [x, y]}\n");
+  engine_->tick();
+  auto t0 = claim();
+  auto t1 = claim();
+  EXPECT_EQ(t0.idempotency_key, ex + "/each[0]/1");
+  EXPECT_EQ(t1.idempotency_key, ex + "/each[1]/1");
+  finish(t0, "succeeded", "x done");
+  finish(t1, "failed", "", 1);
+  engine_->tick();
+  EXPECT_EQ(status(ex), "failed");
+  EXPECT_EQ(step(ex, "each").status, "failed");
+  ASSERT_TRUE(service_->retry(ex, Caller{}).ok());
+  engine_->tick();
+  auto t1b = claim();
+  EXPECT_EQ(t1b.idempotency_key, ex + "/each[1]/2");
+  finish(t1b, "succeeded", "y done");
+  engine_->tick();
+  EXPECT_EQ(status(ex), "succeeded");
+  auto each = step(ex, "each");
+  ASSERT_EQ(each.outputs.at("results").as_array().size(), 2u);
+  EXPECT_EQ(each.outputs.at("results").at(0).at("stdout"), "x done");
+  EXPECT_EQ(each.outputs.at("results").at(1).at("stdout"), "y done");
 }
 
 TEST(BackoffTest, GrowsByTheFactorWithBoundedJitterAndCap) {
