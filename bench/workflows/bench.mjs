@@ -36,14 +36,15 @@ async function run(definition) {
   const ex = await call("POST", `/api/v1/workflows/${wf.id}/execute`, { inputs: {} });
   const deadline = Date.now() + 300_000;
   for (;;) {
-    const e = await call("GET", `/api/v1/executions/${ex.id}`);
+    // Poll the light list (no steps) so that reading does not load the server being measured.
+    const [e] = await call("GET", `/api/v1/executions?workflowId=${wf.id}&limit=1`);
     if (["succeeded", "failed", "cancelled"].includes(e.status)) {
       const wall = performance.now() - t0;
       if (e.status !== "succeeded") throw new Error(`execution ${e.status}: ${e.error}`);
-      return { wall, execution: e };
+      return { wall, execution: await call("GET", `/api/v1/executions/${ex.id}`) };
     }
     if (Date.now() > deadline) throw new Error("execution took longer than 300 s");
-    await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 

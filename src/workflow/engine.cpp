@@ -188,7 +188,8 @@ class Pass {
     r.updated_at = now_;
     DP_TRY(tx_.executions().update_step(r, expected_[i].first, expected_[i].second));
     expected_[i] = {r.status, r.attempt};
-    ctx_dirty_ = true;
+    // Expressions see top-level steps only; forEach items do not change the context.
+    if (r.parent_step.empty()) ctx_dirty_ = true;
     changed_ = true;
     return tx_.outbox().append(store::OutboxEvent{0, "workflow.progress.update",
                                                   progress_event(e_, &r), e_.correlation_id, now_,
