@@ -81,10 +81,10 @@ const std::vector<Rule> kRules = {
     only("GET", "/api/v1/executions/:id", A | O | V, "read"),
     only("POST", "/api/v1/executions/:id/cancel", A | O, "act on workflows"),
     only("POST", "/api/v1/executions/:id/retry", A | O, "act on workflows"),
-    only("POST", "/api/v1/executions/:id/steps/:step/approve", A | O | V,
-         "the step's approvers (roles; default admin, operator) decide"),
-    only("POST", "/api/v1/executions/:id/steps/:step/reject", A | O | V,
-         "the step's approvers (roles; default admin, operator) decide"),
+    only("POST", "/api/v1/executions/:id/steps/:step/approve", A | O,
+         "act on workflows; the step's approvers (roles) decide"),
+    only("POST", "/api/v1/executions/:id/steps/:step/reject", A | O,
+         "act on workflows; the step's approvers (roles) decide"),
 
     // Tool gateway (MCP Streamable HTTP). Not served yet (src/mcp/).
     only("POST", "/mcp", A | O | G, "tool gateway"),

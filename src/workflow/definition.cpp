@@ -514,9 +514,9 @@ void parse_step(Checker& c, const json::value& v, std::size_t index, Definition&
     s.approvers = c.string_list(o, "approvers", path);
     std::size_t i = 0;
     for (const auto& r : s.approvers) {
-      if (r != "admin" && r != "operator" && r != "viewer") {
+      if (r != "admin" && r != "operator") {
         c.fail(index_path(child_path(path, "approvers"), i), "not_allowed",
-               "approvers are roles: admin, operator, viewer");
+               "approvers are roles that act on workflows: admin, operator");
       }
       ++i;
     }
