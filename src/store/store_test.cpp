@@ -1737,6 +1737,8 @@ TEST_P(StoreTest, TakeOverMovesRunningTasksKeepingTheirAttempt) {
                       EXPECT_EQ(o.node_id, "remote/other");
                       return Ok{};
                     }).ok());
+}
+
 // --- workflows and executions (src/workflow) ---------------------------------------------
 
 model::Workflow make_workflow(const std::string& name) {
