@@ -63,3 +63,16 @@ dp_cc_test(NAME dp_llm_test
   SRCS llm/sse_test.cpp llm/wire_test.cpp llm/provider_test.cpp
   DEPS dp_llm
   LABELS unit)
+
+# Workflow definitions, validator and expressions; checks docs/workflow.schema.json too.
+dp_cc_test(NAME dp_workflow_def_test
+  SRCS workflow/expr_test.cpp workflow/definition_test.cpp
+  DEPS dp_workflow_def
+  LABELS unit)
+target_compile_definitions(dp_workflow_def_test PRIVATE DP_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+
+# The engine against a real SQLite store, the test playing the executor.
+dp_cc_test(NAME dp_workflow_test
+  SRCS workflow/engine_test.cpp
+  DEPS dp_workflow SQLite::SQLite3
+  LABELS unit)

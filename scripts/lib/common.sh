@@ -16,6 +16,8 @@ DP_TEST_PACKAGES=(
 # on the PATH); its browser tests (tests/e2e) drive Debian's Chromium.
 DP_WEB_PACKAGES=(nodejs npm)
 DP_E2E_PACKAGES=(chromium)
+# libFuzzer targets (tests/fuzz) build with clang.
+DP_FUZZ_PACKAGES=(clang)
 
 dp_log() { printf '==> %s\n' "$*" >&2; }
 dp_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -19,6 +19,8 @@
 #include "agents/agent_service.hpp"
 #include "agents/executor.hpp"
 #include "agents/remote/remote_hub.hpp"
+#include "workflow/engine.hpp"
+#include "workflow/service.hpp"
 #include "api/v1/routes.hpp"
 #include "app/build_info.hpp"
 #include "app/dashboard.hpp"
@@ -277,6 +279,7 @@ int run_serve(const ServeOptions& opts) {
   exec_opts.data_dir = cfg.data_dir;
   exec_opts.secrets = &secrets;           // llm agents' provider keys
   exec_opts.recorder = &audit_recorder;   // guard stops of llm tasks
+  exec_opts.lease = std::chrono::milliseconds(cfg.task_lease_ms);
   agents::Executor executor(store, exec_opts);
   // Set below, before the server starts: remote agents are offered new tasks at once.
   agents::remote::RemoteHub* remote_ptr = nullptr;
@@ -285,6 +288,17 @@ int run_serve(const ServeOptions& opts) {
     if (remote_ptr != nullptr) remote_ptr->notify();
   });
   api::v1::register_task_routes(router, task_service);
+  // Workflows: the engine drives executions on this node; in embedded mode it takes over the
+  // executions a previous process left unfinished at once (one process owns the SQLite file).
+  workflow::EngineOptions engine_opts;
+  engine_opts.node_id = node_id;
+  engine_opts.lease = std::chrono::milliseconds(cfg.workflow_lease_ms);
+  engine_opts.take_over_on_start = !cfg.distributed();
+  workflow::Engine engine(store, task_service, engine_opts);
+  workflow::WorkflowService workflow_service(
+      store, [&engine] { engine.notify(); },
+      [&engine](const std::string& id) { engine.drive_now(id); });
+  api::v1::register_workflow_routes(router, workflow_service);
   api::v1::register_auth_routes(router, auth_service);
   // Single sign-on (OpenID Connect) when oidc_issuer is set; the provider is contacted on the
   // first sign-in, so devplane starts while it is down.
@@ -396,6 +410,7 @@ int run_serve(const ServeOptions& opts) {
   relay.start();
   executor.start();
   remote_hub.start();
+  engine.start();
 
   realtime::HealthSources health_src;
   health_src.node_id = node_id;
@@ -452,6 +467,7 @@ int run_serve(const ServeOptions& opts) {
   io.run();
   for (auto& t : threads) t.join();
   remote_hub.stop();
+  engine.stop();
   executor.stop();  // running tasks are stopped and their results recorded
   health.stop();
   hub.stop();

@@ -82,6 +82,8 @@ class MeteredStore final : public store::Store {
     store::TaskRepository& tasks() override { return inner_.tasks(); }
     store::MetricRepository& metrics() override { return inner_.metrics(); }
     store::SecretRepository& secrets() override { return inner_.secrets(); }
+    store::WorkflowRepository& workflows() override { return inner_.workflows(); }
+    store::ExecutionRepository& executions() override { return inner_.executions(); }
     store::UserRepository& users() override { return inner_.users(); }
     store::ApiKeyRepository& api_keys() override { return inner_.api_keys(); }
     store::RefreshTokenRepository& refresh_tokens() override { return inner_.refresh_tokens(); }

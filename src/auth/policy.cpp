@@ -70,6 +70,23 @@ const std::vector<Rule> kRules = {
     // The remote-agent WebSocket (agents/remote/): an agent key, as its own agent only.
     only("GET", "/api/v1/agents/:id/connect", G, "agent protocol: remote agent link (own agent only)"),
 
+    // Workflows and their executions (src/workflow/).
+    only("GET", "/api/v1/workflows", A | O | V, "read"),
+    only("POST", "/api/v1/workflows", A | O, "act on workflows"),
+    only("GET", "/api/v1/workflows/:id", A | O | V, "read"),
+    only("PUT", "/api/v1/workflows/:id", A | O, "act on workflows (a new version)"),
+    only("DELETE", "/api/v1/workflows/:id", A | O, "act on workflows (archive)"),
+    only("GET", "/api/v1/workflows/:id/versions/:n", A | O | V, "read"),
+    only("POST", "/api/v1/workflows/:id/execute", A | O, "act on workflows"),
+    only("GET", "/api/v1/executions", A | O | V, "read"),
+    only("GET", "/api/v1/executions/:id", A | O | V, "read"),
+    only("POST", "/api/v1/executions/:id/cancel", A | O, "act on workflows"),
+    only("POST", "/api/v1/executions/:id/retry", A | O, "act on workflows"),
+    only("POST", "/api/v1/executions/:id/steps/:step/approve", A | O,
+         "act on workflows; the step's approvers (roles) decide"),
+    only("POST", "/api/v1/executions/:id/steps/:step/reject", A | O,
+         "act on workflows; the step's approvers (roles) decide"),
+
     // Tool gateway (MCP Streamable HTTP). Not served yet (src/mcp/).
     only("POST", "/mcp", A | O | G, "tool gateway"),
     only("GET", "/mcp", A | O | G, "tool gateway event stream"),

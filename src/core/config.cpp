@@ -53,7 +53,7 @@ const std::vector<std::string>& Config::keys() {
       "jwt_secret", "access_token_ttl_s", "refresh_token_ttl_s", "password_hash_cost",
       "oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url", "oidc_role_claim",
       "oidc_role_map", "oidc_scopes", "oidc_display_name", "oidc_jwks_min_refresh_ms", "web_dir",
-      "redis_key_prefix", "remote_heartbeat_timeout_ms"};
+      "redis_key_prefix", "remote_heartbeat_timeout_ms", "workflow_lease_ms", "task_lease_ms"};
   return k;
 }
 
@@ -111,6 +111,10 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     return one_of(key, value, source, {"full", "normal"}, sqlite_synchronous);
   } else if (key == "event_retention_hours") {
     return parse_uint<std::uint32_t>(key, value, source, 1, 24 * 366, event_retention_hours);
+  } else if (key == "task_lease_ms") {
+    return parse_uint<std::uint32_t>(key, value, source, 1000, 600'000, task_lease_ms);
+  } else if (key == "workflow_lease_ms") {
+    return parse_uint<std::uint32_t>(key, value, source, 1000, 600'000, workflow_lease_ms);
   } else if (key == "health_interval_ms") {
     return parse_uint<std::uint32_t>(key, value, source, 100, 3'600'000, health_interval_ms);
   } else if (key == "remote_heartbeat_timeout_ms") {
@@ -272,6 +276,8 @@ boost::json::object Config::to_json_masked() const {
   o["event_retention_hours"] = event_retention_hours;
   o["health_interval_ms"] = health_interval_ms;
   o["remote_heartbeat_timeout_ms"] = remote_heartbeat_timeout_ms;
+  o["workflow_lease_ms"] = workflow_lease_ms;
+  o["task_lease_ms"] = task_lease_ms;
   {
     boost::json::array origins;
     for (const auto& x : allowed_origins) origins.emplace_back(x);

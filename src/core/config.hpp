@@ -63,6 +63,12 @@ struct Config {
   // The built dashboard (web/dist). Empty: <binary dir>/../../web/dist or ./web/dist, the
   // first that exists; the built-in placeholder page when neither holds a build.
   std::string web_dir;
+  // How long a node's claim on a workflow execution lasts without renewal (distributed mode:
+  // another node resumes the execution after it lapses).
+  std::uint32_t workflow_lease_ms = 15'000;
+  // How long a node's claim on a running agent task lasts without renewal; a task whose node
+  // died runs again (same idempotency key) after it lapses.
+  std::uint32_t task_lease_ms = 30'000;
   std::string redis_key_prefix = "devplane";  // Redis keys: <prefix>:events, <prefix>:queue:<name>
 
   // Sets one key from its text form. Unknown keys and bad values are kInvalidArgument

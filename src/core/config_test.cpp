@@ -115,6 +115,8 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"password_hash_cost", "interactive"},
       {"web_dir", "/srv/devplane/web"},
       {"redis_key_prefix", "team-a.devplane"},
+      {"workflow_lease_ms", "5000"},
+      {"task_lease_ms", "4000"},
       {"oidc_issuer", "https://idp.example.com"},
       {"oidc_client_id", "devplane"},
       {"oidc_client_secret", "oidc-client-secret"},
@@ -223,7 +225,9 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValue{"allowed_origins", "https://ok.example,ftp://bad"},
                       BadValue{"allowed_origins", "example.com"},
                       BadValue{"redis_key_prefix", ""}, BadValue{"redis_key_prefix", "Team A"},
-                      BadValue{"redis_key_prefix", "a:b"}),
+                      BadValue{"redis_key_prefix", "a:b"},
+                      BadValue{"workflow_lease_ms", "999"}, BadValue{"workflow_lease_ms", "x"},
+                      BadValue{"task_lease_ms", "600001"}),
     [](const ::testing::TestParamInfo<BadValue>& param_info) {
       return param_info.param.key + "_" + std::to_string(param_info.index);
     });

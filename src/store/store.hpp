@@ -31,6 +31,7 @@
 #include "model/message.hpp"
 #include "model/metric.hpp"
 #include "model/task.hpp"
+#include "model/workflow.hpp"
 
 namespace dp::store {
 
@@ -129,6 +130,74 @@ class TaskRepository {
   virtual Result<std::vector<model::Task>> take_over(std::string_view agent_id,
                                                      std::string_view node_id,
                                                      std::int64_t lease_until) = 0;
+};
+
+struct WorkflowFilter {
+  std::optional<std::string> name_contains;
+  bool include_archived = false;
+  std::optional<std::string> after;  // keyset cursor (a workflow id)
+  int limit = 50;
+};
+
+// Workflows and their versions. Names are unique among workflows that are not archived.
+class WorkflowRepository {
+ public:
+  virtual ~WorkflowRepository() = default;
+  // Writes the workflow and its version row. kAlreadyExists when a live workflow has the name.
+  virtual Status insert(const model::Workflow& workflow) = 0;
+  // kNotFound when absent (archived workflows are returned).
+  virtual Result<model::Workflow> get(std::string_view id) = 0;
+  // The live workflow with this name, if any.
+  virtual Result<std::optional<model::Workflow>> find_by_name(std::string_view name) = 0;
+  // Oldest first.
+  virtual Result<Page<model::Workflow>> list(const WorkflowFilter& filter) = 0;
+  // Stores `workflow` (its version already incremented) and the new version row when the
+  // stored version equals `expected_version`. kFailedPrecondition `version_conflict` on a stale
+  // version, kNotFound when absent, kAlreadyExists when the new name is taken.
+  virtual Status update(const model::Workflow& workflow, std::int64_t expected_version) = 0;
+  // kNotFound when the workflow or the version does not exist.
+  virtual Result<model::WorkflowVersion> get_version(std::string_view id, std::int64_t version) = 0;
+};
+
+struct ExecutionFilter {
+  std::optional<std::string> workflow_id;
+  std::optional<std::string> status;
+  std::optional<std::string> parent_execution_id;
+  std::optional<std::string> after;  // keyset cursor (an execution id)
+  int limit = 50;
+};
+
+// Workflow executions and their steps. Every step write is a compare-and-set on the status
+// and attempt the writer read, so a writer acting on a superseded attempt changes nothing.
+class ExecutionRepository {
+ public:
+  virtual ~ExecutionRepository() = default;
+  virtual Status insert(const model::Execution& execution) = 0;
+  // kNotFound when absent.
+  virtual Result<model::Execution> get(std::string_view id) = 0;
+  // Newest first.
+  virtual Result<Page<model::Execution>> list(const ExecutionFilter& filter) = 0;
+  // Writes status, outputs, error, cancel_requested, started_at, completed_at.
+  virtual Status update(const model::Execution& execution) = 0;
+  // Takes or renews the lease of an unfinished execution for `node_id` until `lease_until` when
+  // the node holds it already or the holder's lease lapsed before `now_ms`. False otherwise
+  // (another node drives it, or it has finished).
+  virtual Result<bool> lease(std::string_view id, std::string_view node_id, std::int64_t now_ms,
+                             std::int64_t lease_until) = 0;
+  // Ids of unfinished executions this node may drive (its own or with a lapsed lease), oldest
+  // first, at most `limit`.
+  virtual Result<std::vector<std::string>> claimable(std::string_view node_id, std::int64_t now_ms,
+                                                     int limit) = 0;
+  // kAlreadyExists when the execution already has this step.
+  virtual Status insert_step(const model::ExecutionStep& step) = 0;
+  // In creation order.
+  virtual Result<std::vector<model::ExecutionStep>> steps(std::string_view execution_id) = 0;
+  virtual Result<model::ExecutionStep> step(std::string_view execution_id,
+                                            std::string_view step_id) = 0;
+  // Writes every mutable field of `step` when the stored row still has `expected_status` and
+  // `expected_attempt`. kFailedPrecondition `stale_step` otherwise.
+  virtual Status update_step(const model::ExecutionStep& step, std::string_view expected_status,
+                             std::int64_t expected_attempt) = 0;
 };
 
 // An event waiting to be published; `payload` is a JSON document.
@@ -330,6 +399,8 @@ class Tx {
   virtual TaskRepository& tasks() = 0;
   virtual MetricRepository& metrics() = 0;
   virtual SecretRepository& secrets() = 0;
+  virtual WorkflowRepository& workflows() = 0;
+  virtual ExecutionRepository& executions() = 0;
   virtual UserRepository& users() = 0;
   virtual ApiKeyRepository& api_keys() = 0;
   virtual RefreshTokenRepository& refresh_tokens() = 0;

@@ -1820,6 +1820,166 @@ TEST_P(StoreTest, SecretsArePutReplacedListedAndRemoved) {
   EXPECT_EQ(again.error().code, ErrorCode::kNotFound);
   Status missing = store_->read([&](Tx& tx) { return Status(tx.secrets().get("openai")); });
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+// --- workflows and executions (src/workflow) ---------------------------------------------
+
+model::Workflow make_workflow(const std::string& name) {
+  model::Workflow w;
+  w.id = ids::uuid_v7();
+  w.name = name;
+  w.description = "d";
+  w.definition = "name: " + name + "\nsteps: []\n";
+  w.created_at = w.updated_at = clock::now_ms();
+  return w;
+}
+
+TEST_P(StoreTest, WorkflowsAreVersionedAndNamesUniqueWhileLive) {
+  auto w = make_workflow("ci");
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.workflows().insert(w); }).ok());
+  auto dup = make_workflow("ci");
+  auto st = store_->write([&](Tx& tx) { return tx.workflows().insert(dup); });
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, ErrorCode::kAlreadyExists);
+
+  model::Workflow v2 = w;
+  v2.definition = "name: ci\nsteps: [2]\n";
+  v2.version = 2;
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.workflows().update(v2, 1); }).ok());
+  // A stale writer changes nothing.
+  model::Workflow stale = w;
+  stale.definition = "lost";
+  stale.version = 2;
+  st = store_->write([&](Tx& tx) { return tx.workflows().update(stale, 1); });
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().reason, "version_conflict");
+
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(model::Workflow got, tx.workflows().get(w.id));
+    EXPECT_EQ(got.version, 2);
+    EXPECT_EQ(got.definition, v2.definition);
+    DP_ASSIGN_OR_RETURN(model::WorkflowVersion one, tx.workflows().get_version(w.id, 1));
+    EXPECT_EQ(one.definition, w.definition);
+    DP_ASSIGN_OR_RETURN(model::WorkflowVersion two, tx.workflows().get_version(w.id, 2));
+    EXPECT_EQ(two.definition, v2.definition);
+    EXPECT_EQ(tx.workflows().get_version(w.id, 3).error().code, ErrorCode::kNotFound);
+    DP_ASSIGN_OR_RETURN(auto found, tx.workflows().find_by_name("ci"));
+    EXPECT_TRUE(found.has_value());
+    return Ok{};
+  }).ok());
+
+  // Archived: the name is free again and the list hides it unless asked.
+  model::Workflow archived = v2;
+  archived.status = "archived";
+  archived.version = 3;
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.workflows().update(archived, 2); }).ok());
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.workflows().insert(dup); }).ok());
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    WorkflowFilter f;
+    DP_ASSIGN_OR_RETURN(auto live, tx.workflows().list(f));
+    EXPECT_EQ(live.total, 1);
+    f.include_archived = true;
+    DP_ASSIGN_OR_RETURN(auto all, tx.workflows().list(f));
+    EXPECT_EQ(all.total, 2);
+    return Ok{};
+  }).ok());
+}
+
+TEST_P(StoreTest, ExecutionLeasesAreExclusiveUntilTheyLapse) {
+  auto w = make_workflow("leased");
+  model::Execution e;
+  e.id = ids::uuid_v7();
+  e.workflow_id = w.id;
+  e.workflow_version = 1;
+  e.inputs = boost::json::object{{"n", 1}};
+  e.created_at = clock::now_ms();
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+    DP_TRY(tx.workflows().insert(w));
+    return tx.executions().insert(e);
+  }).ok());
+  auto lease = [&](const char* node, std::int64_t now, std::int64_t until) {
+    bool out = false;
+    EXPECT_TRUE(store_->write([&](Tx& tx) -> Status {
+      DP_ASSIGN_OR_RETURN(out, tx.executions().lease(e.id, node, now, until));
+      return Ok{};
+    }).ok());
+    return out;
+  };
+  EXPECT_TRUE(lease("a", 1000, 2000));
+  EXPECT_FALSE(lease("b", 1500, 2500));  // a holds it
+  EXPECT_TRUE(lease("a", 1500, 2500));   // renewal
+  std::vector<std::string> claimable;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(claimable, tx.executions().claimable("b", 2000, 10));
+    return Ok{};
+  }).ok());
+  EXPECT_TRUE(claimable.empty());
+  EXPECT_TRUE(lease("b", 3000, 4000));  // lapsed: b takes over
+  EXPECT_FALSE(lease("a", 3100, 4100));
+  // Finished executions are nobody's.
+  e.status = "succeeded";
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.executions().update(e); }).ok());
+  EXPECT_FALSE(lease("b", 3200, 5000));
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(model::Execution got, tx.executions().get(e.id));
+    EXPECT_EQ(got.status, "succeeded");
+    EXPECT_EQ(got.inputs.at("n").as_int64(), 1);
+    DP_ASSIGN_OR_RETURN(auto page, tx.executions().list(ExecutionFilter{w.id, "succeeded", std::nullopt, std::nullopt, 10}));
+    EXPECT_EQ(page.total, 1);
+    return Ok{};
+  }).ok());
+}
+
+TEST_P(StoreTest, StepWritesAreFencedByStatusAndAttempt) {
+  auto w = make_workflow("fenced");
+  model::Execution e;
+  e.id = ids::uuid_v7();
+  e.workflow_id = w.id;
+  e.workflow_version = 1;
+  e.created_at = clock::now_ms();
+  model::ExecutionStep s;
+  s.execution_id = e.id;
+  s.step_id = "build";
+  s.seq = 10;
+  s.updated_at = e.created_at;
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+    DP_TRY(tx.workflows().insert(w));
+    DP_TRY(tx.executions().insert(e));
+    return tx.executions().insert_step(s);
+  }).ok());
+  auto dup = store_->write([&](Tx& tx) { return tx.executions().insert_step(s); });
+  EXPECT_EQ(dup.error().code, ErrorCode::kAlreadyExists);
+
+  model::ExecutionStep a1 = s;
+  a1.status = "running";
+  a1.attempt = 1;
+  a1.task_id = "t1";
+  a1.inputs = boost::json::object{{"x", 1}};
+  a1.history.push_back(boost::json::object{{"attempt", 0}});
+  a1.wake_at = 99;
+  a1.started_at = 5000;
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.executions().update_step(a1, "pending", 0); }).ok());
+  model::ExecutionStep a2 = a1;
+  a2.attempt = 2;
+  a2.task_id = "t2";
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.executions().update_step(a2, "running", 1); }).ok());
+  // A late writer for attempt 1 is rejected and changes nothing.
+  model::ExecutionStep late = a1;
+  late.status = "succeeded";
+  auto st = store_->write([&](Tx& tx) { return tx.executions().update_step(late, "running", 1); });
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().reason, "stale_step");
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(model::ExecutionStep got, tx.executions().step(e.id, "build"));
+    EXPECT_EQ(got.status, "running");
+    EXPECT_EQ(got.attempt, 2);
+    EXPECT_EQ(got.task_id, "t2");
+    EXPECT_EQ(got.wake_at, 99);
+    EXPECT_EQ(got.history.size(), 1u);
+    EXPECT_EQ(got.inputs.at("x").as_int64(), 1);
+    EXPECT_EQ(*got.started_at, 5000);
+    DP_ASSIGN_OR_RETURN(auto all, tx.executions().steps(e.id));
+    EXPECT_EQ(all.size(), 1u);
+    return Ok{};
+  }).ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,

@@ -21,6 +21,10 @@ namespace dp::audit {
 class AuditService;
 }  // namespace dp::audit
 
+namespace dp::workflow {
+class WorkflowService;
+}  // namespace dp::workflow
+
 namespace dp::api::v1 {
 
 void register_agent_routes(http::Router& router, agents::AgentService& service);
@@ -35,6 +39,9 @@ void register_secret_routes(http::Router& router, auth::SecretService& service);
 // GET /api/v1/audit (filters, paging, meta.chain) and GET /api/v1/audit/verify (full check).
 // Built in the dp_api_audit library.
 void register_audit_routes(http::Router& router, audit::AuditService& service);
+// /api/v1/workflows (versioned definitions, execute) and /api/v1/executions (read, cancel,
+// retry, approve/reject gates). Built in the dp_api_workflows library.
+void register_workflow_routes(http::Router& router, workflow::WorkflowService& service);
 
 struct SystemDeps {
   store::Store* store = nullptr;

@@ -173,6 +173,22 @@ class SqlMetricRepository final : public MetricRepository {
   SqlConn& conn_;
 };
 
+class SqlWorkflowRepository final : public WorkflowRepository {
+ public:
+  explicit SqlWorkflowRepository(SqlConn& conn) : conn_(conn) {}
+
+  // store::WorkflowRepository
+  Status insert(const model::Workflow& workflow) override;
+  Result<model::Workflow> get(std::string_view id) override;
+  Result<std::optional<model::Workflow>> find_by_name(std::string_view name) override;
+  Result<Page<model::Workflow>> list(const WorkflowFilter& filter) override;
+  Status update(const model::Workflow& workflow, std::int64_t expected_version) override;
+  Result<model::WorkflowVersion> get_version(std::string_view id, std::int64_t version) override;
+
+ private:
+  SqlConn& conn_;
+};
+
 class SqlSecretRepository final : public SecretRepository {
  public:
   explicit SqlSecretRepository(SqlConn& conn) : conn_(conn) {}
@@ -182,6 +198,29 @@ class SqlSecretRepository final : public SecretRepository {
   Result<SecretRecord> get(std::string_view name) override;
   Result<std::vector<SecretRecord>> list() override;
   Status remove(std::string_view name) override;
+
+ private:
+  SqlConn& conn_;
+};
+
+class SqlExecutionRepository final : public ExecutionRepository {
+ public:
+  explicit SqlExecutionRepository(SqlConn& conn) : conn_(conn) {}
+
+  // store::ExecutionRepository
+  Status insert(const model::Execution& execution) override;
+  Result<model::Execution> get(std::string_view id) override;
+  Result<Page<model::Execution>> list(const ExecutionFilter& filter) override;
+  Status update(const model::Execution& execution) override;
+  Result<bool> lease(std::string_view id, std::string_view node_id, std::int64_t now_ms,
+                     std::int64_t lease_until) override;
+  Result<std::vector<std::string>> claimable(std::string_view node_id, std::int64_t now_ms,
+                                             int limit) override;
+  Status insert_step(const model::ExecutionStep& step) override;
+  Result<std::vector<model::ExecutionStep>> steps(std::string_view execution_id) override;
+  Result<model::ExecutionStep> step(std::string_view execution_id, std::string_view step_id) override;
+  Status update_step(const model::ExecutionStep& step, std::string_view expected_status,
+                     std::int64_t expected_attempt) override;
 
  private:
   SqlConn& conn_;
@@ -197,7 +236,8 @@ class SqlTx final : public Tx {
         messages_(conn),
         users_(conn),
         api_keys_(conn),
-        refresh_tokens_(conn), audit_(conn), tasks_(conn), metrics_(conn), secrets_(conn) {}
+        refresh_tokens_(conn), audit_(conn), tasks_(conn), metrics_(conn), secrets_(conn),
+        workflows_(conn), executions_(conn) {}
   AuditRepository& audit() override { return audit_; }
   AgentRepository& agents() override { return agents_; }
   OutboxRepository& outbox() override { return outbox_; }
@@ -206,6 +246,8 @@ class SqlTx final : public Tx {
   TaskRepository& tasks() override { return tasks_; }
   MetricRepository& metrics() override { return metrics_; }
   SecretRepository& secrets() override { return secrets_; }
+  WorkflowRepository& workflows() override { return workflows_; }
+  ExecutionRepository& executions() override { return executions_; }
   UserRepository& users() override { return users_; }
   ApiKeyRepository& api_keys() override { return api_keys_; }
   RefreshTokenRepository& refresh_tokens() override { return refresh_tokens_; }
@@ -222,6 +264,8 @@ class SqlTx final : public Tx {
   SqlTaskRepository tasks_;
   SqlMetricRepository metrics_;
   SqlSecretRepository secrets_;
+  SqlWorkflowRepository workflows_;
+  SqlExecutionRepository executions_;
 };
 
 // Time values: SQLite stores ISO-8601 text, PostgreSQL timestamptz; both read back here.

@@ -1,0 +1,112 @@
+// Engine: drives workflow executions to completion, durably (docs/workflows.md, "Engine").
+//
+// Every tick (and at once when woken) the engine takes the executions it may drive: its own
+// and those whose node's lease lapsed (in embedded mode, at start, every unfinished one: a
+// single process owns the SQLite file). For each it runs one store transaction that renews
+// the lease (fencing out a node whose lease lapsed), reads the steps, and moves each step as
+// far as it can: dependencies met -> `if` -> forEach fan-out -> a new attempt; timers
+// (retry backoff, wait steps, approval and step timeouts); results of dispatched tasks and
+// child executions. Every transition is written, with its `workflow.progress.update` (and
+// `approval.requested`) event, before the engine acts on it. Agent tasks are created after
+// the commit through TaskService with the idempotency key `<execution>/<step>/<attempt>`, so a
+// crash between the two repeats the creation with the same key and gets the same task. Only
+// the task of the step's current attempt is ever read: a result of a superseded attempt
+// changes nothing.
+//
+// Thread safety: every method from any thread; one execution is driven by one thread at a time.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "agents/task_service.hpp"
+#include "store/store.hpp"
+#include "workflow/definition.hpp"
+
+namespace dp::workflow {
+
+struct EngineOptions {
+  std::string node_id;
+  std::chrono::milliseconds tick{200};
+  std::chrono::milliseconds lease{15'000};
+  // Embedded mode: take over every unfinished execution at start instead of waiting for the
+  // previous process's leases to lapse.
+  bool take_over_on_start = false;
+  int max_executions_per_tick = 256;
+};
+
+class Engine {
+ public:
+  Engine(store::Store& store, agents::TaskService& tasks, EngineOptions options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  void start();
+  void stop();
+  void notify();
+
+  // One pass over the claimable executions (the loop calls it; tests may too).
+  void tick();
+  // Drives one execution now, on the calling thread (a fresh execution gets its first steps
+  // going before POST .../execute answers). Skipped when another thread is driving it.
+  void drive_now(const std::string& execution_id) { drive(execution_id); }
+
+ private:
+  struct Dispatch {
+    std::string execution_id;
+    std::string step_id;
+    std::int64_t attempt = 0;
+    boost::json::value agent;  // the step's agent selector, rendered
+    boost::json::value input;
+    std::string key;
+    std::string correlation_id;
+  };
+  struct CancelTask {
+    std::string agent_id;
+    std::string task_id;
+    std::string correlation_id;
+  };
+  struct Effects {
+    std::vector<Dispatch> dispatches;
+    std::vector<CancelTask> cancels;
+    bool again = false;  // something finished that may unblock another execution
+  };
+
+  void loop();
+  void drive(const std::string& execution_id);
+  void dispatch(const Dispatch& d);
+  Result<std::shared_ptr<const Definition>> definition(store::Tx& tx, const std::string& workflow_id,
+                                                       std::int64_t version);
+
+  store::Store& store_;
+  agents::TaskService& tasks_;
+  const EngineOptions options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  bool wake_ = false;  // guarded by mu_
+  std::int64_t next_wake_ = 0;  // epoch ms of the earliest pending timer; guarded by mu_
+  std::set<std::string> driving_;  // executions being driven now; guarded by mu_
+  std::atomic<bool> took_over_{false};
+  // Parsed definitions by "<workflow>/<version>" (versions never change); guarded by defs_mu_.
+  std::mutex defs_mu_;
+  std::map<std::string, std::shared_ptr<const Definition>> definitions_;
+  std::thread thread_;
+};
+
+// The delay before attempt `attempt + 1` after `attempt` failed: backoff * factor^(attempt-1),
+// capped, with up to 20% random jitter either way.
+std::int64_t backoff_ms(const RetryPolicy& policy, std::int64_t attempt);
+
+}  // namespace dp::workflow
