@@ -439,7 +439,10 @@ class SqliteStore final : public Store {
           // SQLite gave up the whole transaction (I/O error, disk full, ...): the units
           // before this one are lost with it. Fail them, and start over after this one.
           for (std::size_t i = first; i < next; ++i) {
-            if (batch[i]->result.ok()) batch[i]->result = Error::aborted("transaction rolled back: " + w.result.error().message);
+            if (batch[i]->result.ok()) {
+              batch[i]->result =
+                  Error::aborted("transaction rolled back: " + w.result.error().message);
+            }
           }
           aborted = true;
           ++next;
