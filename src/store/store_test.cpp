@@ -1820,6 +1820,8 @@ TEST_P(StoreTest, SecretsArePutReplacedListedAndRemoved) {
   EXPECT_EQ(again.error().code, ErrorCode::kNotFound);
   Status missing = store_->read([&](Tx& tx) { return Status(tx.secrets().get("openai")); });
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+}
+
 // --- workflows and executions (src/workflow) ---------------------------------------------
 
 model::Workflow make_workflow(const std::string& name) {
