@@ -728,6 +728,9 @@ std::vector<Problem> check(const json::value& doc, const Positions& pos, Definit
   }
   std::size_t i = 0;
   for (const auto& s : steps->get_array()) parse_step(c, s, i++, def);
+  // A step that is not a mapping is not in def.steps: the checks below index both lists
+  // alike, so stop here (the definition is already refused) rather than misread them.
+  if (def.steps.size() != steps->get_array().size()) return std::move(c.problems);
 
   std::unordered_map<std::string, std::size_t> index;
   for (std::size_t k = 0; k < def.steps.size(); ++k) {
@@ -743,7 +746,8 @@ std::vector<Problem> check(const json::value& doc, const Positions& pos, Definit
     for (const auto& n : s.needs) {
       const std::string p = index_path(index_path("steps", k) + ".needs", j);
       if (!index.contains(n)) {
-        c.fail(s.needs.size() == 1 && !steps->get_array()[k].get_object().at("needs").is_array()
+        const auto* raw = steps->get_array()[k].get_object().if_contains("needs");
+        c.fail(s.needs.size() == 1 && raw != nullptr && !raw->is_array()
                    ? index_path("steps", k) + ".needs"
                    : p,
                "missing_dependency", "step '" + s.id + "' needs '" + n + "', which does not exist");

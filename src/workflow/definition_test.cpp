@@ -383,3 +383,20 @@ TEST(DefinitionTest, MutatedInputNeverCrashes) {
 
 }  // namespace
 }  // namespace dp::workflow
+
+namespace dp::workflow {
+namespace {
+
+// Found by the fuzzer: a step that is not a mapping, before a step whose `needs` is a single
+// missing name, made the validator read the wrong list entry (and crash).
+TEST(DefinitionTest, AStepThatIsNotAMappingIsRefusedWithoutMisreadingTheOthers) {
+  auto ps = problems_of("name: x\nsteps:\n  - just a string\n  - id: b\n    type: wait\n"
+                        "    duration: 1s\n    needs: missing\n");
+  ASSERT_FALSE(ps.empty());
+  bool wrong_type = false;
+  for (const auto& p : ps) wrong_type = wrong_type || p.code == "wrong_type";
+  EXPECT_TRUE(wrong_type);
+}
+
+}  // namespace
+}  // namespace dp::workflow
