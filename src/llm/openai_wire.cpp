@@ -2,25 +2,13 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "llm/json_fields.hpp"
 #include "llm/wire.hpp"
 
 namespace dp::llm::wire {
 namespace {
 
 namespace json = boost::json;
-
-std::int64_t int_or(const json::object& o, std::string_view key, std::int64_t fallback) {
-  if (auto* v = o.if_contains(key); v != nullptr && v->is_int64()) return v->as_int64();
-  if (auto* v = o.if_contains(key); v != nullptr && v->is_uint64()) {
-    return static_cast<std::int64_t>(v->as_uint64());
-  }
-  return fallback;
-}
-
-std::string str_or(const json::object& o, std::string_view key) {
-  if (auto* v = o.if_contains(key); v != nullptr && v->is_string()) return std::string(v->as_string());
-  return {};
-}
 
 void read_usage(const json::value* u, Usage& usage) {
   if (u == nullptr || !u->is_object()) return;
