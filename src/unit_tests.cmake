@@ -56,3 +56,9 @@ dp_cc_test(NAME dp_web_test
   SRCS app/static_files_test.cpp
   DEPS dp_web
   LABELS unit)
+
+# The MCP codec, SSE parser and protocol types.
+dp_cc_test(NAME dp_mcp_test
+  SRCS mcp/jsonrpc_test.cpp mcp/sse_test.cpp mcp/schema_test.cpp
+  DEPS dp_mcp
+  LABELS unit)

@@ -80,6 +80,8 @@ class MeteredStore final : public store::Store {
     store::LeaseRepository& leases() override { return inner_.leases(); }
     store::MessageRepository& messages() override { return inner_.messages(); }
     store::TaskRepository& tasks() override { return inner_.tasks(); }
+    store::AdapterRepository& adapters() override { return inner_.adapters(); }
+    store::ToolExecutionRepository& tool_executions() override { return inner_.tool_executions(); }
     store::UserRepository& users() override { return inner_.users(); }
     store::ApiKeyRepository& api_keys() override { return inner_.api_keys(); }
     store::RefreshTokenRepository& refresh_tokens() override { return inner_.refresh_tokens(); }

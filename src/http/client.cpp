@@ -136,6 +136,49 @@ Error io_error(const error_code& ec, std::string_view stage, const Target& t) {
                     std::string(stage) + " " + where + " failed: " + ec.message());
 }
 
+ClientResponse head_of(const bhttp::response_header<>& res, const Target& t) {
+  ClientResponse out;
+  out.status = res.result_int();
+  out.url = t.url;
+  for (const auto& f : res) {
+    std::string name(f.name_string());
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    out.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  return out;
+}
+
+// Reads the header, then hands each piece of the body to `req.on_body` as it arrives.
+template <class Stream>
+asio::awaitable<Result<ClientResponse>> read_streaming(Stream& stream, beast::flat_buffer& buffer,
+                                                       const Target& t, const ClientRequest& req,
+                                                       Clock::time_point deadline) {
+  bhttp::response_parser<bhttp::buffer_body> parser;
+  parser.body_limit(req.max_response_bytes);
+  parser.header_limit(static_cast<std::uint32_t>(
+      std::min<std::size_t>(req.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
+  beast::get_lowest_layer(stream).expires_at(deadline);
+  auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
+  (void)hn;
+  if (hec) co_return io_error(hec, "reading from", t);
+  ClientResponse head = head_of(parser.get().base(), t);
+  char chunk[16384];
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk;
+    parser.get().body().size = sizeof chunk;
+    beast::get_lowest_layer(stream).expires_at(deadline);
+    auto [ec, n] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
+    (void)n;
+    if (ec && ec != bhttp::error::need_buffer) co_return io_error(ec, "reading from", t);
+    const std::size_t got = sizeof chunk - parser.get().body().size;
+    if (got > 0 && !req.on_body(head, std::string_view(chunk, got))) {
+      co_return make_error(ErrorCode::kAborted, "stopped", "reading the response was stopped");
+    }
+  }
+  co_return head;
+}
+
 template <class Stream>
 asio::awaitable<Result<ClientResponse>> send_and_read(Stream& stream, const Target& t,
                                                       const ClientRequest& req,
@@ -168,6 +211,7 @@ asio::awaitable<Result<ClientResponse>> send_and_read(Stream& stream, const Targ
   if (wec) co_return io_error(wec, "writing to", t);
 
   beast::flat_buffer buffer;
+  if (req.on_body) co_return co_await read_streaming(stream, buffer, t, req, deadline);
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(req.max_response_bytes);
   parser.header_limit(static_cast<std::uint32_t>(
@@ -178,15 +222,7 @@ asio::awaitable<Result<ClientResponse>> send_and_read(Stream& stream, const Targ
   if (rec) co_return io_error(rec, "reading from", t);
 
   auto res = parser.release();
-  ClientResponse out;
-  out.status = res.result_int();
-  out.url = t.url;
-  for (const auto& f : res) {
-    std::string name(f.name_string());
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    out.headers.emplace_back(std::move(name), std::string(f.value()));
-  }
+  ClientResponse out = head_of(res.base(), t);
   out.body = std::move(res.body());
   co_return out;
 }

@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,6 +31,8 @@
 #include "http/message.hpp"
 
 namespace dp::http {
+
+struct ClientResponse;
 
 struct ClientRequest {
   std::string method = "GET";
@@ -43,6 +46,11 @@ struct ClientRequest {
   int max_redirects = 0;
   // PEM bundle of trusted CAs for https; empty: the system store.
   std::string ca_file;
+  // Streaming: when set, the body is handed over in chunks as it arrives instead of being
+  // collected (the response's `body` stays empty). `head` holds the status and headers.
+  // Returning false stops reading and ends the exchange with kAborted `stopped`.
+  // `max_response_bytes` still bounds the whole body; `timeout` the whole exchange.
+  std::function<bool(const ClientResponse& head, std::string_view chunk)> on_body;
 };
 
 struct ClientResponse {
