@@ -8,3 +8,12 @@ if(TARGET mcp_client_test)
     DP_NODE_BINARY="${DP_NODE_BINARY}"
     DP_MCP_TEST_DIR="${PROJECT_SOURCE_DIR}/tests/mcp")
 endif()
+
+# /api/v1/tools on the real binary, SQLite and PostgreSQL.
+dp_cc_test(NAME tools_api_test SRCS tools_api_test.cpp DEPS dp_it_harness LABELS "integration;mcp")
+if(TARGET tools_api_test)
+  add_dependencies(tools_api_test devplane)
+  target_compile_definitions(tools_api_test PRIVATE
+    DP_NODE_BINARY="${DP_NODE_BINARY}"
+    DP_MCP_TEST_DIR="${PROJECT_SOURCE_DIR}/tests/mcp")
+endif()
