@@ -127,10 +127,11 @@ Result<std::shared_ptr<Client>> Registry::client(const std::string& adapter_id,
     if (e.client && e.config_text == text && e.client->healthy()) return e.client;  // another thread connected
     if (e.failures > 0 && Clock::now() < e.retry_at && e.last_error) {
       const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(e.retry_at - Clock::now());
-      Error err{ErrorCode::kUnavailable, "adapter_unhealthy",
-                "MCP adapter '" + name + "' is unhealthy (" + e.last_error->message +
-                    "); next attempt in " + std::to_string(wait.count()) + " ms",
-                json::object{{"cause", e.last_error->reason}, {"retryInMs", static_cast<std::int64_t>(wait.count())}}};
+      // The message is the last failure's, unchanged, so a health record does not change
+      // (and announce itself) on every check while the server stays down.
+      Error err{ErrorCode::kUnavailable, "adapter_unhealthy", e.last_error->message,
+                json::object{{"cause", e.last_error->reason},
+                             {"retryInMs", static_cast<std::int64_t>(wait.count())}}};
       return err;
     }
   }
