@@ -1,6 +1,7 @@
 #include "mcp/tool_service.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <set>
 
@@ -473,8 +474,37 @@ Result<model::ToolExecution> ToolService::execute(ExecuteRequest&& req) {
     return refuse(std::move(err), "refused");
   }
   DP_TRY(validate_arguments(req.arguments, tool->input_schema));
+  // Progress the server reports becomes tool.execution.progress events, at most one per
+  // 100 ms. The callback may run on the transport's thread after the call returned, so it owns
+  // what it uses.
+  struct ProgressState {
+    store::Store* store;
+    std::function<void()> on_commit;
+    json::object base;
+    std::string correlation_id;
+    std::atomic<std::int64_t> last_ms{0};
+  };
+  auto state = std::make_shared<ProgressState>();
+  state->store = &store_;
+  state->on_commit = on_commit_;
+  state->base = json::object{{"executionId", e.id}, {"adapterId", a.id}, {"tool", req.tool}};
+  state->correlation_id = req.correlation_id;
+  CallOptions opts;
+  opts.on_progress = [state](const json::object& p) {
+    const std::int64_t now = clock::now_ms();
+    std::int64_t last = state->last_ms.load();
+    if (now - last < 100 || !state->last_ms.compare_exchange_strong(last, now)) return;
+    json::object payload = state->base;
+    for (const char* k : {"progress", "total", "message"}) {
+      if (const auto* v = p.if_contains(k)) payload[k] = *v;
+    }
+    auto s = state->store->write([&](store::Tx& tx) {
+      return Status(tx.outbox().append(event("tool.execution.progress", payload, state->correlation_id)));
+    });
+    if (s.ok() && state->on_commit) state->on_commit();
+  };
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = (*client)->call_tool(req.tool, req.arguments);
+  auto r = (*client)->call_tool(req.tool, req.arguments, opts);
   e.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   if (!r.ok()) {
     e.status = "failed";

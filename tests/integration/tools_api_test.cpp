@@ -171,19 +171,26 @@ TEST_P(ToolsApiTest, RegistersCallsAndRecordsEveryCall) {
   EXPECT_EQ(unknown.status, 404u) << unknown.describe();
   EXPECT_EQ(unknown.str("/error/code"), "tool_not_found");
 
+  // Progress reported by the server during a call becomes events.
+  auto longop = execute(id, "trigger-long-running-operation", {{"duration", 1}, {"steps", 4}});
+  ASSERT_EQ(longop.status, 200u) << longop.describe();
+  const auto progress = query("SELECT payload FROM outbox WHERE topic = 'tool.execution.progress'");
+  ASSERT_GE(progress.size(), 2u);
+  EXPECT_EQ(json::parse(progress.back()).at("executionId"), json::value(longop.str("/data/id")));
+
   auto execs = client_->get("/api/v1/tools/" + id + "/executions");
   ASSERT_EQ(execs.status, 200u) << execs.describe();
-  EXPECT_EQ(execs.num("/meta/total"), 3);  // get-env, echo, get-structured-content
-  EXPECT_EQ(execs.str("/data/0/tool"), "get-structured-content");
-  EXPECT_EQ(execs.str("/data/1/arguments/password"), "***");
+  EXPECT_EQ(execs.num("/meta/total"), 4);  // get-env, echo, get-structured-content, long op
+  EXPECT_EQ(execs.str("/data/1/tool"), "get-structured-content");
+  EXPECT_EQ(execs.str("/data/2/arguments/password"), "***");
 
   // Each call's event was committed with it.
   std::vector<std::string> events;
-  for (int i = 0; i < 50 && events.size() < 3; ++i) {
+  for (int i = 0; i < 50 && events.size() < 4; ++i) {
     events = query("SELECT payload FROM outbox WHERE topic = 'tool.execution.result' ORDER BY id");
-    if (events.size() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (events.size() < 4) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_EQ(events.size(), 3u);
+  ASSERT_EQ(events.size(), 4u);
   auto ev = json::parse(events[1]);
   EXPECT_EQ(ev.at("tool"), "echo");
   EXPECT_EQ(ev.at("status"), "succeeded");
@@ -195,7 +202,7 @@ TEST_P(ToolsApiTest, RegistersCallsAndRecordsEveryCall) {
   auto del = client_->del("/api/v1/tools/" + id);
   EXPECT_EQ(del.status, 204u) << del.describe();
   EXPECT_EQ(client_->get("/api/v1/tools/" + id).status, 404u);
-  EXPECT_EQ(query("SELECT count(*) FROM tool_executions").at(0), "3");  // the record stays
+  EXPECT_EQ(query("SELECT count(*) FROM tool_executions").at(0), "4");  // the records stay
 }
 
 TEST_P(ToolsApiTest, BadInputGetsAClearErrorAndChangesNothing) {
