@@ -22,6 +22,7 @@
 #include "child_process.hpp"
 #include "harness.hpp"
 #include "mcp/client.hpp"
+#include "mcp/registry.hpp"
 
 namespace dp::it {
 namespace {
@@ -373,6 +374,47 @@ TEST(McpHostileServerTest, NotificationFloodDoesNotBlockTheAnswer) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(first_text(*r), "after the flood");
   EXPECT_GE(c->notifications_received(), 5000u);
+}
+
+TEST(McpRegistryTest, ACrashedServerIsRestartedOnlyAfterTheBackoff) {
+  REQUIRE_SERVERS();
+  TempDir dir;
+  mcp::RegistryOptions ro;
+  ro.work_dir = dir.str();
+  ro.backoff_min = 400ms;
+  mcp::Registry registry(ro);
+  const json::object config{{"transport", "stdio"},
+                            {"command", node_binary()},
+                            {"args", json::array{mcp_dir() + "/fake_server.mjs", "crash"}},
+                            {"sandbox", false}};
+  auto c = registry.client("a1", "crashy", config);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  auto r = (*c)->call_tool("echo", json::object{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().reason, "server_exited");
+  // Within the backoff: refused at once with the cause, no new process.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto fast = registry.client("a1", "crashy", config);
+  ASSERT_FALSE(fast.ok());
+  EXPECT_EQ(fast.error().reason, "adapter_unhealthy");
+  EXPECT_EQ(fast.error().details.at("cause"), "server_exited");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
+  ASSERT_TRUE(registry.last_failure("a1").has_value());
+  // After it: a fresh server, which answers until it is asked to crash again.
+  std::this_thread::sleep_for(450ms);
+  auto again = registry.client("a1", "crashy", config);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_NE(again->get(), c->get());
+  EXPECT_TRUE((*again)->ping().ok());
+  // A changed config replaces the connection at once.
+  json::object other = config;
+  other["timeoutMs"] = 1000;
+  auto replaced = registry.client("a1", "crashy", other);
+  ASSERT_TRUE(replaced.ok());
+  EXPECT_NE(replaced->get(), again->get());
+  EXPECT_FALSE((*again)->healthy());
+  registry.forget("a1");
+  EXPECT_FALSE((*replaced)->healthy());
 }
 
 TEST(McpClientTest, PaginatesToolsList) {

@@ -299,9 +299,12 @@ TEST_P(ToolsApiTest, ACrashingServerIsUnhealthyAndRestartedWithBackoff) {
   auto r = execute(id, "echo");
   EXPECT_EQ(r.status, 503u) << r.describe();
   EXPECT_NE(r.str("/error/message").find("code 3"), std::string::npos) << r.describe();
+  // Within the backoff the call fails fast (adapter_unhealthy); on a slow machine the backoff
+  // (0.5 s) may have passed, and the restarted server crashes again. Either way: 503, recorded.
   auto again = execute(id, "echo");
   EXPECT_EQ(again.status, 503u) << again.describe();
-  EXPECT_EQ(again.str("/error/code"), "adapter_unhealthy") << again.describe();
+  const std::string code = again.str("/error/code");
+  EXPECT_TRUE(code == "adapter_unhealthy" || code == "server_exited") << again.describe();
   EXPECT_EQ(query("SELECT count(*) FROM tool_executions WHERE status = 'failed'").at(0), "2");
   // The periodic checker reconnects after the backoff: the restarted server answers pings.
   std::string status;
