@@ -304,6 +304,51 @@ Result<std::vector<Tool>> Client::list_tools(bool refresh) {
   return all;
 }
 
+Result<json::array> Client::list_all(const std::string& method, const std::string& key) {
+  json::array all;
+  json::value cursor;
+  for (std::size_t page = 0;; ++page) {
+    if (page >= opt_.max_pages) {
+      return Error{ErrorCode::kResourceExhausted, "catalog_too_large",
+                   method + " did not end within " + std::to_string(opt_.max_pages) + " pages", nullptr};
+    }
+    json::object params;
+    if (!cursor.is_null()) params["cursor"] = cursor;
+    DP_ASSIGN_OR_RETURN(json::value r, request(method, std::move(params)));
+    const auto* items = r.is_object() ? r.get_object().if_contains(key) : nullptr;
+    if (items == nullptr || !items->is_array()) {
+      return Error::invalid_argument("invalid_message", method + " result has no " + key + " array");
+    }
+    for (const auto& item : items->get_array()) {
+      all.push_back(item);
+      if (all.size() > opt_.max_tools) {
+        return Error{ErrorCode::kResourceExhausted, "catalog_too_large",
+                     method + " lists more than " + std::to_string(opt_.max_tools) + " items", nullptr};
+      }
+    }
+    const auto* next = r.get_object().if_contains("nextCursor");
+    if (next == nullptr || !next->is_string() || next->get_string().empty()) break;
+    if (!cursor.is_null() && cursor == *next) {
+      return Error::invalid_argument("invalid_message", method + " returned the same cursor twice");
+    }
+    cursor = *next;
+  }
+  return all;
+}
+
+Result<json::array> Client::list_resources() { return list_all("resources/list", "resources"); }
+Result<json::array> Client::list_prompts() { return list_all("prompts/list", "prompts"); }
+
+Result<json::value> Client::read_resource(const std::string& uri) {
+  return request("resources/read", json::object{{"uri", uri}});
+}
+
+Result<json::value> Client::get_prompt(const std::string& name, json::object arguments) {
+  json::object params{{"name", name}};
+  if (!arguments.empty()) params["arguments"] = std::move(arguments);
+  return request("prompts/get", std::move(params));
+}
+
 Result<CallToolResult> Client::call_tool(const std::string& name, json::value arguments,
                                          const CallOptions& options) {
   json::object params{{"name", name}};

@@ -74,6 +74,13 @@ class Client {
   Result<std::vector<Tool>> list_tools(bool refresh = false);
   Result<CallToolResult> call_tool(const std::string& name, boost::json::value arguments,
                                    const CallOptions& options = {});
+  // resources/list and prompts/list (every page: the items of each page's `resources` /
+  // `prompts` array, as the server sent them), resources/read and prompts/get (the raw result).
+  // kNotFound `method_not_found`-style rpc errors when the server offers no such capability.
+  Result<boost::json::array> list_resources();
+  Result<boost::json::value> read_resource(const std::string& uri);
+  Result<boost::json::array> list_prompts();
+  Result<boost::json::value> get_prompt(const std::string& name, boost::json::object arguments = {});
   // Round trip time of a ping.
   Result<std::chrono::microseconds> ping(std::optional<std::chrono::milliseconds> timeout = {});
   // Any request; the raw result.
@@ -101,6 +108,7 @@ class Client {
   };
 
   Status initialize();
+  Result<boost::json::array> list_all(const std::string& method, const std::string& key);
   Result<boost::json::value> request_once(const std::string& method, const boost::json::value& params,
                                           const CallOptions& options, Clock::time_point deadline,
                                           std::uint64_t& session_gen);

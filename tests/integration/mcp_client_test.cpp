@@ -131,6 +131,25 @@ void exercise_everything(Client& c) {
   EXPECT_GE(progress.size(), 3u);
   for (std::size_t i = 1; i < progress.size(); ++i) EXPECT_GT(progress[i], progress[i - 1]);
 
+  // Resources (paginated by the server) and prompts.
+  auto resources = c.list_resources();
+  ASSERT_TRUE(resources.ok()) << resources.error().message;
+  ASSERT_FALSE(resources->empty());
+  const std::string uri(resources->front().at("uri").as_string());
+  auto content = c.read_resource(uri);
+  ASSERT_TRUE(content.ok()) << content.error().message;
+  EXPECT_EQ(content->at("contents").as_array().front().at("uri"), json::value(uri));
+  auto prompts = c.list_prompts();
+  ASSERT_TRUE(prompts.ok()) << prompts.error().message;
+  bool simple = false;
+  for (const auto& p : *prompts) simple = simple || p.at("name") == "simple-prompt";
+  EXPECT_TRUE(simple) << json::serialize(*prompts);
+  auto prompt = c.get_prompt("simple-prompt");
+  ASSERT_TRUE(prompt.ok()) << prompt.error().message;
+  EXPECT_FALSE(prompt->at("messages").as_array().empty());
+  auto missing = c.read_resource("demo://no/such/resource");
+  EXPECT_FALSE(missing.ok());
+
   auto rtt = c.ping();
   ASSERT_TRUE(rtt.ok()) << rtt.error().message;
   EXPECT_LT(rtt->count(), 1'000'000);
