@@ -403,7 +403,7 @@ TEST(McpRegistryTest, ACrashedServerIsRestartedOnlyAfterTheBackoff) {
   ro.backoff_min = 400ms;
   mcp::Registry registry(ro);
   const json::object config{{"transport", "stdio"},
-                            {"command", node_binary()},
+                            {"command", node_binary(DP_NODE_BINARY)},
                             {"args", json::array{mcp_dir() + "/fake_server.mjs", "crash"}},
                             {"sandbox", false}};
   auto c = registry.client("a1", "crashy", config);
