@@ -76,3 +76,9 @@ dp_cc_test(NAME dp_workflow_test
   SRCS workflow/engine_test.cpp
   DEPS dp_workflow SQLite::SQLite3
   LABELS unit)
+
+# The MCP codec, SSE parser and protocol types.
+dp_cc_test(NAME dp_mcp_test
+  SRCS mcp/jsonrpc_test.cpp mcp/sse_test.cpp mcp/schema_test.cpp
+  DEPS dp_mcp
+  LABELS unit)

@@ -32,6 +32,9 @@
 #include "auth/policy.hpp"
 #include "audit/audit_service.hpp"
 #include "auth/secrets.hpp"
+#include "api/v1/tools_routes.hpp"
+#include "mcp/registry.hpp"
+#include "mcp/tool_service.hpp"
 #include "bus/event_bus.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
@@ -320,6 +323,12 @@ int run_serve(const ServeOptions& opts) {
   api::v1::register_secret_routes(router, secret_service);
   api::v1::register_audit_routes(router, audit_service);
   auth_service.set_recorder(&audit_recorder);
+  // MCP adapters: one live client per registered server, health-checked periodically.
+  mcp::RegistryOptions mcp_opts;
+  mcp_opts.work_dir = cfg.data_dir + "/mcp";
+  mcp::Registry mcp_registry(mcp_opts);
+  mcp::ToolService tool_service(store, mcp_registry, secrets);
+  api::v1::register_tool_routes(router, tool_service);
 
   const auto started_at = std::chrono::steady_clock::now();
   http::Server* server_ptr = nullptr;
@@ -411,6 +420,7 @@ int run_serve(const ServeOptions& opts) {
   executor.start();
   remote_hub.start();
   engine.start();
+  tool_service.start_health_checker(std::chrono::milliseconds(cfg.mcp_health_interval_ms));
 
   realtime::HealthSources health_src;
   health_src.node_id = node_id;
@@ -469,6 +479,8 @@ int run_serve(const ServeOptions& opts) {
   remote_hub.stop();
   engine.stop();
   executor.stop();  // running tasks are stopped and their results recorded
+  tool_service.stop_health_checker();
+  mcp_registry.close_all();  // MCP servers end (stdio processes, HTTP sessions)
   health.stop();
   hub.stop();
   relay.stop();  // announces what was committed before the stop

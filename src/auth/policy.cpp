@@ -86,6 +86,19 @@ const std::vector<Rule> kRules = {
          "act on workflows; the step's approvers (roles) decide"),
     only("POST", "/api/v1/executions/:id/steps/:step/reject", A | O,
          "act on workflows; the step's approvers (roles) decide"),
+    // MCP adapters and tool calls (src/mcp/, api/v1/tools.cpp). Registering or changing an
+    // adapter starts programs on the server, and approving a changed tool vouches for it:
+    // admins only. Operators call tools; every call is recorded.
+    only("GET", "/api/v1/tools", A | O | V, "read"),
+    only("POST", "/api/v1/tools", A, "register an MCP server (runs a program)"),
+    only("GET", "/api/v1/tools/:id", A | O | V, "read"),
+    only("PUT", "/api/v1/tools/:id", A, "change an MCP server (runs a program)"),
+    only("DELETE", "/api/v1/tools/:id", A, "remove an MCP server"),
+    only("GET", "/api/v1/tools/:id/health", A | O | V, "live ping"),
+    only("GET", "/api/v1/tools/:id/tools", A | O | V, "read the catalog"),
+    only("POST", "/api/v1/tools/:id/approve", A, "re-approve changed tools"),
+    only("POST", "/api/v1/tools/:id/execute", A | O, "call a tool (audited)"),
+    only("GET", "/api/v1/tools/:id/executions", A | O | V, "read tool calls"),
 
     // Tool gateway (MCP Streamable HTTP). Not served yet (src/mcp/).
     only("POST", "/mcp", A | O | G, "tool gateway"),

@@ -106,6 +106,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"event_retention_hours", "48"},
       {"health_interval_ms", "250"},
       {"remote_heartbeat_timeout_ms", "5000"},
+      {"mcp_health_interval_ms", "1500"},
       {"allowed_origins", "https://a.example, http://b.example:3000 ,"},
       {"master_key_file", "/etc/devplane/master.key"},
       {"master_key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
@@ -159,6 +160,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   EXPECT_EQ(c.event_retention_hours, 48u);
   EXPECT_EQ(c.health_interval_ms, 250u);
   EXPECT_EQ(c.remote_heartbeat_timeout_ms, 5000u);
+  EXPECT_EQ(c.mcp_health_interval_ms, 1500u);
   EXPECT_EQ(c.allowed_origins,
             (std::vector<std::string>{"https://a.example", "http://b.example:3000"}));
   EXPECT_EQ(c.oidc_issuer, "https://idp.example.com");
@@ -222,6 +224,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValue{"health_interval_ms", "99"},
                       BadValue{"remote_heartbeat_timeout_ms", "999"},
                       BadValue{"remote_heartbeat_timeout_ms", "600001"},
+                      BadValue{"mcp_health_interval_ms", "199"},
                       BadValue{"allowed_origins", "https://ok.example,ftp://bad"},
                       BadValue{"allowed_origins", "example.com"},
                       BadValue{"redis_key_prefix", ""}, BadValue{"redis_key_prefix", "Team A"},

@@ -136,6 +136,19 @@ Error io_error(const error_code& ec, std::string_view stage, const Target& t) {
                     std::string(stage) + " " + where + " failed: " + ec.message());
 }
 
+ClientResponse head_of(const bhttp::response_header<>& res, const Target& t) {
+  ClientResponse out;
+  out.status = res.result_int();
+  out.url = t.url;
+  for (const auto& f : res) {
+    std::string name(f.name_string());
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    out.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  return out;
+}
+
 template <class Stream>
 asio::awaitable<Result<ClientResponse>> send_and_read(Stream& stream, const Target& t,
                                                       const ClientRequest& req,
@@ -180,6 +193,7 @@ asio::awaitable<Result<ClientResponse>> send_and_read(Stream& stream, const Targ
   }
   const bool streaming = req.on_body && parser.get().result_int() / 100 == 2;
   if (streaming) {
+    const ClientResponse head = head_of(parser.get().base(), t);
     // The string body appends at its current size, so emptying it after each hand-over keeps
     // memory flat while the parser's body limit still counts the whole stream.
     while (!parser.is_done()) {
@@ -188,7 +202,7 @@ asio::awaitable<Result<ClientResponse>> send_and_read(Stream& stream, const Targ
       if (sec) co_return io_error(sec, "reading from", t);
       std::string& piece = parser.get().body();
       if (!piece.empty()) {
-        if (!req.on_body(piece)) {
+        if (!req.on_body(head, piece)) {
           co_return make_error(ErrorCode::kAborted, "aborted",
                                "the reader of the response from " + t.host_header + " stopped");
         }
@@ -202,15 +216,7 @@ asio::awaitable<Result<ClientResponse>> send_and_read(Stream& stream, const Targ
   }
 
   auto res = parser.release();
-  ClientResponse out;
-  out.status = res.result_int();
-  out.url = t.url;
-  for (const auto& f : res) {
-    std::string name(f.name_string());
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    out.headers.emplace_back(std::move(name), std::string(f.value()));
-  }
+  ClientResponse out = head_of(res.base(), t);
   out.body = std::move(res.body());
   co_return out;
 }

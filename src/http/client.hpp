@@ -37,6 +37,8 @@
 
 namespace dp::http {
 
+struct ClientResponse;
+
 struct ClientRequest {
   std::string method = "GET";
   std::string url;   // http://host[:port]/path?query or https://...
@@ -49,8 +51,9 @@ struct ClientRequest {
   int max_redirects = 0;
   // PEM bundle of trusted CAs for https; empty: the system store.
   std::string ca_file;
-  // Streaming (see above): called on the calling thread with each piece of a 2xx body.
-  std::function<bool(std::string_view piece)> on_body;
+  // Streaming (see above): called on the calling thread with each piece of a 2xx body; `head`
+  // holds the status and headers (its `body` is empty).
+  std::function<bool(const ClientResponse& head, std::string_view piece)> on_body;
   // Polled every 50 ms while the exchange runs; when it becomes true the connection is dropped
   // and fetch returns kAborted, reason `aborted`. May be null.
   const std::atomic<bool>* cancel = nullptr;

@@ -116,7 +116,7 @@ Result<ChatResponse> HttpProvider::attempt(const ChatRequest& request, const std
     return o_.kind == Kind::kOpenAi ? openai.on_event(ev) : anthropic.on_event(ev);
   };
   if (request.stream) {
-    req.on_body = [&](std::string_view piece) {
+    req.on_body = [&](const http::ClientResponse&, std::string_view piece) {
       if (cancel != nullptr && cancel->load()) {
         was_cancelled = true;
         return false;
@@ -131,9 +131,10 @@ Result<ChatResponse> HttpProvider::attempt(const ChatRequest& request, const std
   }
   bool got_bytes = false;
   if (request.stream) {
-    req.on_body = [inner = std::move(req.on_body), &got_bytes](std::string_view piece) {
+    req.on_body = [inner = std::move(req.on_body), &got_bytes](const http::ClientResponse& head,
+                                                                std::string_view piece) {
       got_bytes = true;
-      return inner(piece);
+      return inner(head, piece);
     };
   }
   req.cancel = cancel;

@@ -32,6 +32,7 @@
 #include "model/metric.hpp"
 #include "model/task.hpp"
 #include "model/workflow.hpp"
+#include "model/tool.hpp"
 
 namespace dp::store {
 
@@ -167,6 +168,36 @@ struct ExecutionFilter {
   int limit = 50;
 };
 
+// MCP adapters (registered MCP servers). Names are unique.
+class AdapterRepository {
+ public:
+  virtual ~AdapterRepository() = default;
+  // kAlreadyExists when the name is taken.
+  virtual Status insert(const model::Adapter& adapter) = 0;
+  // kNotFound when absent.
+  virtual Result<model::Adapter> get(std::string_view id) = 0;
+  // Every adapter, by name.
+  virtual Result<std::vector<model::Adapter>> list() = 0;
+  // Writes every field but the health ones if the stored version equals `expected_version`.
+  // kFailedPrecondition (reason version_conflict) on a stale version, kNotFound when absent,
+  // kAlreadyExists when the new name is taken.
+  virtual Status update(const model::Adapter& adapter, std::int64_t expected_version) = 0;
+  // kNotFound when absent. Its executions stay, with adapter_id null.
+  virtual Status remove(std::string_view id) = 0;
+  // Status, reason, last_health_check and (when given) latency; not versioned, as the health
+  // checker writes it concurrently with operators' edits. kNotFound when absent.
+  virtual Status record_health(std::string_view id, std::string_view status,
+                               std::string_view reason, std::int64_t at_ms,
+                               std::optional<std::int64_t> latency_us) = 0;
+};
+
+struct ToolExecutionFilter {
+  std::optional<std::string> adapter_id;
+  std::optional<std::string> tool_name;
+  std::optional<std::string> after;  // keyset cursor (an execution id)
+  int limit = 50;
+};
+
 // Workflow executions and their steps. Every step write is a compare-and-set on the status
 // and attempt the writer read, so a writer acting on a superseded attempt changes nothing.
 class ExecutionRepository {
@@ -198,6 +229,17 @@ class ExecutionRepository {
   // `expected_attempt`. kFailedPrecondition `stale_step` otherwise.
   virtual Status update_step(const model::ExecutionStep& step, std::string_view expected_status,
                              std::int64_t expected_attempt) = 0;
+};
+
+// The record of every tool call (append-only).
+class ToolExecutionRepository {
+ public:
+  virtual ~ToolExecutionRepository() = default;
+  virtual Status insert(const model::ToolExecution& execution) = 0;
+  // kNotFound when absent.
+  virtual Result<model::ToolExecution> get(std::string_view id) = 0;
+  // Newest first.
+  virtual Result<Page<model::ToolExecution>> list(const ToolExecutionFilter& filter) = 0;
 };
 
 // An event waiting to be published; `payload` is a JSON document.
@@ -401,6 +443,8 @@ class Tx {
   virtual SecretRepository& secrets() = 0;
   virtual WorkflowRepository& workflows() = 0;
   virtual ExecutionRepository& executions() = 0;
+  virtual AdapterRepository& adapters() = 0;
+  virtual ToolExecutionRepository& tool_executions() = 0;
   virtual UserRepository& users() = 0;
   virtual ApiKeyRepository& api_keys() = 0;
   virtual RefreshTokenRepository& refresh_tokens() = 0;

@@ -1984,6 +1984,146 @@ TEST_P(StoreTest, StepWritesAreFencedByStatusAndAttempt) {
   }).ok());
 }
 
+// --- MCP adapters and tool executions ------------------------------------------------------
+
+model::Adapter adapter(std::string name) {
+  model::Adapter a;
+  a.id = ids::uuid_v7();
+  a.name = std::move(name);
+  a.config = boost::json::object{{"transport", "stdio"}, {"command", "node"},
+                                 {"env", boost::json::object{{"TOKEN", "dpsec:v1:abc"}}}};
+  a.created_at = a.updated_at = 1'700'000'000'000;
+  a.pinned_tools = boost::json::object{{"echo", "h1"}};
+  return a;
+}
+
+TEST_P(StoreTest, AdapterRoundTripsAndNamesAreUnique) {
+  auto a = adapter("everything");
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.adapters().insert(a); }).ok());
+  auto dup = adapter("everything");
+  auto s = store_->write([&](Tx& tx) { return tx.adapters().insert(dup); });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::kAlreadyExists);
+  model::Adapter got;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(got, tx.adapters().get(a.id));
+    return Ok{};
+  }).ok());
+  EXPECT_EQ(got.name, "everything");
+  EXPECT_EQ(got.config, a.config);
+  EXPECT_EQ(got.status, "unknown");
+  EXPECT_EQ(got.pinned_tools, a.pinned_tools);
+  EXPECT_TRUE(got.flagged_tools.empty());
+  EXPECT_FALSE(got.last_health_check);
+  EXPECT_EQ(got.created_at, a.created_at);
+  auto missing = store_->read([&](Tx& tx) { return Status(tx.adapters().get("nope")); });
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(StoreTest, AdapterUpdateIsVersionedAndHealthIsNot) {
+  auto a = adapter("fs");
+  auto b = adapter("other");
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+    DP_TRY(tx.adapters().insert(a));
+    return tx.adapters().insert(b);
+  }).ok());
+  ASSERT_TRUE(store_->write([&](Tx& tx) {
+    return tx.adapters().record_health(a.id, "healthy", "", 1'700'000'001'000, 1234);
+  }).ok());
+  auto changed = a;
+  changed.version = 2;
+  changed.flagged_tools = boost::json::object{{"echo", boost::json::object{{"currentHash", "h2"}}}};
+  changed.approved_at = 1'700'000'002'000;
+  changed.approved_by = "admin";
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.adapters().update(changed, 1); }).ok());
+  auto stale = store_->write([&](Tx& tx) { return tx.adapters().update(changed, 1); });
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().reason, "version_conflict");
+  auto rename = changed;
+  rename.name = "other";
+  rename.version = 3;
+  EXPECT_EQ(store_->write([&](Tx& tx) { return tx.adapters().update(rename, 2); }).error().code,
+            ErrorCode::kAlreadyExists);
+  std::vector<model::Adapter> all;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(all, tx.adapters().list());
+    return Ok{};
+  }).ok());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].name, "fs");
+  EXPECT_EQ(all[0].status, "healthy");  // the versioned update kept the health fields
+  EXPECT_EQ(all[0].last_health_check, 1'700'000'001'000);
+  EXPECT_EQ(all[0].latency_us, 1234);
+  EXPECT_EQ(all[0].version, 2);
+  EXPECT_EQ(all[0].flagged_tools, changed.flagged_tools);
+  EXPECT_EQ(all[0].approved_at, 1'700'000'002'000);
+  EXPECT_EQ(all[0].approved_by, "admin");
+  EXPECT_EQ(store_->write([&](Tx& tx) {
+              return tx.adapters().record_health("nope", "healthy", "", 1, std::nullopt);
+            }).error().code,
+            ErrorCode::kNotFound);
+}
+
+TEST_P(StoreTest, ToolExecutionsListNewestFirstAndOutliveTheirAdapter) {
+  auto a = adapter("exec");
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.adapters().insert(a); }).ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    model::ToolExecution e;
+    e.id = ids::uuid_v7();
+    e.adapter_id = a.id;
+    e.tool_name = i % 2 == 0 ? "echo" : "get-sum";
+    e.parameters = boost::json::object{{"i", i}};
+    if (i == 4) {
+      e.error = "timeout";
+      e.status = "failed";
+    } else {
+      e.result = boost::json::object{{"content", boost::json::array{}}};
+      e.status = "succeeded";
+    }
+    e.duration_ms = i;
+    e.caller = "user:admin";
+    e.correlation_id = "req-" + std::to_string(i);
+    e.executed_at = 1'700'000'000'000 + i;
+    ids.push_back(e.id);
+    ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.tool_executions().insert(e); }).ok());
+  }
+  store::Page<model::ToolExecution> page;
+  ToolExecutionFilter f;
+  f.adapter_id = a.id;
+  f.limit = 3;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(page, tx.tool_executions().list(f));
+    return Ok{};
+  }).ok());
+  EXPECT_EQ(page.total, 5);
+  ASSERT_EQ(page.items.size(), 3u);
+  EXPECT_EQ(page.items[0].id, ids[4]);
+  EXPECT_EQ(page.items[0].status, "failed");
+  EXPECT_EQ(page.items[0].error, "timeout");
+  EXPECT_TRUE(page.items[0].result.is_null());
+  EXPECT_EQ(page.items[1].parameters, (boost::json::object{{"i", 3}}));
+  ASSERT_TRUE(page.next_cursor);
+  f.after = page.next_cursor;
+  f.tool_name = "echo";
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(page, tx.tool_executions().list(f));
+    return Ok{};
+  }).ok());
+  ASSERT_EQ(page.items.size(), 1u);
+  EXPECT_EQ(page.items[0].id, ids[0]);
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.adapters().remove(a.id); }).ok());
+  EXPECT_EQ(store_->write([&](Tx& tx) { return tx.adapters().remove(a.id); }).error().code,
+            ErrorCode::kNotFound);
+  model::ToolExecution kept;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(kept, tx.tool_executions().get(ids[2]));
+    return Ok{};
+  }).ok());
+  EXPECT_FALSE(kept.adapter_id);
+  EXPECT_EQ(kept.correlation_id, "req-2");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          [](const ::testing::TestParamInfo<Backend>& param_info) {

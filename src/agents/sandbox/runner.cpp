@@ -105,6 +105,7 @@ std::vector<std::string> bwrap_args(const RunSpec& spec) {
     }
   }
   for (const char* f : kEtcFiles) a.insert(a.end(), {"--ro-bind-try", f, f});
+  for (const auto& p : spec.ro_binds) a.insert(a.end(), {"--ro-bind", p, p});
   a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind",
                      spec.workspace, "/workspace", "--chdir", "/workspace", "--setenv", "HOME",
                      "/workspace", "--"});
@@ -200,7 +201,7 @@ Result<RunResult> run(const RunSpec& spec, RunControl* control) {
     ::setrlimit(RLIMIT_CORE, &core);
     const rlimit files{1024, 1024};
     ::setrlimit(RLIMIT_NOFILE, &files);
-    ::dup2(in_r.fd, 0);
+    ::dup2(spec.stdin_fd >= 0 ? spec.stdin_fd : in_r.fd, 0);
     ::dup2(out_w.fd, 1);
     ::dup2(err_w.fd, 2);
     if (spec.isolation == Isolation::kNone && ::chdir(workdir.c_str()) != 0) {
@@ -239,7 +240,7 @@ Result<RunResult> run(const RunSpec& spec, RunControl* control) {
   Fd pidfd_guard(pidfd);
   ::fcntl(in_w.fd, F_SETFL, O_NONBLOCK);
   std::size_t stdin_off = 0;
-  if (spec.stdin_data.empty()) in_w.reset();
+  if (spec.stdin_data.empty() || spec.stdin_fd >= 0) in_w.reset();
 
   auto collect = [&](Fd& fd, std::string& text, std::int64_t& total, std::string_view name) {
     char chunk[16384];

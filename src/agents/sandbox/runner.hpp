@@ -42,6 +42,13 @@ struct RunSpec {
   std::chrono::milliseconds stop_grace{5'000};
   std::size_t output_limit = 1024 * 1024;  // bytes kept per stream; the rest is counted, dropped
   std::string stdin_data;
+  // When >= 0 the program's stdin is this descriptor (the read end of the caller's pipe, for
+  // programs that converse over stdin/stdout such as MCP servers) and `stdin_data` is ignored.
+  // The caller keeps ownership and closes it after `run` returns.
+  int stdin_fd = -1;
+  // Extra host paths the sandbox sees read-only, at the same path (a program's own files,
+  // e.g. an npm package outside the system folders). Ignored with kNone.
+  std::vector<std::string> ro_binds;
   // Called on the running thread with each chunk of output ("stdout" | "stderr"), for live logs.
   std::function<void(std::string_view stream, std::string_view chunk)> on_output;
 };

@@ -173,6 +173,22 @@ class SqlMetricRepository final : public MetricRepository {
   SqlConn& conn_;
 };
 
+class SqlAdapterRepository final : public AdapterRepository {
+ public:
+  explicit SqlAdapterRepository(SqlConn& conn) : conn_(conn) {}
+  // store::AdapterRepository
+  Status insert(const model::Adapter& adapter) override;
+  Result<model::Adapter> get(std::string_view id) override;
+  Result<std::vector<model::Adapter>> list() override;
+  Status update(const model::Adapter& adapter, std::int64_t expected_version) override;
+  Status remove(std::string_view id) override;
+  Status record_health(std::string_view id, std::string_view status, std::string_view reason,
+                       std::int64_t at_ms, std::optional<std::int64_t> latency_us) override;
+
+ private:
+  SqlConn& conn_;
+};
+
 class SqlWorkflowRepository final : public WorkflowRepository {
  public:
   explicit SqlWorkflowRepository(SqlConn& conn) : conn_(conn) {}
@@ -226,6 +242,18 @@ class SqlExecutionRepository final : public ExecutionRepository {
   SqlConn& conn_;
 };
 
+class SqlToolExecutionRepository final : public ToolExecutionRepository {
+ public:
+  explicit SqlToolExecutionRepository(SqlConn& conn) : conn_(conn) {}
+  // store::ToolExecutionRepository
+  Status insert(const model::ToolExecution& execution) override;
+  Result<model::ToolExecution> get(std::string_view id) override;
+  Result<Page<model::ToolExecution>> list(const ToolExecutionFilter& filter) override;
+
+ private:
+  SqlConn& conn_;
+};
+
 // A Tx over one connection.
 class SqlTx final : public Tx {
  public:
@@ -237,7 +265,7 @@ class SqlTx final : public Tx {
         users_(conn),
         api_keys_(conn),
         refresh_tokens_(conn), audit_(conn), tasks_(conn), metrics_(conn), secrets_(conn),
-        workflows_(conn), executions_(conn) {}
+        workflows_(conn), executions_(conn), adapters_(conn), tool_executions_(conn) {}
   AuditRepository& audit() override { return audit_; }
   AgentRepository& agents() override { return agents_; }
   OutboxRepository& outbox() override { return outbox_; }
@@ -248,6 +276,8 @@ class SqlTx final : public Tx {
   SecretRepository& secrets() override { return secrets_; }
   WorkflowRepository& workflows() override { return workflows_; }
   ExecutionRepository& executions() override { return executions_; }
+  AdapterRepository& adapters() override { return adapters_; }
+  ToolExecutionRepository& tool_executions() override { return tool_executions_; }
   UserRepository& users() override { return users_; }
   ApiKeyRepository& api_keys() override { return api_keys_; }
   RefreshTokenRepository& refresh_tokens() override { return refresh_tokens_; }
@@ -266,6 +296,8 @@ class SqlTx final : public Tx {
   SqlSecretRepository secrets_;
   SqlWorkflowRepository workflows_;
   SqlExecutionRepository executions_;
+  SqlAdapterRepository adapters_;
+  SqlToolExecutionRepository tool_executions_;
 };
 
 // Time values: SQLite stores ISO-8601 text, PostgreSQL timestamptz; both read back here.

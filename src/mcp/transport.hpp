@@ -1,0 +1,77 @@
+// Transports carry JSON-RPC texts between devplane's MCP client and one server.
+//
+// A transport is started once with handlers; it delivers every message text it receives to
+// `on_message` (on a thread of its own for stdio, on the sending thread for HTTP replies), and
+// calls `on_closed` once when the connection ends for good (the process exited, the stream
+// broke). `send` may be called from any thread; each transport serializes what must be.
+// `close` ends the connection and waits for the transport's threads, except when called from
+// inside a handler, where it only requests the end.
+//
+// Errors from `send`: kUnavailable (closed, server gone, HTTP failure), kDeadlineExceeded,
+// and kFailedPrecondition reason `session_expired` when an HTTP server no longer knows the
+// session (404, or the 400 "unknown session" some servers answer): the client initializes
+// again and retries.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "agents/sandbox/cgroup.hpp"
+#include "core/result.hpp"
+#include "http/message.hpp"
+
+namespace dp::mcp {
+
+using Clock = std::chrono::steady_clock;
+
+struct TransportHandlers {
+  std::function<void(std::string_view text)> on_message;
+  std::function<void(const Error& why)> on_closed;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual Status start(TransportHandlers handlers) = 0;
+  virtual Status send(const std::string& text, Clock::time_point deadline) = 0;
+  // The version initialize negotiated (HTTP sends it as MCP-Protocol-Version).
+  virtual void set_protocol_version(std::string /*version*/) {}
+  // Forgets the session so the next message starts a new one (HTTP).
+  virtual void reset_session() {}
+  virtual void close() = 0;
+  // "stdio: node server.js" or "http: http://127.0.0.1:3001/mcp", for logs and errors.
+  virtual std::string describe() const = 0;
+  // True when every reply arrives during `send` (HTTP): no reply by then means none will come.
+  virtual bool replies_inline() const { return false; }
+};
+
+struct StdioOptions {
+  std::vector<std::string> argv;
+  std::vector<std::pair<std::string, std::string>> env;
+  std::string workspace;         // cwd (unsandboxed) or /workspace (sandboxed)
+  bool sandbox = false;          // run under bubblewrap + cgroups (agents/sandbox)
+  bool network = false;          // sandboxed only
+  std::vector<std::string> ro_binds;  // sandboxed only: extra read-only host paths
+  agents::sandbox::CgroupLimits limits{512LL * 1024 * 1024, 256, 1.0};
+  std::size_t max_message_bytes = 4 * 1024 * 1024;
+  std::string log_name;          // adapter name in the server's stderr log lines
+};
+
+struct HttpOptions {
+  std::string url;               // the MCP endpoint, e.g. http://127.0.0.1:3001/mcp
+  http::Fields headers;          // sent with every request (e.g. Authorization)
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::size_t max_message_bytes = 4 * 1024 * 1024;
+  std::size_t max_response_bytes = 64 * 1024 * 1024;  // one POST's whole reply stream
+};
+
+std::unique_ptr<Transport> make_stdio_transport(StdioOptions options);
+std::unique_ptr<Transport> make_http_transport(HttpOptions options);
+
+}  // namespace dp::mcp
