@@ -185,7 +185,8 @@ Result<model::Agent> AgentService::decommission(const std::string& id,
 }
 
 Result<model::Agent> AgentService::remote_connected(const std::string& id,
-                                                    const std::string& correlation_id) {
+                                                    const std::string& correlation_id,
+                                                    const RemotePresence& presence) {
   std::optional<model::Agent> out;
   DP_TRY(store_.write([&](store::Tx& tx) -> Status {
     DP_ASSIGN_OR_RETURN(model::Agent a, tx.agents().get(id));
@@ -206,6 +207,7 @@ Result<model::Agent> AgentService::remote_connected(const std::string& id,
       DP_TRY(transition(tx, a, AgentStatus::kRunning, "remote agent connected", correlation_id, now));
       DP_TRY(tx.agents().update(a, expected));
     }
+    DP_TRY(tx.leases().take(presence.lease, presence.holder, clock::now_ms(), presence.ttl_ms));
     out = std::move(a);
     return Ok{};
   }));
@@ -213,8 +215,11 @@ Result<model::Agent> AgentService::remote_connected(const std::string& id,
 }
 
 Status AgentService::remote_lost(const std::string& id, const std::string& reason,
-                                 const std::string& correlation_id) {
+                                 const std::string& correlation_id,
+                                 const RemotePresence& presence) {
   return store_.write([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(const bool held, tx.leases().release(presence.lease, presence.holder));
+    if (!held) return Ok{};  // a newer connection (here or on another node) has the agent
     auto got = tx.agents().get(id);
     if (!got.ok()) return got.error().code == ErrorCode::kNotFound ? Status(Ok{}) : Status(got.error());
     model::Agent a = std::move(*got);
@@ -223,6 +228,28 @@ Status AgentService::remote_lost(const std::string& id, const std::string& reaso
     DP_TRY(transition(tx, a, AgentStatus::kError, reason, correlation_id, clock::now_ms()));
     return tx.agents().update(a, expected);
   });
+}
+
+Result<bool> AgentService::remote_orphaned(const std::string& id, const std::string& reason,
+                                           const RemotePresence& sweeper) {
+  bool orphaned = false;
+  DP_TRY(store_.write([&](store::Tx& tx) -> Status {
+    const std::int64_t now = clock::now_ms();
+    DP_ASSIGN_OR_RETURN(const bool free,
+                        tx.leases().acquire(sweeper.lease, sweeper.holder, now, sweeper.ttl_ms));
+    if (!free) return Ok{};
+    DP_TRY(tx.leases().release(sweeper.lease, sweeper.holder));
+    auto got = tx.agents().get(id);
+    if (!got.ok()) return got.error().code == ErrorCode::kNotFound ? Status(Ok{}) : Status(got.error());
+    model::Agent a = std::move(*got);
+    if (a.status != AgentStatus::kRunning && a.status != AgentStatus::kStarting) return Ok{};
+    const std::int64_t expected = a.version;
+    DP_TRY(transition(tx, a, AgentStatus::kError, reason, "", now));
+    DP_TRY(tx.agents().update(a, expected));
+    orphaned = true;
+    return Ok{};
+  }));
+  return orphaned;
 }
 
 Status AgentService::purge(const std::string& id, const std::string& correlation_id) {

@@ -38,6 +38,15 @@ struct AgentPatch {
 
 enum class LifecycleAction { kStart, kStop };
 
+// Where a remote agent is connected, as every node sees it: a lease in the store named
+// `lease` ("remote-agent:<id>"), held by the live connection (`holder`) and renewed while it
+// lasts. A sweeper uses the same struct with its own holder.
+struct RemotePresence {
+  std::string lease;
+  std::string holder;
+  std::int64_t ttl_ms = 0;
+};
+
 class AgentService {
  public:
   explicit AgentService(store::Store& store) : store_(store) {}
@@ -57,11 +66,20 @@ class AgentService {
   // each step recorded; nothing when it is already running (a reconnect that replaced the
   // previous connection). kFailedPrecondition `agent_stopped` when it is stopping, stopped or
   // decommissioned (an operator starts it first).
-  Result<model::Agent> remote_connected(const std::string& id, const std::string& correlation_id);
-  // A remote agent's connection ended: starting | running -> error with `reason`; nothing in
-  // any other state.
+  // The connection takes the presence lease in the same transaction (the newest connection
+  // wins; an older one elsewhere learns it when it renews).
+  Result<model::Agent> remote_connected(const std::string& id, const std::string& correlation_id,
+                                        const RemotePresence& presence);
+  // A remote agent's connection ended: gives up its presence and, when it still held it,
+  // starting | running -> error with `reason`. Nothing when a newer connection holds the
+  // presence, or in any other state.
   Status remote_lost(const std::string& id, const std::string& reason,
-                     const std::string& correlation_id);
+                     const std::string& correlation_id, const RemotePresence& presence);
+  // A remote agent shown starting | running whose presence lapsed (its node died and it never
+  // came back): -> error with `reason`, in one transaction that takes the presence for
+  // `sweeper` and gives it back. False, changing nothing, when a connection holds it.
+  Result<bool> remote_orphaned(const std::string& id, const std::string& reason,
+                               const RemotePresence& sweeper);
   Status purge(const std::string& id, const std::string& correlation_id);
   Result<std::vector<model::AgentStateEntry>> history(const std::string& id, int limit);
 

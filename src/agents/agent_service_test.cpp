@@ -330,39 +330,79 @@ TEST_F(AgentServiceTest, StopOfStartingAgentCancelsTheStart) {
 
 TEST_F(AgentServiceTest, RemoteAgentStatusFollowsItsConnection) {
   const auto a = create("r1", "remote");
+  const RemotePresence first{"remote-agent:" + a.id, "conn-1", 60'000};
+  const RemotePresence second{"remote-agent:" + a.id, "conn-2", 60'000};
   // A start waits for the process: starting, not running.
   auto started = service_->lifecycle(a.id, LifecycleAction::kStart, "c");
   ASSERT_TRUE(started.ok()) << started.error().message;
   EXPECT_EQ(started->status, AgentStatus::kStarting);
-  auto on = service_->remote_connected(a.id, "c");
+  auto on = service_->remote_connected(a.id, "c", first);
   ASSERT_TRUE(on.ok()) << on.error().message;
   EXPECT_EQ(on->status, AgentStatus::kRunning);
   EXPECT_EQ(on->status_reason, "remote agent connected");
-  // A replacing connection changes nothing.
+  // A replacing connection changes nothing but the presence; the replaced one's end is then
+  // not a loss.
   const auto before = snapshot(a.id);
-  ASSERT_TRUE(service_->remote_connected(a.id, "c").ok());
+  ASSERT_TRUE(service_->remote_connected(a.id, "c", second).ok());
   EXPECT_EQ(snapshot(a.id), before);
-  ASSERT_TRUE(service_->remote_lost(a.id, "remote agent disconnected: no heartbeat", "c").ok());
+  ASSERT_TRUE(service_->remote_lost(a.id, "replaced one ended", "c", first).ok());
+  EXPECT_EQ(snapshot(a.id), before);
+  ASSERT_TRUE(service_->remote_lost(a.id, "remote agent disconnected: no heartbeat", "c", second).ok());
   auto lost = service_->get(a.id);
   EXPECT_EQ(lost->status, AgentStatus::kError);
   EXPECT_EQ(lost->status_reason, "remote agent disconnected: no heartbeat");
   // Lost again (a late report) changes nothing; a reconnect passes through starting.
   const auto in_error = snapshot(a.id);
-  ASSERT_TRUE(service_->remote_lost(a.id, "again", "c").ok());
+  ASSERT_TRUE(service_->remote_lost(a.id, "again", "c", second).ok());
   EXPECT_EQ(snapshot(a.id), in_error);
-  ASSERT_EQ(service_->remote_connected(a.id, "c")->status, AgentStatus::kRunning);
+  ASSERT_EQ(service_->remote_connected(a.id, "c", first)->status, AgentStatus::kRunning);
   auto h = history(a.id);
   EXPECT_EQ(h[1].from_status, "error");
   EXPECT_EQ(h[1].status, "starting");
   // A stopped agent may not connect, and that changes nothing.
   ASSERT_TRUE(service_->lifecycle(a.id, LifecycleAction::kStop, "c").ok());
   const auto stopped = snapshot(a.id);
-  auto refused = service_->remote_connected(a.id, "c");
+  auto refused = service_->remote_connected(a.id, "c", second);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().reason, "agent_stopped");
   EXPECT_EQ(snapshot(a.id), stopped);
   // A connection to an agent purged meanwhile is lost quietly.
-  EXPECT_TRUE(service_->remote_lost("0190aaaa-bbbb-7ccc-8ddd-000000000001", "gone", "c").ok());
+  const RemotePresence ghost{"remote-agent:ghost", "conn-9", 60'000};
+  EXPECT_TRUE(service_->remote_lost("0190aaaa-bbbb-7ccc-8ddd-000000000001", "gone", "c", ghost).ok());
+}
+
+TEST_F(AgentServiceTest, RemoteAgentWhosePresenceLapsedIsOrphaned) {
+  const auto a = create("r2", "remote");
+  ASSERT_TRUE(service_->lifecycle(a.id, LifecycleAction::kStart, "c").ok());
+  // A connection whose presence lasts 1 ms: as if its node died right after the hello.
+  const RemotePresence conn{"remote-agent:" + a.id, "conn-1", 1};
+  ASSERT_TRUE(service_->remote_connected(a.id, "c", conn).ok());
+  const RemotePresence sweeper{"remote-agent:" + a.id, "sweeper/node-a", 1};
+  // A live presence elsewhere keeps the agent as it is.
+  const RemotePresence live{"remote-agent:" + a.id, "conn-2", 60'000};
+  ASSERT_TRUE(service_->remote_connected(a.id, "c", live).ok());
+  const auto running = snapshot(a.id);
+  auto kept = service_->remote_orphaned(a.id, "no connection", sweeper);
+  ASSERT_TRUE(kept.ok()) << kept.error().message;
+  EXPECT_FALSE(*kept);
+  EXPECT_EQ(snapshot(a.id), running);
+  // Once it is given up without a loss being recorded (here: released by hand), the agent is
+  // an orphan.
+  ASSERT_TRUE(store_->write([&](store::Tx& tx) {
+                       return Status(tx.leases().release(live.lease, live.holder));
+                     })
+                  .ok());
+  auto gone = service_->remote_orphaned(a.id, "no connection after restart", sweeper);
+  ASSERT_TRUE(gone.ok()) << gone.error().message;
+  EXPECT_TRUE(*gone);
+  auto got = service_->get(a.id);
+  EXPECT_EQ(got->status, AgentStatus::kError);
+  EXPECT_EQ(got->status_reason, "no connection after restart");
+  // The sweeper gave the presence back: a new connection is not refused and owns it.
+  ASSERT_EQ(service_->remote_connected(a.id, "c", live)->status, AgentStatus::kRunning);
+  auto again = service_->remote_orphaned(a.id, "x", sweeper);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
 }
 
 TEST_F(AgentServiceTest, AgentInErrorStopsDirectlyOrRestarts) {

@@ -40,7 +40,7 @@ void OutboxRelay::stop() {
     auto n = run_once();
     if (!n.ok() || *n == 0) break;
   }
-  store_.write([&](store::Tx& tx) { return tx.leases().release(kLease, options_.node_id); })
+  store_.write([&](store::Tx& tx) { return Status(tx.leases().release(kLease, options_.node_id)); })
       .ignore_error();
   lease_renew_at_ = 0;
 }

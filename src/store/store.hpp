@@ -290,8 +290,12 @@ class LeaseRepository {
   // it afterwards; false when another holder's lease has not expired yet.
   virtual Result<bool> acquire(std::string_view name, std::string_view holder,
                                std::int64_t now_ms, std::int64_t ttl_ms) = 0;
-  // Gives the lease up if `holder` holds it.
-  virtual Status release(std::string_view name, std::string_view holder) = 0;
+  // Gives `holder` the lease until now_ms + ttl_ms whoever held it (a newer claim wins, as a
+  // remote agent's newest connection does).
+  virtual Status take(std::string_view name, std::string_view holder, std::int64_t now_ms,
+                      std::int64_t ttl_ms) = 0;
+  // Gives the lease up if `holder` holds it (lapsed or not). True when it did.
+  virtual Result<bool> release(std::string_view name, std::string_view holder) = 0;
 };
 
 // Users (people who log in). Usernames and (external_issuer, external_subject) are unique.

@@ -1117,7 +1117,15 @@ TEST_P(StoreTest, LeaseIsExclusiveUntilItLapses) {
     return held;
   };
   auto release = [&](const std::string& holder) {
-    EXPECT_TRUE(store_->write([&](Tx& tx) { return tx.leases().release("relay", holder); }).ok());
+    bool was_held = false;
+    EXPECT_TRUE(store_->write([&](Tx& tx) -> Status {
+      DP_ASSIGN_OR_RETURN(was_held, tx.leases().release("relay", holder));
+      return Ok{};
+    }).ok());
+    return was_held;
+  };
+  auto take = [&](const std::string& holder, std::int64_t now, std::int64_t ttl) {
+    EXPECT_TRUE(store_->write([&](Tx& tx) { return tx.leases().take("relay", holder, now, ttl); }).ok());
   };
   const std::int64_t t0 = 1'000'000;
   EXPECT_TRUE(acquire("node-a", t0, 1000));
@@ -1126,10 +1134,19 @@ TEST_P(StoreTest, LeaseIsExclusiveUntilItLapses) {
   EXPECT_FALSE(acquire("node-b", t0 + 1500, 1000)) << "renewed until t0 + 1900";
   EXPECT_TRUE(acquire("node-b", t0 + 2000, 1000)) << "a lapsed lease is taken over";
   EXPECT_FALSE(acquire("node-a", t0 + 2100, 1000));
-  release("node-a");  // not the holder: no effect
+  EXPECT_FALSE(release("node-a")) << "not the holder: no effect";
   EXPECT_FALSE(acquire("node-a", t0 + 2200, 1000));
-  release("node-b");
+  EXPECT_TRUE(release("node-b"));
   EXPECT_TRUE(acquire("node-a", t0 + 2300, 1000)) << "a released lease is free at once";
+  // take: the newest claim wins over a live lease; the one it displaced learns it on renewal.
+  take("node-c", t0 + 2400, 1000);
+  EXPECT_FALSE(acquire("node-a", t0 + 2500, 1000)) << "node-a's lease was taken";
+  EXPECT_TRUE(acquire("node-c", t0 + 2600, 1000));
+  EXPECT_FALSE(release("node-a"));
+  EXPECT_TRUE(release("node-c"));
+  EXPECT_FALSE(release("node-c")) << "already released";
+  take("node-d", t0 + 2700, 1000);  // also when nobody held it
+  EXPECT_FALSE(acquire("node-a", t0 + 2800, 1000));
 }
 
 // --- Messages ---

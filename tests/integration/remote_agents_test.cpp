@@ -585,6 +585,35 @@ TEST_P(RemoteAgentsTest, SilentAgentIsDroppedAndMarkedLost) {
   EXPECT_NE(lost.str("/data/statusReason").find("no heartbeat"), std::string::npos) << lost.describe();
 }
 
+TEST_P(RemoteAgentsTest, AgentThatNeverReturnsAfterARestartIsMarkedLost) {
+  const std::string id = create_agent("vanished");
+  const std::string key = create_key("vanished-key", "agent", id);
+  {
+    WsClient ws;
+    ASSERT_EQ(open(ws, id, key), "");
+    hello(ws);
+    ASSERT_EQ(wait_status(id, "running").str("/data/status"), "running");
+    // The node dies with the connection; the agent's process never comes back.
+    server_->process().kill9();
+  }
+  const auto restarted_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(server_->restart(), "");
+  // Right after the restart it still shows running: it may yet reconnect.
+  EXPECT_EQ(agent(id).str("/data/status"), "running");
+  auto lost = wait_status(id, "error", 20s);
+  const auto waited = std::chrono::steady_clock::now() - restarted_at;
+  ASSERT_EQ(lost.str("/data/status"), "error") << lost.describe();
+  EXPECT_NE(lost.str("/data/statusReason").find("not connected to any node"), std::string::npos)
+      << lost.describe();
+  // Not before its presence lapsed (one heartbeat timeout after its last renewal).
+  EXPECT_GE(waited, std::chrono::milliseconds(kHeartbeatTimeoutMs / 2));
+  // Its process comes back after all: running again.
+  WsClient back;
+  ASSERT_EQ(open(back, id, key), "");
+  hello(back);
+  EXPECT_EQ(wait_status(id, "running").str("/data/status"), "running");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, RemoteAgentsTest,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          [](const ::testing::TestParamInfo<Backend>& param_info) {

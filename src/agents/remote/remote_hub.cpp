@@ -116,6 +116,9 @@ struct Link {
   std::set<std::string> sent_messages;   // sent on this connection, not acknowledged yet
 
   void send(const json::object& frame) const { conn->send(json::serialize(frame)); }
+  RemotePresence presence(std::chrono::milliseconds ttl) const {
+    return {"remote-agent:" + agent_id, holder, ttl.count()};
+  }
   // REQUIRES: mu held.
   void close_locked(std::uint16_t code, std::string reason) {
     if (closing || closed) return;
@@ -154,6 +157,7 @@ struct RemoteHub::Impl : std::enable_shared_from_this<RemoteHub::Impl> {
   bool stop_ = false;  // guarded by tick_mu
   bool wake_ = false;  // guarded by tick_mu
   std::thread ticker;
+  std::int64_t next_orphan_scan_ms = 0;  // ticker thread only
 
   std::shared_ptr<Link> find(const http::WsConnection* c) const {
     std::lock_guard lock(mu);
@@ -296,7 +300,7 @@ struct RemoteHub::Impl : std::enable_shared_from_this<RemoteHub::Impl> {
     std::shared_ptr<Link> replaced;
     {
       std::lock_guard status_lock(status_mu);
-      auto agent = agents.remote_connected(l->agent_id, l->correlation_id);
+      auto agent = agents.remote_connected(l->agent_id, l->correlation_id, l->presence(options.lease));
       if (!agent.ok()) {
         protocol_error(l, agent.error().reason, agent.error().message, ref);
         std::lock_guard lock(l->mu);
@@ -326,7 +330,8 @@ struct RemoteHub::Impl : std::enable_shared_from_this<RemoteHub::Impl> {
         // Gone while saying hello (the store call is made outside the hub's locks, which the
         // I/O threads take).
         if (!held_by_other) {
-          agents.remote_lost(l->agent_id, "remote agent disconnected during hello", l->correlation_id)
+          agents.remote_lost(l->agent_id, "remote agent disconnected during hello", l->correlation_id,
+                             l->presence(options.lease))
               .ignore_error();  // best effort: the next connection moves it again
         }
         return;
@@ -627,9 +632,19 @@ struct RemoteHub::Impl : std::enable_shared_from_this<RemoteHub::Impl> {
       return Ok{};
     });
     const bool running = s.ok() && status == model::AgentStatus::kRunning;
+    bool displaced = false;
     if (s.ok() && (renew || (running && queued))) {
       s = store.write([&](store::Tx& tx) -> Status {
-        if (renew) DP_TRY(tx.tasks().renew(l->holder, now + options.lease.count()));
+        if (renew) {
+          // The presence first: a newer connection of this agent on another node took it.
+          const RemotePresence p = l->presence(options.lease);
+          DP_ASSIGN_OR_RETURN(const bool held, tx.leases().acquire(p.lease, p.holder, now, p.ttl_ms));
+          if (!held) {
+            displaced = true;
+            return Ok{};
+          }
+          DP_TRY(tx.tasks().renew(l->holder, now + options.lease.count()));
+        }
         if (!running || !queued) return Ok{};
         for (std::int64_t i = 0; i < room; ++i) {
           DP_ASSIGN_OR_RETURN(auto t, tx.tasks().claim(l->agent_id, l->holder, now,
@@ -647,7 +662,19 @@ struct RemoteHub::Impl : std::enable_shared_from_this<RemoteHub::Impl> {
           .warn("remote agent sweep failed", {{"error", s.error().message}});
       return;
     }
+    if (displaced) {
+      std::lock_guard lock(l->mu);
+      l->close_locked(kCloseReplaced, "replaced by a newer connection of this agent on another node");
+      return;
+    }
     using S = model::AgentStatus;
+    if (status && *status == S::kError) {
+      // Marked lost while this connection lived (its presence lapsed: the store was out of
+      // reach longer than the lease): it is connected, so it is running again.
+      std::lock_guard status_lock(status_mu);
+      agents.remote_connected(l->agent_id, l->correlation_id, l->presence(options.lease)).ignore_error();
+      return;
+    }
     if (status && *status != S::kRunning) {
       if (*status != S::kStopping && *status != S::kStopped && *status != S::kDecommissioned) return;
       std::lock_guard lock(l->mu);
@@ -722,9 +749,54 @@ struct RemoteHub::Impl : std::enable_shared_from_this<RemoteHub::Impl> {
     }
   }
 
+  // Remote agents shown running that no node has a connection for (their node died and they
+  // never came back) move to error. Runs on the ticker every lease; the first scan waits a
+  // whole lease after start, so that agents of a restarted node can reconnect and
+  // connections on other nodes renew their presence first.
+  void scan_orphans() {
+    const std::int64_t now = clock::now_ms();
+    if (now < next_orphan_scan_ms) return;
+    next_orphan_scan_ms = now + options.lease.count();
+    store::AgentFilter f;
+    f.type = "remote";
+    f.status = "running";
+    f.limit = 200;
+    const RemotePresence sweeper_base{"", "sweeper/" + options.node_id, 1};
+    for (int pages = 0; pages < 50; ++pages) {
+      auto page = agents.list(f);
+      if (!page.ok()) {
+        log::global().warn("remote agent orphan scan failed", {{"error", page.error().message}});
+        return;
+      }
+      for (const auto& a : page->items) {
+        {
+          std::lock_guard lock(mu);
+          if (active.contains(a.id)) continue;
+        }
+        RemotePresence sweeper = sweeper_base;
+        sweeper.lease = "remote-agent:" + a.id;
+        std::lock_guard status_lock(status_mu);
+        {
+          std::lock_guard lock(mu);
+          if (active.contains(a.id)) continue;  // connected meanwhile
+        }
+        auto r = agents.remote_orphaned(
+            a.id, "remote agent is not connected to any node (its connection ended with its node)",
+            sweeper);
+        if (r.ok() && *r) {
+          log::Logger("", a.id).info("remote agent marked lost: no node has its connection");
+        }
+      }
+      if (!page->next_cursor) return;
+      f.after = page->next_cursor;
+    }
+  }
+
   void loop() {
+    next_orphan_scan_ms = clock::now_ms() + options.lease.count();
     for (;;) {
       tick();
+      scan_orphans();
       std::unique_lock lock(tick_mu);
       cv.wait_for(lock, options.tick, [&] { return stop_ || wake_; });
       wake_ = false;
@@ -859,7 +931,7 @@ void RemoteHub::on_close(const std::shared_ptr<http::WsConnection>& connection) 
       if (impl->active.contains(l->agent_id)) return;  // it reconnected meanwhile
     }
     Status s = impl->agents.remote_lost(l->agent_id, "remote agent disconnected: " + reason,
-                                        l->correlation_id);
+                                        l->correlation_id, l->presence(impl->options.lease));
     const log::Logger logger(l->correlation_id, l->agent_id);
     if (!s.ok()) {
       logger.warn("remote agent status not recorded", {{"error", s.error().message}});

@@ -374,10 +374,22 @@ Result<bool> SqlLeaseRepository::acquire(std::string_view name, std::string_view
   return n > 0;
 }
 
-Status SqlLeaseRepository::release(std::string_view name, std::string_view holder) {
-  const std::array<SqlValue, 2> params = {name, holder};
-  DP_TRY(conn_.exec("DELETE FROM leases WHERE name = $1 AND holder = $2", params));
+Status SqlLeaseRepository::take(std::string_view name, std::string_view holder,
+                                std::int64_t now_ms, std::int64_t ttl_ms) {
+  const std::array<SqlValue, 4> params = {name, holder, now_ms + ttl_ms, now_ms};
+  DP_TRY(conn_.exec("INSERT INTO leases (name, holder, expires_at, acquired_at) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET "
+                    "holder = excluded.holder, expires_at = excluded.expires_at, "
+                    "acquired_at = excluded.acquired_at",
+                    params));
   return Ok{};
+}
+
+Result<bool> SqlLeaseRepository::release(std::string_view name, std::string_view holder) {
+  const std::array<SqlValue, 2> params = {name, holder};
+  DP_ASSIGN_OR_RETURN(std::int64_t n,
+                      conn_.exec("DELETE FROM leases WHERE name = $1 AND holder = $2", params));
+  return n > 0;
 }
 
 }  // namespace dp::store::internal

@@ -65,7 +65,9 @@ class SqlLeaseRepository final : public LeaseRepository {
   // store::LeaseRepository
   Result<bool> acquire(std::string_view name, std::string_view holder, std::int64_t now_ms,
                        std::int64_t ttl_ms) override;
-  Status release(std::string_view name, std::string_view holder) override;
+  Status take(std::string_view name, std::string_view holder, std::int64_t now_ms,
+              std::int64_t ttl_ms) override;
+  Result<bool> release(std::string_view name, std::string_view holder) override;
 
  private:
   SqlConn& conn_;
