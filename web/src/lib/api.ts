@@ -204,6 +204,182 @@ export interface AuditChain {
   reason?: string;
 }
 
+export interface Task {
+  id: string;
+  agentId: string;
+  idempotencyKey: string;
+  input: unknown;
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  result: {
+    outcome?: string;
+    exitCode?: number | null;
+    stdout?: string;
+    stderr?: string;
+    wallMs?: number;
+    [key: string]: unknown;
+  } | null;
+  error: string | null;
+  attempts: number;
+  cancelRequested?: boolean;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface AgentMetric {
+  id: number;
+  agentId: string;
+  taskId: string | null;
+  metricType: string;
+  value: number;
+  labels: Record<string, unknown>;
+  timestamp: string;
+}
+
+export interface Workflow {
+  id: string;
+  name: string;
+  description: string;
+  /** the text as submitted (single reads only) */
+  definition?: string;
+  status: 'active' | 'archived';
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type ExecutionStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type StepStatus =
+  | 'pending'
+  | 'dispatched'
+  | 'running'
+  | 'retrying'
+  | 'waiting'
+  | 'waiting_approval'
+  | 'succeeded'
+  | 'failed'
+  | 'skipped'
+  | 'cancelled';
+
+export interface StepAttempt {
+  attempt: number;
+  status: string;
+  error?: string | null;
+  kind?: string | null;
+  startedAt?: string | null;
+  finishedAt?: string | null;
+  taskId?: string | null;
+}
+
+export interface ExecutionStep {
+  stepId: string;
+  status: StepStatus;
+  attempt: number;
+  inputs?: unknown;
+  outputs?: Record<string, unknown> | null;
+  error?: string | null;
+  history?: StepAttempt[];
+  taskId?: string | null;
+  wakeAt?: string | null;
+  startedAt?: string | null;
+  completedAt?: string | null;
+  parentStep?: string | null;
+  item?: unknown;
+}
+
+export interface Execution {
+  id: string;
+  workflowId: string;
+  workflowVersion: number;
+  status: ExecutionStatus;
+  inputs: Record<string, unknown>;
+  outputs: Record<string, unknown> | null;
+  error: string | null;
+  cause: string;
+  createdBy?: string;
+  cancelRequested?: boolean;
+  createdAt: string;
+  startedAt: string | null;
+  completedAt: string | null;
+  steps?: ExecutionStep[];
+}
+
+/** One problem of a 422 on a workflow definition. */
+export interface DefinitionProblem {
+  path: string;
+  field?: string;
+  code: string;
+  message?: string;
+  line?: number;
+  column?: number;
+}
+
+export interface ToolAdapterConfig {
+  transport: 'stdio' | 'http';
+  command?: string;
+  args?: string[];
+  env?: Record<string, string>;
+  sandbox?: boolean;
+  network?: boolean;
+  readOnlyPaths?: string[];
+  cwd?: string;
+  url?: string;
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+  maxConcurrent?: number;
+}
+
+export interface ToolAdapter {
+  id: string;
+  name: string;
+  config: ToolAdapterConfig;
+  status: 'unknown' | 'healthy' | 'unhealthy';
+  statusReason: string;
+  latencyMs: number | null;
+  lastHealthCheck: string | null;
+  pinnedTools: number;
+  heldTools: string[];
+  approvedAt?: string | null;
+  approvedBy?: string | null;
+  version: number;
+  createdAt?: string;
+  updatedAt?: string;
+}
+
+export interface ToolHealth {
+  adapterId: string;
+  status: ToolAdapter['status'];
+  reason: string;
+  latencyMs: number | null;
+  lastHealthCheck: string;
+}
+
+export interface McpTool {
+  name: string;
+  title?: string;
+  description?: string;
+  inputSchema?: Record<string, unknown>;
+  outputSchema?: Record<string, unknown>;
+  annotations?: Record<string, unknown>;
+  pinHash: string;
+  pinnedHash: string | null;
+  held: boolean;
+}
+
+export interface ToolCall {
+  id: string;
+  adapterId: string | null;
+  tool: string;
+  arguments: Record<string, unknown>;
+  status: 'succeeded' | 'tool_error' | 'failed' | 'refused' | string;
+  result: { content?: Array<{ type: string; text?: string; [k: string]: unknown }>; structuredContent?: unknown; isError?: boolean } | null;
+  error: string | null;
+  durationMs?: number;
+  caller?: string;
+  correlationId?: string;
+  executedAt?: string;
+}
+
 export interface OidcConfig {
   enabled: boolean;
   /** where the browser goes to start single sign-on */
@@ -578,6 +754,51 @@ export class ApiClient {
       this.get<AgentMessage[]>(`/api/v1/agents/${encodeURIComponent(id)}/messages`, { query: q }),
     sendMessage: (id: string, type: string, payload: Record<string, unknown>) =>
       this.post<AgentMessage>(`/api/v1/agents/${encodeURIComponent(id)}/messages`, { type, payload }),
+    tasks: (id: string, q: { status?: string; limit?: number; cursor?: string } = {}) =>
+      this.get<Task[]>(`/api/v1/agents/${encodeURIComponent(id)}/tasks`, { query: q }),
+    metrics: (id: string, q: { type?: string; taskId?: string; limit?: number } = {}) =>
+      this.get<AgentMetric[]>(`/api/v1/agents/${encodeURIComponent(id)}/metrics`, { query: q }),
+  };
+
+  workflows = {
+    list: (q: { name?: string; archived?: boolean; limit?: number; cursor?: string } = {}) =>
+      this.get<Workflow[]>('/api/v1/workflows', { query: { limit: 500, ...q } }),
+    get: (id: string) => this.get<Workflow>(`/api/v1/workflows/${encodeURIComponent(id)}`),
+    /** 422 validation_failed carries one DefinitionProblem per problem in `details` */
+    create: (definition: string) => this.post<Workflow>('/api/v1/workflows', { definition }),
+    update: (id: string, definition: string, version?: number) =>
+      this.put<Workflow>(`/api/v1/workflows/${encodeURIComponent(id)}`, { definition, version }),
+    archive: (id: string) => this.del<Workflow>(`/api/v1/workflows/${encodeURIComponent(id)}`),
+    execute: (id: string, inputs: Record<string, unknown>) =>
+      this.post<Execution>(`/api/v1/workflows/${encodeURIComponent(id)}/execute`, { inputs }),
+  };
+
+  executions = {
+    list: (q: { workflowId?: string; status?: string; limit?: number; cursor?: string } = {}) =>
+      this.get<Execution[]>('/api/v1/executions', { query: { limit: 50, ...q } }),
+    get: (id: string) => this.get<Execution>(`/api/v1/executions/${encodeURIComponent(id)}`),
+    cancel: (id: string) => this.post<Execution>(`/api/v1/executions/${encodeURIComponent(id)}/cancel`),
+    retry: (id: string) => this.post<Execution>(`/api/v1/executions/${encodeURIComponent(id)}/retry`),
+    approve: (id: string, step: string, comment?: string) =>
+      this.post<ExecutionStep>(`/api/v1/executions/${encodeURIComponent(id)}/steps/${encodeURIComponent(step)}/approve`, comment ? { comment } : {}),
+    reject: (id: string, step: string, comment?: string) =>
+      this.post<ExecutionStep>(`/api/v1/executions/${encodeURIComponent(id)}/steps/${encodeURIComponent(step)}/reject`, comment ? { comment } : {}),
+  };
+
+  tools = {
+    list: () => this.get<ToolAdapter[]>('/api/v1/tools'),
+    get: (id: string) => this.get<ToolAdapter>(`/api/v1/tools/${encodeURIComponent(id)}`),
+    register: (name: string, config: ToolAdapterConfig) => this.post<ToolAdapter>('/api/v1/tools', { name, config }),
+    remove: (id: string) => this.del<unknown>(`/api/v1/tools/${encodeURIComponent(id)}`),
+    health: (id: string) => this.get<ToolHealth>(`/api/v1/tools/${encodeURIComponent(id)}/health`),
+    catalog: (id: string) => this.get<McpTool[]>(`/api/v1/tools/${encodeURIComponent(id)}/tools`),
+    /** no names: every held tool */
+    approve: (id: string, tools?: string[]) =>
+      this.post<ToolAdapter>(`/api/v1/tools/${encodeURIComponent(id)}/approve`, tools ? { tools } : {}),
+    execute: (id: string, tool: string, args: Record<string, unknown>) =>
+      this.post<ToolCall>(`/api/v1/tools/${encodeURIComponent(id)}/execute`, { tool, arguments: args }),
+    calls: (id: string, q: { limit?: number; tool?: string; cursor?: string } = {}) =>
+      this.get<ToolCall[]>(`/api/v1/tools/${encodeURIComponent(id)}/executions`, { query: { limit: 50, ...q } }),
   };
 
   users = {
@@ -606,11 +827,16 @@ export class ApiClient {
 }
 
 /** What each role may do in the dashboard; the server enforces the same rules. */
-export function can(role: Role | null | undefined, action: 'agents.write' | 'agents.operate' | 'admin'): boolean {
+export function can(
+  role: Role | null | undefined,
+  action: 'agents.write' | 'agents.operate' | 'workflows.write' | 'tools.call' | 'admin',
+): boolean {
   if (!role) return false;
   switch (action) {
     case 'agents.write':
     case 'agents.operate':
+    case 'workflows.write':
+    case 'tools.call':
       return role === 'admin' || role === 'operator';
     case 'admin':
       return role === 'admin';
