@@ -1,0 +1,186 @@
+// The visual builder: a node per step, an edge per need, drawn with @xyflow/react.
+// The definition is owned by the caller; every edit here is a workflowModel function.
+import * as React from 'react';
+import {
+  Background,
+  Controls,
+  Handle,
+  MarkerType,
+  Position,
+  ReactFlow,
+  type Connection,
+  type Edge,
+  type EdgeChange,
+  type Node,
+  type NodeChange,
+  type NodeProps,
+} from '@xyflow/react';
+import '@xyflow/react/dist/style.css';
+import { AlertTriangle } from 'lucide-react';
+import type { DefinitionProblem, StepStatus } from '../../lib/api';
+import { connect, disconnect, removeStep, toGraph, type Definition, type Step } from '../../lib/workflowModel';
+import { cn } from '../../lib/utils';
+
+type StepData = { step: Step; problems: DefinitionProblem[]; status?: StepStatus };
+type StepNodeType = Node<StepData, 'step'>;
+
+const STATUS_RING: Partial<Record<StepStatus, string>> = {
+  running: 'border-blue-500',
+  dispatched: 'border-blue-400',
+  retrying: 'border-amber-500',
+  waiting: 'border-amber-400',
+  waiting_approval: 'border-amber-500',
+  succeeded: 'border-green-600',
+  failed: 'border-red-600',
+  skipped: 'border-slate-300',
+  cancelled: 'border-slate-400',
+};
+
+function summary(step: Step): string {
+  const v = step.agent ?? step.tool ?? step.workflow ?? step.duration ?? step.message;
+  if (v === undefined) return '';
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+const StepNode = React.memo(function StepNode({ data, selected }: NodeProps<StepNodeType>) {
+  const { step, problems, status } = data;
+  const bad = problems.length > 0;
+  return (
+    <div
+      data-testid="wf-node"
+      data-step-id={String(step.id)}
+      data-problems={problems.length}
+      data-status={status}
+      className={cn(
+        'w-[220px] rounded-md border-2 bg-background px-3 py-2 text-left text-xs shadow-sm',
+        bad ? 'border-red-600' : status ? (STATUS_RING[status] ?? 'border-border') : 'border-border',
+        selected && 'ring-2 ring-primary ring-offset-1',
+      )}
+      title={problems.map((p) => `${p.path}: ${p.message ?? p.code}`).join('\n') || undefined}
+    >
+      <Handle type="target" position={Position.Left} aria-label={`needs of ${step.id}`} />
+      <div className="flex items-center justify-between gap-2">
+        <span className="truncate font-semibold">{String(step.id)}</span>
+        <span className="rounded bg-muted px-1.5 py-0.5 text-[10px] uppercase text-muted-foreground">{String(step.type)}</span>
+      </div>
+      <div className="mt-1 truncate text-muted-foreground">{status ? status.replace('_', ' ') : summary(step) || '\u00a0'}</div>
+      {bad ? (
+        <div className="mt-1 flex items-start gap-1 text-red-700" data-testid="wf-node-problem">
+          <AlertTriangle className="mt-px size-3 shrink-0" aria-hidden="true" />
+          <span className="line-clamp-2">
+            {problems[0].code}
+            {problems[0].message ? `: ${problems[0].message}` : ''}
+            {problems.length > 1 ? ` (+${problems.length - 1})` : ''}
+          </span>
+        </div>
+      ) : null}
+      <Handle type="source" position={Position.Right} aria-label={`${step.id} is needed by`} />
+    </div>
+  );
+});
+
+const nodeTypes = { step: StepNode };
+
+export interface WorkflowCanvasProps {
+  def: Definition;
+  problems?: Record<string, DefinitionProblem[]>;
+  statuses?: Record<string, StepStatus>;
+  readOnly?: boolean;
+  selected?: string | null;
+  onSelect?: (id: string | null) => void;
+  onChange?: (def: Definition) => void;
+  className?: string;
+}
+
+export function WorkflowCanvas({ def, problems = {}, statuses, readOnly, selected, onSelect, onChange, className }: WorkflowCanvasProps) {
+  // Where the user dragged nodes; the rest are laid out from the needs.
+  const [positions, setPositions] = React.useState<Record<string, { x: number; y: number }>>({});
+  const graph = React.useMemo(() => toGraph(def, positions, problems), [def, positions, problems]);
+  const nodes: StepNodeType[] = React.useMemo(
+    () =>
+      graph.nodes.map((n) => ({
+        id: n.id,
+        type: 'step',
+        position: n.position,
+        data: { ...n.data, status: statuses?.[n.id] },
+        selected: n.id === selected,
+        ariaLabel: `step ${n.id}`,
+      })),
+    [graph.nodes, statuses, selected],
+  );
+  const edges: Edge[] = React.useMemo(
+    () =>
+      graph.edges.map((e) => ({
+        ...e,
+        markerEnd: { type: MarkerType.ArrowClosed },
+        ariaLabel: `${e.target} needs ${e.source}`,
+      })),
+    [graph.edges],
+  );
+
+  const onNodesChange = React.useCallback(
+    (changes: NodeChange<StepNodeType>[]) => {
+      let next = def;
+      for (const c of changes) {
+        if (c.type === 'position' && c.position) {
+          const p = c.position;
+          setPositions((ps) => ({ ...ps, [c.id]: p }));
+        } else if (c.type === 'select' && c.selected) {
+          onSelect?.(c.id);
+        } else if (c.type === 'remove' && !readOnly) {
+          next = removeStep(next, c.id);
+        }
+      }
+      if (next !== def) onChange?.(next);
+    },
+    [def, onChange, onSelect, readOnly],
+  );
+
+  const onEdgesChange = React.useCallback(
+    (changes: EdgeChange[]) => {
+      if (readOnly) return;
+      let next = def;
+      for (const c of changes) {
+        if (c.type !== 'remove') continue;
+        const e = graph.edges.find((x) => x.id === c.id);
+        if (e) next = disconnect(next, e.source, e.target);
+      }
+      if (next !== def) onChange?.(next);
+    },
+    [def, graph.edges, onChange, readOnly],
+  );
+
+  const onConnect = React.useCallback(
+    (c: Connection) => {
+      if (readOnly || !c.source || !c.target) return;
+      onChange?.(connect(def, c.source, c.target));
+    },
+    [def, onChange, readOnly],
+  );
+
+  return (
+    <div className={cn('h-[420px] w-full rounded-md border border-border bg-muted/30', className)} data-testid="wf-canvas">
+      <ReactFlow
+        nodes={nodes}
+        edges={edges}
+        nodeTypes={nodeTypes}
+        onNodesChange={onNodesChange}
+        onEdgesChange={onEdgesChange}
+        onConnect={onConnect}
+        onPaneClick={() => onSelect?.(null)}
+        nodesConnectable={!readOnly}
+        nodesDraggable
+        elementsSelectable
+        deleteKeyCode={readOnly ? null : ['Delete', 'Backspace']}
+        onlyRenderVisibleElements={def.steps.length > 60}
+        fitView
+        fitViewOptions={{ maxZoom: 1, padding: 0.2 }}
+        minZoom={0.1}
+        proOptions={{ hideAttribution: true }}
+      >
+        <Background gap={16} size={1} />
+        <Controls showInteractive={false} />
+      </ReactFlow>
+    </div>
+  );
+}
