@@ -12,6 +12,7 @@ import { Input, NativeSelect } from '../ui/input';
 import { Field, Label } from '../ui/label';
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from '../ui/table';
 import { Tabs, TabsContent, TabsList, TabsTrigger } from '../ui/tabs';
+import { McpAdaptersTab } from './McpAdaptersTab';
 import { useToast } from '../ui/toast';
 import { AppShell, useSession } from './AppShell';
 import { EmptyState, ErrorState, LoadingState } from './states';
@@ -410,8 +411,12 @@ function Admin() {
       <TabsList>
         <TabsTrigger value="users">Users</TabsTrigger>
         <TabsTrigger value="keys">API keys</TabsTrigger>
+        <TabsTrigger value="mcp">MCP adapters</TabsTrigger>
         <TabsTrigger value="audit">Audit log</TabsTrigger>
       </TabsList>
+      <TabsContent value="mcp">
+        <McpAdaptersTab />
+      </TabsContent>
       <TabsContent value="users">
         <UsersTab />
       </TabsContent>

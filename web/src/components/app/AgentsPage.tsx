@@ -12,6 +12,7 @@ import { Input, NativeSelect, Textarea } from '../ui/input';
 import { Field, Label } from '../ui/label';
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from '../ui/table';
 import { Tabs, TabsContent, TabsList, TabsTrigger } from '../ui/tabs';
+import { AgentLogs, AgentMetrics } from './AgentActivity';
 import { useToast } from '../ui/toast';
 import { AgentConfigDialog } from './AgentConfigDialog';
 import { AppShell, useSession } from './AppShell';
@@ -155,6 +156,8 @@ function AgentDetails({ agent, onClose, onDecommissioned }: { agent: Agent; onCl
         <Tabs defaultValue="messages">
           <TabsList>
             <TabsTrigger value="messages">Messages</TabsTrigger>
+            <TabsTrigger value="logs">Logs</TabsTrigger>
+            <TabsTrigger value="metrics">Metrics</TabsTrigger>
             <TabsTrigger value="history">History</TabsTrigger>
             <TabsTrigger value="config">Configuration</TabsTrigger>
           </TabsList>
@@ -192,6 +195,12 @@ function AgentDetails({ agent, onClose, onDecommissioned }: { agent: Agent; onCl
                 </Button>
               </form>
             ) : null}
+          </TabsContent>
+          <TabsContent value="logs">
+            <AgentLogs agentId={agent.id} />
+          </TabsContent>
+          <TabsContent value="metrics">
+            <AgentMetrics agentId={agent.id} />
           </TabsContent>
           <TabsContent value="history">
             {states.loading && !states.data ? (
