@@ -28,8 +28,15 @@ const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const ADMIN_PASSWORD = 'e2e-admin-Password-1';
 const VIEWER_PASSWORD = 'e2e-viewer-Password-1';
 const TIMEOUT = 15000;
+const mcpDir = path.join(repo, 'tests/mcp');
+const everything = path.join(mcpDir, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 
-for (const [what, p] of [['devplane binary', bin], ['built dashboard (npm run build in web/)', path.join(webDir, 'index.html')], ['chromium', chromiumPath]]) {
+for (const [what, p] of [
+  ['devplane binary', bin],
+  ['built dashboard (npm run build in web/)', path.join(webDir, 'index.html')],
+  ['chromium', chromiumPath],
+  ['MCP test servers (npm ci in tests/mcp)', everything],
+]) {
   if (!existsSync(p)) {
     console.error(`e2e: missing ${what}: ${p}`);
     process.exit(1);
@@ -258,6 +265,123 @@ try {
     await shot(page, 'admin');
   });
 
+  let workflowUrl;
+  await step('registers an MCP adapter (server-everything over stdio, sandboxed) and calls a tool', async () => {
+    await page.goto(server.base + '/admin');
+    await page.getByRole('tab', { name: 'MCP adapters' }).click();
+    await page.getByText('No MCP servers registered').waitFor({ timeout: TIMEOUT });
+    await page.getByTestId('mcp-new').click();
+    const form = page.getByTestId('mcp-register');
+    await form.getByLabel('Name').fill('everything');
+    await form.getByLabel('Command').fill(process.execPath);
+    await form.getByLabel('Arguments (one per line)').fill(`${everything}\nstdio`);
+    await form.getByLabel('Read-only host folders (one per line)').fill(path.join(mcpDir, 'node_modules'));
+    await form.getByRole('button', { name: 'Register' }).click();
+    const details = page.getByTestId('mcp-adapter-details');
+    await details.waitFor({ timeout: TIMEOUT });
+    await details.locator('[data-testid="mcp-catalog"] [data-tool="echo"]').waitFor({ timeout: TIMEOUT });
+    await details.getByTestId('check-health').click();
+    await details.getByTestId('health-result').getByText(/healthy/).waitFor({ timeout: TIMEOUT });
+    const tryTool = details.getByTestId('try-tool');
+    await tryTool.getByLabel('Tool').selectOption('echo');
+    await tryTool.getByLabel('Arguments (JSON)').fill('{"message": 7}');
+    await tryTool.getByTestId('call-tool').click();
+    await tryTool.getByTestId('tool-error').getByText('arguments.message').waitFor({ timeout: TIMEOUT }); // the schema check
+    await tryTool.getByLabel('Arguments (JSON)').fill('{"message": "hi from the browser"}');
+    await tryTool.getByTestId('call-tool').click();
+    await tryTool.locator('[data-testid="tool-result"][data-status="succeeded"]').getByText('Echo: hi from the browser').waitFor({ timeout: TIMEOUT });
+    await details.getByTestId('mcp-calls').getByText('succeeded').first().waitFor({ timeout: TIMEOUT });
+    await page.locator('[data-testid="mcp-adapters"] [data-adapter="everything"][data-status="healthy"]').waitFor({ timeout: TIMEOUT });
+    await shot(page, 'admin-mcp');
+  });
+
+  await step('draws a two-step workflow on the canvas, sees the server’s 422 on the node, fixes it and saves', async () => {
+    await page.goto(server.base + '/workflows');
+    await page.getByText('No workflows yet').waitFor({ timeout: TIMEOUT });
+    await page.getByTestId('new-workflow').click();
+    const canvas = page.getByTestId('wf-canvas');
+    await canvas.locator('[data-step-id="first"]').waitFor({ timeout: TIMEOUT });
+    // Add an approval gate on the canvas and give it an id and a message.
+    await page.getByLabel('Step type').selectOption('approval');
+    await page.getByTestId('add-step').click();
+    const settings = page.getByTestId('step-settings');
+    await settings.getByLabel('Id').fill('gate');
+    await settings.getByLabel('Message').click(); // leaving the id field renames the step
+    await settings.getByLabel('Message').fill('Ship it?');
+    await canvas.locator('[data-step-id="gate"]').waitFor({ timeout: TIMEOUT });
+    // Connect gate -> first by dragging from gate's right handle to first's left handle.
+    const from = await canvas.locator('.react-flow__node[data-id="gate"] .react-flow__handle.source').boundingBox();
+    const to = await canvas.locator('.react-flow__node[data-id="first"] .react-flow__handle.target').boundingBox();
+    await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+    await page.mouse.down();
+    await page.mouse.move((from.x + to.x) / 2, (from.y + to.y) / 2 + 20, { steps: 5 });
+    await page.mouse.move(to.x + to.width / 2, to.y + to.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await canvas.locator('.react-flow__edge').first().waitFor({ state: 'attached', timeout: TIMEOUT });
+    const yaml = page.getByTestId('wf-yaml');
+    assert.match(await yaml.inputValue(), /id: first\n\s+type: wait\n\s+duration: 1s\n\s+needs:\n\s+- gate/);
+    // The YAML side is editable too: rename the workflow there, and write a bad duration.
+    const text = (await yaml.inputValue()).replace('name: my-workflow', 'name: e2e-release').replace('duration: 1s', 'duration: soon');
+    await yaml.fill(text);
+    await page.getByTestId('save-workflow').click();
+    const bad = canvas.locator('[data-testid="wf-node"][data-step-id="first"][data-problems="1"]');
+    await bad.waitFor({ timeout: TIMEOUT });
+    assert.match(await bad.getByTestId('wf-node-problem').innerText(), /bad_duration/);
+    assert.equal(await canvas.locator('[data-testid="wf-node"][data-step-id="gate"]').getAttribute('data-problems'), '0');
+    assert.match(await page.getByTestId('definition-problems').innerText(), /steps\[0\]\.duration bad_duration.*line \d+/);
+    await shot(page, 'workflow-canvas-error');
+    // Fix it in the step's settings on the canvas side.
+    await canvas.locator('[data-testid="wf-node"][data-step-id="first"]').click();
+    await page.getByTestId('step-settings').getByLabel('Duration').fill('300ms');
+    await page.getByTestId('save-workflow').click();
+    await page.waitForURL(/\/workflows\?id=/, { timeout: TIMEOUT });
+    await page.getByTestId('workflow-title').getByText('e2e-release').waitFor({ timeout: TIMEOUT });
+    workflowUrl = page.url();
+    const wfs = await api('GET', '/api/v1/workflows?name=e2e-release', undefined, adminToken);
+    const saved = await api('GET', `/api/v1/workflows/${wfs.json.data[0].id}`, undefined, adminToken);
+    assert.match(saved.json.data.definition, /type: approval/);
+    assert.match(saved.json.data.definition, /duration: 300ms\n\s+needs:\n\s+- gate/);
+    await page.getByTestId('wf-canvas').locator('.react-flow__edge').first().waitFor({ state: 'attached', timeout: TIMEOUT });
+    await shot(page, 'workflow-canvas');
+  });
+
+  let executionId;
+  await step('runs it, watches the timeline move live, approves the gate and sees it finish', async () => {
+    await page.getByTestId('run-workflow').click();
+    await page.getByRole('dialog').getByTestId('run-submit').click();
+    await page.waitForURL(/execution=/, { timeout: TIMEOUT });
+    executionId = new URL(page.url()).searchParams.get('execution');
+    const timeline = page.getByTestId('timeline');
+    await timeline.locator('[data-testid="timeline-step"][data-step-id="gate"][data-status="waiting_approval"]').waitFor({ timeout: TIMEOUT });
+    assert.equal(await timeline.locator('[data-testid="timeline-step"][data-step-id="first"]').getAttribute('data-status'), 'pending');
+    await page.locator('[data-testid="wf-node"][data-step-id="gate"][data-status="waiting_approval"]').waitFor({ timeout: TIMEOUT });
+    await shot(page, 'workflow-timeline-waiting');
+    await page.evaluate(() => (window.__noReload = true));
+    await timeline.getByLabel('Comment on gate').fill('looks good');
+    await timeline.getByRole('button', { name: 'Approve gate' }).click();
+    await timeline.locator('[data-testid="timeline-step"][data-step-id="gate"][data-status="succeeded"]').waitFor({ timeout: TIMEOUT });
+    await page.locator('[data-testid="timeline"][data-status="succeeded"]').waitFor({ timeout: TIMEOUT });
+    await timeline.locator('[data-testid="timeline-step"][data-step-id="first"][data-status="succeeded"]').waitFor({ timeout: TIMEOUT });
+    assert.ok(Number(await timeline.getAttribute('data-live-events')) >= 3, 'the timeline moved on live events');
+    assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was not reloaded');
+    const x = await api('GET', `/api/v1/executions/${executionId}`, undefined, adminToken);
+    assert.equal(x.json.data.status, 'succeeded');
+    assert.equal(x.json.data.steps.find((s) => s.stepId === 'gate').outputs.comment, 'looks good');
+    await shot(page, 'workflow-timeline');
+  });
+
+  await step('the audit log has the adapter, the tool call, the workflow, the run and the approval', async () => {
+    await page.goto(server.base + '/admin');
+    await page.getByRole('tab', { name: 'Audit log' }).click();
+    const table = page.locator('[data-testid="audit-table"]');
+    await table.waitFor({ timeout: TIMEOUT });
+    for (const action of ['POST /api/v1/tools', '/execute', 'POST /api/v1/workflows', '/approve']) {
+      await table.getByRole('row').filter({ hasText: action }).filter({ hasText: /success \(20\d\)/ }).first().waitFor({ timeout: TIMEOUT });
+    }
+    assert.match(await page.getByTestId('audit-chain').innerText(), /verifies/);
+    await shot(page, 'admin-audit');
+  });
+
   await step('a viewer sees the agents but no button it cannot use', async () => {
     const made = await api('POST', '/api/v1/users', { username: 'vera', displayName: 'Vera Viewer', role: 'viewer', password: VIEWER_PASSWORD }, adminToken);
     assert.equal(made.status, 201, JSON.stringify(made.json));
@@ -274,6 +398,22 @@ try {
       await vp.goto(server.base + '/admin');
       await vp.getByText('Administration is for admins').waitFor({ timeout: TIMEOUT });
       await shot(vp, 'viewer-narrow');
+      // Workflows: the viewer reads the definition and the run, but has no edit, run or decision buttons.
+      await vp.goto(workflowUrl);
+      await vp.getByTestId('wf-canvas').locator('[data-step-id="gate"]').waitFor({ timeout: TIMEOUT });
+      for (const id of ['new-workflow', 'save-workflow', 'add-step', 'run-workflow']) assert.equal(await vp.getByTestId(id).count(), 0, `no ${id}`);
+      assert.equal(await vp.getByTestId('wf-yaml').getAttribute('readonly'), '');
+      await vp.goto(`${workflowUrl}&execution=${executionId}`);
+      await vp.locator('[data-testid="timeline"][data-status="succeeded"]').waitFor({ timeout: TIMEOUT });
+      assert.equal(await vp.getByRole('button', { name: /^(Approve|Reject|Cancel|Retry)/ }).count(), 0, 'no decisions');
+      await shot(vp, 'viewer-workflow-narrow');
+      // And the API refuses what the page does not offer.
+      const vlogin = await api('POST', '/api/v1/auth/login', { username: 'vera', password: VIEWER_PASSWORD });
+      const vt = vlogin.json.data.accessToken;
+      assert.equal((await api('POST', '/api/v1/workflows', { definition: 'name: v\nsteps: [{id: a, type: wait, duration: 1s}]\n' }, vt)).status, 403);
+      assert.equal((await api('POST', '/api/v1/tools', { name: 'v', config: { transport: 'http', url: 'http://127.0.0.1:9/mcp' } }, vt)).status, 403);
+      const adapters = await api('GET', '/api/v1/tools', undefined, vt);
+      assert.equal((await api('POST', `/api/v1/tools/${adapters.json.data[0].id}/execute`, { tool: 'echo', arguments: { message: 'x' } }, vt)).status, 403);
     } finally {
       await viewer.close();
     }

@@ -214,7 +214,7 @@ function AdapterDetails({ adapter, onChanged, onRemoved }: { adapter: ToolAdapte
     setHealth('checking…');
     try {
       const { data } = await api.tools.health(adapter.id);
-      setHealth(`${data.status}${data.latencyMs !== null ? ` · ${data.latencyMs} ms` : ''}${data.reason ? ` · ${data.reason}` : ''}`);
+      setHealth(`${data.status}${data.latencyMs !== null ? ` · ${data.latencyMs.toFixed(1)} ms` : ''}${data.reason ? ` · ${data.reason}` : ''}`);
       onChanged();
     } catch (e) {
       setHealth((e as ApiError).message);
@@ -387,7 +387,7 @@ export function McpAdaptersTab() {
                 <TableCell>
                   <Badge variant={STATUS_VARIANT[a.status]} title={a.statusReason}>
                     {a.status}
-                    {a.latencyMs !== null && a.status === 'healthy' ? ` · ${a.latencyMs} ms` : ''}
+                    {a.latencyMs !== null && a.status === 'healthy' ? ` · ${a.latencyMs.toFixed(1)} ms` : ''}
                   </Badge>
                 </TableCell>
                 <TableCell className="text-xs">

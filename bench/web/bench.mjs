@@ -1,0 +1,188 @@
+// Dashboard benchmark in Debian's Chromium (playwright-core), against a running devplane that
+// serves the built dashboard.
+//
+//   node bench.mjs BASE_URL USERNAME PASSWORD [AGENTS=500] [STEPS=200] [RUNS=10]
+//
+// Figures:
+// - first load of /dashboard, signed in, cold cache (a fresh browser context per run):
+//   `load` event and "ready" (the health status and the first chart drawn), p50 and max;
+// - JavaScript shipped for /dashboard: every script the page loads, bytes as served and
+//   gzipped here (zlib level 6, what a gzip-serving proxy sends);
+// - interaction to paint (Event Timing API, the INP measure: from the input to the next paint,
+//   8 ms resolution) with AGENTS agents on /agents (typing in the search, filtering by status,
+//   opening a card) and a STEPS-step workflow on /workflows (selecting nodes, typing a step's
+//   name, which re-renders the YAML and the canvas on every key), p50, p98 and max.
+// Bounded: every wait has a timeout; nothing outside 127.0.0.1.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(path.join(here, '../../web/package.json'));
+const { chromium } = require('playwright-core');
+
+const [base, username, password, agentsArg, stepsArg, runsArg] = process.argv.slice(2);
+if (!base || !username || !password) {
+  console.error('usage: node bench.mjs BASE_URL USERNAME PASSWORD [AGENTS] [STEPS] [RUNS]');
+  process.exit(2);
+}
+const AGENTS = Number(agentsArg ?? 500);
+const STEPS = Number(stepsArg ?? 200);
+const RUNS = Number(runsArg ?? 10);
+const T = 60_000;
+
+async function call(method, p, body, token) {
+  const res = await fetch(base + p, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const json = await res.json().catch(() => null);
+  if (res.status >= 300) throw new Error(`${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+const ms = (x) => `${Math.round(x)} ms`;
+
+const login = await call('POST', '/api/v1/auth/login', { username, password });
+const session = {
+  accessToken: login.data.accessToken,
+  refreshToken: login.data.refreshToken,
+  expiresAt: Date.now() + (login.data.expiresIn ?? 900) * 1000,
+  user: login.data.user,
+};
+const token = session.accessToken;
+
+// ---- data: AGENTS agents, a STEPS-step workflow (layers of 10, each step needing two of the layer before) ----
+const tag = Date.now().toString(36);
+const have = (await call('GET', '/api/v1/agents?limit=1', undefined, token)).meta.total ?? 0;
+for (let i = have; i < AGENTS; i += 25) {
+  await Promise.all(
+    Array.from({ length: Math.min(25, AGENTS - i) }, (_, j) =>
+      call('POST', '/api/v1/agents', { name: `bench-${tag}-${i + j}`, type: 'command', labels: { team: `t${(i + j) % 7}` }, config: { command: 'true' } }, token),
+    ),
+  );
+}
+const steps = Array.from({ length: STEPS }, (_, i) => {
+  const layer = Math.floor(i / 10);
+  const s = { id: `s${i}`, type: 'wait', duration: '1ms' };
+  if (layer > 0) s.needs = [`s${(layer - 1) * 10 + (i % 10)}`, `s${(layer - 1) * 10 + ((i + 1) % 10)}`];
+  return s;
+});
+const wf = (await call('POST', '/api/v1/workflows', { definition: JSON.stringify({ name: `bench-${tag}`, steps }) }, token)).data;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+async function signedInContext() {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await ctx.addInitScript((s) => {
+    if (!localStorage.getItem('devplane.session')) localStorage.setItem('devplane.session', s);
+  }, JSON.stringify(session));
+  return ctx;
+}
+
+try {
+  // ---- first load of /dashboard ----
+  const loads = [];
+  const ready = [];
+  let js = null;
+  for (let r = 0; r < RUNS + 1; r++) {
+    const ctx = await signedInContext();
+    const page = await ctx.newPage();
+    const scripts = new Map();
+    page.on('response', async (res) => {
+      if (res.request().resourceType() === 'script') scripts.set(res.url(), res.body().catch(() => Buffer.alloc(0)));
+    });
+    await page.goto(base + '/dashboard', { waitUntil: 'load', timeout: T });
+    await page.locator('[data-testid="health-status"]').waitFor({ timeout: T });
+    await page.locator('[data-testid="chart-cpu"][data-points]:not([data-points="0"])').waitFor({ timeout: T });
+    const t = await page.evaluate(() => ({ load: performance.getEntriesByType('navigation')[0].loadEventEnd, ready: performance.now() }));
+    if (r > 0) {
+      // the first run warms the server's file cache
+      loads.push(t.load);
+      ready.push(t.ready);
+    } else {
+      const bodies = await Promise.all(scripts.values());
+      js = { files: bodies.length, raw: bodies.reduce((a, b) => a + b.length, 0), gzip: bodies.reduce((a, b) => a + gzipSync(b).length, 0) };
+    }
+    await ctx.close();
+  }
+
+  // ---- interaction to paint ----
+  const ctx = await signedInContext();
+  const page = await ctx.newPage();
+  const observe = () =>
+    page.evaluate(() => {
+      window.__events = [];
+      new PerformanceObserver((l) => {
+        for (const e of l.getEntries()) if (e.interactionId) window.__events.push({ name: e.name, duration: e.duration });
+      }).observe({ type: 'event', durationThreshold: 16, buffered: false });
+    });
+  // Event Timing reports only interactions of 16 ms or more; shorter ones count as 8 ms here.
+  const collect = async (n) => {
+    await page.waitForTimeout(300);
+    const ev = await page.evaluate(() => window.__events);
+    const byInteraction = ev.map((e) => e.duration);
+    while (byInteraction.length < n) byInteraction.push(8);
+    return byInteraction;
+  };
+
+  await page.goto(base + '/agents', { timeout: T });
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid="agent-card"]').length >= n, AGENTS, { timeout: T });
+  const cards = await page.locator('[data-testid="agent-card"]').count();
+  await observe();
+  let n = 0;
+  const search = page.getByLabel('Search');
+  await search.click();
+  n++;
+  for (const ch of `bench-${tag}-4`) {
+    await page.keyboard.type(ch, { delay: 40 });
+    n++;
+  }
+  for (let i = 0; i < 6; i++) {
+    await page.keyboard.press('Backspace', { delay: 40 });
+    n++;
+  }
+  await search.fill('');
+  const agentsIx = await collect(n);
+
+  await page.goto(`${base}/workflows?id=${wf.id}`, { timeout: T });
+  await page.locator('[data-testid="wf-node"]').first().waitFor({ timeout: T });
+  await observe();
+  n = 0;
+  const nodes = page.locator('[data-testid="wf-node"]');
+  const visible = await nodes.count();
+  for (let i = 0; i < Math.min(8, visible); i++) {
+    await nodes.nth(i).click();
+    n++;
+  }
+  const nameField = page.getByTestId('step-settings').getByLabel('Name');
+  await nameField.click();
+  n++;
+  for (const ch of 'renamed step') {
+    await page.keyboard.type(ch, { delay: 40 });
+    n++;
+  }
+  const wfIx = await collect(n);
+  await ctx.close();
+
+  const line = (what, xs) => `${what}: p50 ${ms(pct(xs, 50))}, p98 ${ms(pct(xs, 98))}, max ${ms(Math.max(...xs))} (${xs.length} interactions)`;
+  console.log(`dashboard first load (signed in, cold cache, ${RUNS} runs): load event p50 ${ms(pct(loads, 50))}, max ${ms(Math.max(...loads))}; ready (health + first chart) p50 ${ms(pct(ready, 50))}, max ${ms(Math.max(...ready))}`);
+  console.log(`JavaScript for /dashboard: ${js.files} files, ${(js.raw / 1024).toFixed(1)} KiB as served, ${(js.gzip / 1024).toFixed(1)} KiB gzipped`);
+  console.log(line(`interaction to paint, /agents with ${cards} agent cards`, agentsIx));
+  console.log(line(`interaction to paint, /workflows with a ${STEPS}-step workflow (${visible} nodes drawn)`, wfIx));
+  const ok = pct(loads, 50) < 1000 && js.gzip < 300 * 1024 && Math.max(...agentsIx) < 200 && Math.max(...wfIx) < 200;
+  console.log(`budgets (load < 1 s, JS < 300 KB gzipped, interaction to paint < 200 ms): ${ok ? 'met' : 'NOT met'}`);
+} finally {
+  await browser.close();
+}
