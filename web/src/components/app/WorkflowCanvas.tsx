@@ -14,6 +14,7 @@ import {
   type Node,
   type NodeChange,
   type NodeProps,
+  type ReactFlowInstance,
 } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import { AlertTriangle } from 'lucide-react';
@@ -118,6 +119,14 @@ export function WorkflowCanvas({ def, problems = {}, statuses, readOnly, selecte
     [graph.edges],
   );
 
+  // Re-fit when steps come or go (added on the canvas, or in the YAML), not on every edit.
+  const flow = React.useRef<ReactFlowInstance<StepNodeType, Edge> | null>(null);
+  const count = def.steps.length;
+  React.useEffect(() => {
+    const t = setTimeout(() => void flow.current?.fitView({ maxZoom: 1, padding: 0.2 }), 30);
+    return () => clearTimeout(t);
+  }, [count]);
+
   const onNodesChange = React.useCallback(
     (changes: NodeChange<StepNodeType>[]) => {
       let next = def;
@@ -168,6 +177,9 @@ export function WorkflowCanvas({ def, problems = {}, statuses, readOnly, selecte
         onEdgesChange={onEdgesChange}
         onConnect={onConnect}
         onPaneClick={() => onSelect?.(null)}
+        onInit={(f) => {
+          flow.current = f;
+        }}
         nodesConnectable={!readOnly}
         nodesDraggable
         elementsSelectable

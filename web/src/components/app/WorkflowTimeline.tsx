@@ -7,7 +7,7 @@ import { ApiError, can, type Execution, type ExecutionStep, type StepStatus } fr
 import { api } from '../../lib/client';
 import { useAsync, useLiveEvents, useResync } from '../../lib/hooks';
 import { cn, timeAgo } from '../../lib/utils';
-import type { Definition } from '../../lib/workflowModel';
+import { layout, type Definition } from '../../lib/workflowModel';
 import { Badge } from '../ui/badge';
 import { Button } from '../ui/button';
 import { Input } from '../ui/input';
@@ -209,7 +209,9 @@ export function WorkflowTimeline({ executionId, def, onStatuses }: { executionId
   if (exec.error && !exec.data) return <ErrorState error={exec.error} onRetry={exec.reload} />;
   const x = exec.data!;
   const stepDefs = new Map((def?.steps ?? []).map((s) => [String(s.id), s]));
-  const order = new Map((def?.steps ?? []).map((s, i) => [String(s.id), i]));
+  // Steps in the order they can run: by layer of the graph, then as written.
+  const pos = def ? layout(def) : {};
+  const order = new Map((def?.steps ?? []).map((s, i) => [String(s.id), (pos[String(s.id)]?.x ?? 0) * 10000 + i]));
   const steps = [...(x.steps ?? [])].sort((a, b) => {
     const ka = order.get(a.parentStep ?? a.stepId) ?? 1e9;
     const kb = order.get(b.parentStep ?? b.stepId) ?? 1e9;
