@@ -5,7 +5,7 @@
 //
 // Figures:
 // - first load of /dashboard, signed in, cold cache (a fresh browser context per run):
-//   `load` event and "ready" (the health status and the first chart drawn), p50 and max;
+//   `load` event and "ready" (the health status and the event feed drawn), p50 and max;
 // - JavaScript shipped for /dashboard: every script the page loads, bytes as served and
 //   gzipped here (zlib level 6, what a gzip-serving proxy sends);
 // - interaction to paint (Event Timing API, the INP measure: from the input to the next paint,
@@ -104,8 +104,10 @@ try {
       if (res.request().resourceType() === 'script') scripts.set(res.url(), res.body().catch(() => Buffer.alloc(0)));
     });
     await page.goto(base + '/dashboard', { waitUntil: 'load', timeout: T });
+    // Ready: the health status read from the API and the live-event feed drawn. (The charts
+    // fill as system.health.status events arrive, every health_interval_ms, which is not the page.)
     await page.locator('[data-testid="health-status"]').waitFor({ timeout: T });
-    await page.locator('[data-testid="chart-cpu"][data-points]:not([data-points="0"])').waitFor({ timeout: T });
+    await page.locator('[data-testid="event-feed"]').waitFor({ timeout: T });
     const t = await page.evaluate(() => ({ load: performance.getEntriesByType('navigation')[0].loadEventEnd, ready: performance.now() }));
     if (r > 0) {
       // the first run warms the server's file cache
@@ -177,7 +179,7 @@ try {
   await ctx.close();
 
   const line = (what, xs) => `${what}: p50 ${ms(pct(xs, 50))}, p98 ${ms(pct(xs, 98))}, max ${ms(Math.max(...xs))} (${xs.length} interactions)`;
-  console.log(`dashboard first load (signed in, cold cache, ${RUNS} runs): load event p50 ${ms(pct(loads, 50))}, max ${ms(Math.max(...loads))}; ready (health + first chart) p50 ${ms(pct(ready, 50))}, max ${ms(Math.max(...ready))}`);
+  console.log(`dashboard first load (signed in, cold cache, ${RUNS} runs): load event p50 ${ms(pct(loads, 50))}, max ${ms(Math.max(...loads))}; ready (health status + event feed) p50 ${ms(pct(ready, 50))}, max ${ms(Math.max(...ready))}`);
   console.log(`JavaScript for /dashboard: ${js.files} files, ${(js.raw / 1024).toFixed(1)} KiB as served, ${(js.gzip / 1024).toFixed(1)} KiB gzipped`);
   console.log(line(`interaction to paint, /agents with ${cards} agent cards`, agentsIx));
   console.log(line(`interaction to paint, /workflows with a ${STEPS}-step workflow (${visible} nodes drawn)`, wfIx));

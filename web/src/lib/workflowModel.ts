@@ -121,6 +121,8 @@ export function problemsByStep(def: Definition | null, problems: DefinitionProbl
   return out;
 }
 
+const NO_PROBLEMS: DefinitionProblem[] = [];
+
 export function toGraph(
   def: Definition,
   positions: Record<string, { x: number; y: number }> = {},
@@ -130,7 +132,7 @@ export function toGraph(
   const ids = new Set(def.steps.map((s) => String(s.id)));
   const nodes = def.steps.map((s) => {
     const id = String(s.id);
-    return { id, position: positions[id] ?? auto[id] ?? { x: 0, y: 0 }, data: { step: s, problems: problems[id] ?? [] } };
+    return { id, position: positions[id] ?? auto[id] ?? { x: 0, y: 0 }, data: { step: s, problems: problems[id] ?? NO_PROBLEMS } };
   });
   const edges: GraphEdge[] = [];
   for (const s of def.steps)

@@ -19,7 +19,12 @@ import { AppShell, useSession } from './AppShell';
 import { STATUS_VARIANT, canStart, canStop } from './agentStatus';
 import { EmptyState, ErrorState, LoadingState } from './states';
 
-function AgentCard({
+// Memoised on what it shows: with hundreds of agents, typing in the search must not redraw
+// every card. Its handlers only close over the agent and stable setters, so an older one is
+// as good as a newer one.
+const AgentCard = React.memo(AgentCardView, (a, b) => a.agent === b.agent && a.busy === b.busy && a.canOperate === b.canOperate && a.canWrite === b.canWrite);
+
+function AgentCardView({
   agent,
   canOperate,
   canWrite,
@@ -40,7 +45,12 @@ function AgentCard({
 }) {
   const labels = Object.entries(agent.labels ?? {});
   return (
-    <Card data-testid="agent-card" data-agent-name={agent.name} data-status={agent.status} className="flex flex-col">
+    <Card
+      data-testid="agent-card"
+      data-agent-name={agent.name}
+      data-status={agent.status}
+      className="flex flex-col [contain-intrinsic-size:auto_11rem] [content-visibility:auto]"
+    >
       <CardHeader className="flex-row items-start justify-between gap-2">
         <div className="min-w-0">
           <CardTitle className="truncate">
@@ -346,19 +356,30 @@ function AgentGrid() {
     }
   };
 
-  const needle = search.trim().toLowerCase();
-  const shown = (list.data ?? [])
+  // The grid follows the filters a moment later (interruptibly), the inputs at once.
+  const deferred = {
+    search: React.useDeferredValue(search),
+    status: React.useDeferredValue(status),
+    type: React.useDeferredValue(type),
+    data: React.useDeferredValue(list.data),
+  };
+  const needle = deferred.search.trim().toLowerCase();
+  const shown = React.useMemo(
+    () =>
+      (deferred.data ?? [])
     .filter((a) => (showDecommissioned ? a.status === 'decommissioned' : a.status !== 'decommissioned'))
-    .filter((a) => !status || showDecommissioned || a.status === status)
-    .filter((a) => !type || a.type === type)
-    .filter(
-      (a) =>
-        !needle ||
-        a.name.toLowerCase().includes(needle) ||
-        a.description.toLowerCase().includes(needle) ||
-        Object.entries(a.labels ?? {}).some(([k, v]) => `${k}=${v}`.toLowerCase().includes(needle)),
-    )
-    .sort((x, y) => x.name.localeCompare(y.name));
+        .filter((a) => !deferred.status || showDecommissioned || a.status === deferred.status)
+        .filter((a) => !deferred.type || a.type === deferred.type)
+        .filter(
+          (a) =>
+            !needle ||
+            a.name.toLowerCase().includes(needle) ||
+            a.description.toLowerCase().includes(needle) ||
+            Object.entries(a.labels ?? {}).some(([k, v]) => `${k}=${v}`.toLowerCase().includes(needle)),
+        )
+        .sort((x, y) => x.name.localeCompare(y.name)),
+    [deferred.data, deferred.status, deferred.type, needle, showDecommissioned],
+  );
   const opened = list.data?.find((a) => a.id === openId);
 
   return (

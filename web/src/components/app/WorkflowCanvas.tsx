@@ -97,27 +97,42 @@ export function WorkflowCanvas({ def, problems = {}, statuses, readOnly, selecte
   // Where the user dragged nodes; the rest are laid out from the needs.
   const [positions, setPositions] = React.useState<Record<string, { x: number; y: number }>>({});
   const graph = React.useMemo(() => toGraph(def, positions, problems), [def, positions, problems]);
-  const nodes: StepNodeType[] = React.useMemo(
-    () =>
-      graph.nodes.map((n) => ({
-        id: n.id,
-        type: 'step',
-        position: n.position,
-        data: { ...n.data, status: statuses?.[n.id] },
-        selected: n.id === selected,
-        ariaLabel: `step ${n.id}`,
-      })),
-    [graph.nodes, statuses, selected],
-  );
-  const edges: Edge[] = React.useMemo(
-    () =>
-      graph.edges.map((e) => ({
-        ...e,
-        markerEnd: { type: MarkerType.ArrowClosed },
-        ariaLabel: `${e.target} needs ${e.source}`,
-      })),
-    [graph.edges],
-  );
+  // Node and edge objects are reused while what they show is unchanged, so that an edit of one
+  // step (or a selection) redraws that node only, not all of a large workflow.
+  const nodeCache = React.useRef(new Map<string, StepNodeType>());
+  const nodes: StepNodeType[] = React.useMemo(() => {
+    const next = new Map<string, StepNodeType>();
+    const out = graph.nodes.map((n) => {
+      const status = statuses?.[n.id];
+      const isSelected = n.id === selected;
+      const prev = nodeCache.current.get(n.id);
+      const node =
+        prev &&
+        prev.data.step === n.data.step &&
+        prev.data.problems === n.data.problems &&
+        prev.data.status === status &&
+        prev.selected === isSelected &&
+        prev.position.x === n.position.x &&
+        prev.position.y === n.position.y
+          ? prev
+          : { id: n.id, type: 'step' as const, position: n.position, data: { ...n.data, status }, selected: isSelected, ariaLabel: `step ${n.id}` };
+      next.set(n.id, node);
+      return node;
+    });
+    nodeCache.current = next;
+    return out;
+  }, [graph.nodes, statuses, selected]);
+  const edgeCache = React.useRef(new Map<string, Edge>());
+  const edges: Edge[] = React.useMemo(() => {
+    const next = new Map<string, Edge>();
+    const out = graph.edges.map((e) => {
+      const edge = edgeCache.current.get(e.id) ?? { ...e, markerEnd: { type: MarkerType.ArrowClosed }, ariaLabel: `${e.target} needs ${e.source}` };
+      next.set(e.id, edge);
+      return edge;
+    });
+    edgeCache.current = next;
+    return out;
+  }, [graph.edges]);
 
   // Re-fit when steps come or go (added on the canvas, or in the YAML), not on every edit.
   const flow = React.useRef<ReactFlowInstance<StepNodeType, Edge> | null>(null);
