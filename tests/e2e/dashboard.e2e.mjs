@@ -319,7 +319,12 @@ try {
     await page.mouse.up();
     await canvas.locator('.react-flow__edge').first().waitFor({ state: 'attached', timeout: TIMEOUT });
     const yaml = page.getByTestId('wf-yaml');
-    assert.match(await yaml.inputValue(), /id: first\n\s+type: wait\n\s+duration: 1s\n\s+needs:\n\s+- gate/);
+    // The text pane follows canvas edits a moment later (a deferred render).
+    await page.waitForFunction(
+      () => /id: first\n\s+type: wait\n\s+duration: 1s\n\s+needs:\n\s+- gate/.test(document.querySelector('[data-testid="wf-yaml"]').value),
+      undefined,
+      { timeout: TIMEOUT },
+    );
     // The YAML side is editable too: rename the workflow there, and write a bad duration.
     const text = (await yaml.inputValue()).replace('name: my-workflow', 'name: e2e-release').replace('duration: 1s', 'duration: soon');
     await yaml.fill(text);

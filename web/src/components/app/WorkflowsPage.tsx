@@ -263,23 +263,36 @@ function StepSettings({
       </div>
       <fieldset className="grid gap-1">
         <legend className="mb-1 text-sm font-medium">Needs {errFor('needs') ? <span className="text-xs text-destructive">({fmt(errFor('needs'))})</span> : null}</legend>
-        {others.length ? (
-          <div className="flex flex-wrap gap-x-4 gap-y-1">
-            {others.map((o) => (
-              <label key={o} className="inline-flex items-center gap-1.5 text-sm">
-                <input
-                  type="checkbox"
-                  checked={needs.includes(o)}
-                  disabled={readOnly}
-                  onChange={(e) => onChange(e.target.checked ? connect(def, o, id) : disconnect(def, o, id))}
-                />
-                {o}
-              </label>
-            ))}
-          </div>
-        ) : (
-          <p className="text-xs text-muted-foreground">No other steps.</p>
-        )}
+        <div className="flex flex-wrap items-center gap-2">
+          {needs.length === 0 ? <span className="text-xs text-muted-foreground">none: it starts at once</span> : null}
+          {needs.map((n) => (
+            <span key={n} className="inline-flex items-center gap-1 rounded-full border border-border px-2 py-0.5 text-xs" data-need={n}>
+              {n}
+              {!readOnly ? (
+                <button type="button" className="rounded-full px-1 hover:bg-muted" aria-label={`Remove need ${n}`} onClick={() => onChange(disconnect(def, n, id))}>
+                  ×
+                </button>
+              ) : null}
+            </span>
+          ))}
+          {!readOnly && others.some((o) => !needs.includes(o)) ? (
+            <NativeSelect
+              aria-label={`Add a need to ${id}`}
+              className="h-8 w-44 text-xs"
+              value=""
+              onChange={(e) => e.target.value && onChange(connect(def, e.target.value, id))}
+            >
+              <option value="">add a need…</option>
+              {others
+                .filter((o) => !needs.includes(o))
+                .map((o) => (
+                  <option key={o} value={o}>
+                    {o}
+                  </option>
+                ))}
+            </NativeSelect>
+          ) : null}
+        </div>
       </fieldset>
       <p className="text-xs text-muted-foreground">Everything else (inputs, retry, forEach, …) is edited in the YAML.</p>
     </section>
@@ -455,15 +468,18 @@ function Editor({ workflow, onSaved, place, go }: { workflow: Workflow | null; o
   const [running, setRunning] = React.useState(false);
   const [dirty, setDirty] = React.useState(!workflow);
 
+  // Which side was edited last: after a canvas edit the text is rendered from the definition.
+  const [source, setSource] = React.useState<'text' | 'canvas'>('text');
   const fromCanvas = React.useCallback((d: Definition) => {
     setDef(d);
-    setText(toYaml(d));
+    setSource('canvas');
     setSyntax(null);
     setDirty(true);
   }, []);
 
   const fromText = (t: string) => {
     setText(t);
+    setSource('text');
     setDirty(true);
     const r = parseDefinition(t);
     setSyntax(r.error);
@@ -471,15 +487,21 @@ function Editor({ workflow, onSaved, place, go }: { workflow: Workflow | null; o
   };
 
   const byStep = React.useMemo(() => problemsByStep(def, problems), [def, problems]);
+  // Rendering and laying out a large definition's text is slow: after a canvas edit the text
+  // pane follows a moment later (a deferred render), so the canvas answers at once.
+  const laggingDef = React.useDeferredValue(def);
+  const shownText = React.useMemo(() => (source === 'canvas' ? toYaml(laggingDef) : text), [source, laggingDef, text]);
+  const currentText = () => (source === 'canvas' ? toYaml(def) : text);
 
   const save = async () => {
     setSaving(true);
     setProblems([]);
     try {
-      const { data } = workflow ? await api.workflows.update(workflow.id, text, workflow.version) : await api.workflows.create(text);
+      const body = currentText();
+      const { data } = workflow ? await api.workflows.update(workflow.id, body, workflow.version) : await api.workflows.create(body);
       toast({ title: `Saved ${data.name} (version ${data.version})`, variant: 'success' });
       setDirty(false);
-      onSaved({ ...data, definition: text });
+      onSaved({ ...data, definition: body });
     } catch (e) {
       const ae = e as ApiError;
       if (ae.status === 422 && Array.isArray(ae.details)) {
@@ -594,7 +616,7 @@ function Editor({ workflow, onSaved, place, go }: { workflow: Workflow | null; o
             data-testid="wf-yaml"
             spellCheck={false}
             readOnly={readOnly}
-            value={text}
+            value={shownText}
             onChange={(e) => fromText(e.target.value)}
             aria-invalid={!!syntax}
             aria-describedby={syntax ? 'wf-yaml-error' : undefined}
