@@ -183,7 +183,7 @@ export function WorkflowCanvas({ def, problems = {}, statuses, readOnly, selecte
   );
 
   return (
-    <div className={cn('h-[420px] w-full rounded-md border border-border bg-muted/30', className)} data-testid="wf-canvas">
+    <div className={cn('h-[420px] w-full rounded-md border border-border bg-muted/30 [contain:strict]', className)} data-testid="wf-canvas">
       <ReactFlow
         nodes={nodes}
         edges={edges}

@@ -487,10 +487,15 @@ function Editor({ workflow, onSaved, place, go }: { workflow: Workflow | null; o
   };
 
   const byStep = React.useMemo(() => problemsByStep(def, problems), [def, problems]);
-  // Rendering and laying out a large definition's text is slow: after a canvas edit the text
-  // pane follows a moment later (a deferred render), so the canvas answers at once.
-  const laggingDef = React.useDeferredValue(def);
-  const shownText = React.useMemo(() => (source === 'canvas' ? toYaml(laggingDef) : text), [source, laggingDef, text]);
+  // Rendering and laying out a large definition's text is slow: after canvas edits the text
+  // pane follows once they pause for 200 ms, so the canvas and the fields answer at once.
+  const [textDef, setTextDef] = React.useState(def);
+  React.useEffect(() => {
+    if (source !== 'canvas') return;
+    const t = setTimeout(() => React.startTransition(() => setTextDef(def)), 200);
+    return () => clearTimeout(t);
+  }, [def, source]);
+  const shownText = React.useMemo(() => (source === 'canvas' ? toYaml(textDef) : text), [source, textDef, text]);
   const currentText = () => (source === 'canvas' ? toYaml(def) : text);
 
   const save = async () => {
@@ -620,7 +625,7 @@ function Editor({ workflow, onSaved, place, go }: { workflow: Workflow | null; o
             onChange={(e) => fromText(e.target.value)}
             aria-invalid={!!syntax}
             aria-describedby={syntax ? 'wf-yaml-error' : undefined}
-            className="min-h-[420px] font-mono text-xs"
+            className="h-[420px] font-mono text-xs [contain:strict] xl:h-[640px]"
           />
           {syntax ? (
             <p id="wf-yaml-error" className="text-xs text-destructive" data-testid="wf-yaml-error">
