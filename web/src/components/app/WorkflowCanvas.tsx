@@ -134,13 +134,13 @@ export function WorkflowCanvas({ def, problems = {}, statuses, readOnly, selecte
     return out;
   }, [graph.edges]);
 
-  // Re-fit when steps come or go (added on the canvas, or in the YAML), not on every edit.
+  // Re-fit when steps or needs come or go (the layout moves then), not on every edit.
   const flow = React.useRef<ReactFlowInstance<StepNodeType, Edge> | null>(null);
-  const count = def.steps.length;
+  const shape = `${def.steps.length}:${graph.edges.length}`;
   React.useEffect(() => {
     const t = setTimeout(() => void flow.current?.fitView({ maxZoom: 1, padding: 0.2 }), 30);
     return () => clearTimeout(t);
-  }, [count]);
+  }, [shape]);
 
   const onNodesChange = React.useCallback(
     (changes: NodeChange<StepNodeType>[]) => {

@@ -603,7 +603,7 @@ function Editor({ workflow, onSaved, place, go }: { workflow: Workflow | null; o
       ) : null}
       <div className="grid gap-3 xl:grid-cols-[minmax(0,3fr)_minmax(0,2fr)]">
         <div className="grid content-start gap-3">
-          <WorkflowCanvas def={def} problems={byStep} readOnly={readOnly} selected={selected} onSelect={setSelected} onChange={fromCanvas} />
+          <WorkflowCanvas def={def} problems={byStep} readOnly={readOnly} selected={selected} onSelect={setSelected} onChange={fromCanvas} className="xl:h-[520px]" />
           {selected ? (
             <StepSettings def={def} id={selected} readOnly={readOnly} problems={byStep[selected] ?? []} onChange={fromCanvas} onSelect={setSelected} />
           ) : (
@@ -625,7 +625,7 @@ function Editor({ workflow, onSaved, place, go }: { workflow: Workflow | null; o
             onChange={(e) => fromText(e.target.value)}
             aria-invalid={!!syntax}
             aria-describedby={syntax ? 'wf-yaml-error' : undefined}
-            className="h-[420px] font-mono text-xs [contain:strict] xl:h-[640px]"
+            className="h-[420px] font-mono text-xs [contain:strict] xl:h-[520px]"
           />
           {syntax ? (
             <p id="wf-yaml-error" className="text-xs text-destructive" data-testid="wf-yaml-error">
