@@ -4,8 +4,12 @@
 // built web/dist), drives Debian's Chromium through playwright-core, and checks: sign-in
 // through the form, the dashboard's health charts filling from /ws, creating an agent through
 // the dialog (with a server-side validation error shown on its field), the agent's card going
-// live when it is started through the API (no reload), a viewer who sees no buttons it cannot
-// use, and sign-out. Screenshots of each page go to $E2E_OUT (default: a temp folder).
+// live when it is started through the API (no reload), an agent's task output streaming into
+// its Logs tab and its Metrics, an MCP adapter registered and a tool called (and a changed tool
+// held, then approved), a two-step workflow drawn on the canvas (with the server's 422 on the
+// node), saved, run and approved from its live timeline, the audit entries of all that, a
+// viewer who sees no buttons it cannot use, and sign-out. Screenshots of each page go to
+// $E2E_OUT (default: a temp folder).
 //
 // Usage: node tests/e2e/dashboard.e2e.mjs [path/to/devplane]
 //   DEVPLANE_BIN, DEVPLANE_WEB_DIR, CHROMIUM (default /usr/bin/chromium), E2E_OUT
@@ -265,6 +269,32 @@ try {
     await shot(page, 'admin');
   });
 
+  await step('an agent’s task output streams into its Logs tab live, and its Metrics show the result', async () => {
+    const made = await api('POST', '/api/v1/agents', { name: 'e2e-greeter', type: 'command', config: { command: 'read who; echo hello, $who; echo careful >&2' } }, adminToken);
+    assert.equal(made.status, 201, JSON.stringify(made.json));
+    const id = made.json.data.id;
+    assert.equal((await api('POST', `/api/v1/agents/${id}/start`, undefined, adminToken)).status, 200);
+    await page.goto(`${server.base}/agents?agent=${id}`);
+    const dialog = page.getByRole('dialog');
+    await dialog.getByRole('tab', { name: 'Logs' }).click();
+    await dialog.getByText('No tasks yet').waitFor({ timeout: TIMEOUT });
+    await page.evaluate(() => (window.__noReload = true));
+    const task = await api('POST', `/api/v1/agents/${id}/tasks`, { input: 'browser' }, adminToken);
+    assert.equal(task.status, 201, JSON.stringify(task.json));
+    const log = dialog.getByTestId('agent-log');
+    await log.getByText('hello, browser').waitFor({ timeout: TIMEOUT });
+    await log.getByText('careful').waitFor({ timeout: TIMEOUT });
+    await dialog.getByTestId('agent-tasks').getByText('succeeded').waitFor({ timeout: TIMEOUT });
+    assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was not reloaded');
+    await shot(page, 'agent-logs');
+    await dialog.getByRole('tab', { name: 'Metrics' }).click();
+    await dialog.locator('[data-testid="agent-success-rate"][data-rate="100"]').waitFor({ timeout: TIMEOUT });
+    await dialog.locator('[data-testid="chart-durations"][data-points="1"] .recharts-bar-rectangle').first().waitFor({ timeout: TIMEOUT });
+    await shot(page, 'agent-metrics');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached', timeout: TIMEOUT });
+  });
+
   let workflowUrl;
   await step('registers an MCP adapter (server-everything over stdio, sandboxed) and calls a tool', async () => {
     await page.goto(server.base + '/admin');
@@ -293,6 +323,32 @@ try {
     await details.getByTestId('mcp-calls').getByText('succeeded').first().waitFor({ timeout: TIMEOUT });
     await page.locator('[data-testid="mcp-adapters"] [data-adapter="everything"][data-status="healthy"]').waitFor({ timeout: TIMEOUT });
     await shot(page, 'admin-mcp');
+  });
+
+  await step('a tool whose description changes is shown held, and an admin approves it', async () => {
+    const mutateFile = path.join(work, 'mutated');
+    const reg = await api('POST', '/api/v1/tools', {
+      name: 'shifty',
+      config: { transport: 'stdio', command: process.execPath, args: [path.join(mcpDir, 'fake_server.mjs'), 'mutating'], env: { MUTATE_FILE: mutateFile }, sandbox: false },
+    }, adminToken);
+    assert.equal(reg.status, 201, JSON.stringify(reg.json));
+    const id = reg.json.data.id;
+    // The server's "mutate" tool changes echo's description and announces a new catalog.
+    const m = await api('POST', `/api/v1/tools/${id}/execute`, { tool: 'mutate', arguments: {} }, adminToken);
+    assert.equal(m.status, 200, JSON.stringify(m.json));
+    const row = page.locator('[data-testid="mcp-adapters"] [data-adapter="shifty"]');
+    await row.waitFor({ timeout: TIMEOUT });
+    await row.getByRole('button', { name: 'shifty' }).click();
+    const details = page.getByTestId('mcp-adapter-details');
+    await details.getByText(/Held until approved.*echo/).waitFor({ timeout: TIMEOUT });
+    await details.locator('[data-testid="mcp-catalog"] [data-tool="echo"]').getByText('held').waitFor({ timeout: TIMEOUT });
+    const held = await api('POST', `/api/v1/tools/${id}/execute`, { tool: 'echo', arguments: { message: 'x' } }, adminToken);
+    assert.equal(held.status, 409);
+    await shot(page, 'admin-mcp-held');
+    await details.getByRole('button', { name: 'Approve' }).click();
+    await details.locator('[data-testid="mcp-catalog"] [data-tool="echo"]').getByText('pinned').waitFor({ timeout: TIMEOUT });
+    await details.getByText(/Held until approved/).waitFor({ state: 'detached', timeout: TIMEOUT });
+    assert.equal((await api('POST', `/api/v1/tools/${id}/execute`, { tool: 'echo', arguments: { message: 'x' } }, adminToken)).status, 200);
   });
 
   await step('draws a two-step workflow on the canvas, sees the server’s 422 on the node, fixes it and saves', async () => {

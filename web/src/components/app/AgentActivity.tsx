@@ -169,7 +169,7 @@ export function AgentMetrics({ agentId }: { agentId: string }) {
           <XAxis dataKey="task" tick={{ fontSize: 10 }} />
           <YAxis tick={{ fontSize: 10 }} />
           <Tooltip />
-          <Bar dataKey="ms" name="duration (ms)" fill="#2563eb" isAnimationActive={false} />
+          <Bar dataKey="ms" name="duration (ms)" fill="#2563eb" maxBarSize={40} isAnimationActive={false} />
         </BarChart>
       </ChartBox>
       <ChartBox title="Tokens per task (llm agents)" testId="chart-tokens" points={m.tokens.length}>
@@ -179,8 +179,8 @@ export function AgentMetrics({ agentId }: { agentId: string }) {
           <YAxis tick={{ fontSize: 10 }} />
           <Tooltip />
           <Legend />
-          <Bar dataKey="input" stackId="t" name="input" fill="#0891b2" isAnimationActive={false} />
-          <Bar dataKey="output" stackId="t" name="output" fill="#7c3aed" isAnimationActive={false} />
+          <Bar dataKey="input" stackId="t" name="input" fill="#0891b2" maxBarSize={40} isAnimationActive={false} />
+          <Bar dataKey="output" stackId="t" name="output" fill="#7c3aed" maxBarSize={40} isAnimationActive={false} />
         </BarChart>
       </ChartBox>
     </div>
