@@ -382,7 +382,10 @@ try {
       { timeout: TIMEOUT },
     );
     // The YAML side is editable too: rename the workflow there, and write a bad duration.
-    const text = (await yaml.inputValue()).replace('name: my-workflow', 'name: e2e-release').replace('duration: 1s', 'duration: soon');
+    const text = (await yaml.inputValue())
+      .replace('name: my-workflow', 'name: e2e-release\ninputs:\n  version: {type: string, required: true}')
+      .replace('message: Ship it?', 'message: "Ship ${{ inputs.version }}?"')
+      .replace('duration: 1s', 'duration: soon');
     await yaml.fill(text);
     await page.getByTestId('save-workflow').click();
     const bad = canvas.locator('[data-testid="wf-node"][data-step-id="first"][data-problems="1"]');
@@ -409,13 +412,18 @@ try {
   let executionId;
   await step('runs it, watches the timeline move live, approves the gate and sees it finish', async () => {
     await page.getByTestId('run-workflow').click();
-    await page.getByRole('dialog').getByTestId('run-submit').click();
+    const run = page.getByRole('dialog');
+    await run.getByTestId('run-submit').click(); // without the required input: the server's 422 on its field
+    assert.match(await run.locator('[data-field-error="input-version"]').innerText({ timeout: TIMEOUT }), /required/);
+    await run.getByLabel('version').fill('1.0');
+    await run.getByTestId('run-submit').click();
     await page.waitForURL(/execution=/, { timeout: TIMEOUT });
     executionId = new URL(page.url()).searchParams.get('execution');
     const timeline = page.getByTestId('timeline');
     await timeline.locator('[data-testid="timeline-step"][data-step-id="gate"][data-status="waiting_approval"]').waitFor({ timeout: TIMEOUT });
     assert.equal(await timeline.locator('[data-testid="timeline-step"][data-step-id="first"]').getAttribute('data-status'), 'pending');
     await page.locator('[data-testid="wf-node"][data-step-id="gate"][data-status="waiting_approval"]').waitFor({ timeout: TIMEOUT });
+    assert.equal(await timeline.getByTestId('approval-message').innerText(), '“Ship 1.0?”');
     await shot(page, 'workflow-timeline-waiting');
     await page.evaluate(() => (window.__noReload = true));
     await timeline.getByLabel('Comment on gate').fill('looks good');

@@ -47,6 +47,14 @@ function duration(a?: string | null, b?: string | null): string {
   return ms < 1000 ? `${ms} ms` : ms < 60000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 60000)} min`;
 }
 
+/** `${{ inputs.x }}` filled from the execution's inputs; other expressions are left as written. */
+export function fillInputs(template: string, inputs: Record<string, unknown> | null | undefined): string {
+  return template.replace(/\$\{\{\s*inputs\.([A-Za-z_][\w-]*)\s*\}\}/g, (whole, name: string) => {
+    const v = inputs?.[name];
+    return v === undefined ? whole : typeof v === 'string' ? v : JSON.stringify(v);
+  });
+}
+
 function Json({ value }: { value: unknown }) {
   return <pre className="max-h-48 overflow-auto whitespace-pre-wrap break-all rounded bg-muted p-2 text-xs">{JSON.stringify(value, null, 2)}</pre>;
 }
@@ -58,7 +66,9 @@ function StepRow({
   executionId,
   onDecided,
   className,
+  message,
 }: {
+  message?: string;
   className?: string;
   step: ExecutionStep;
   type?: string;
@@ -108,6 +118,11 @@ function StepRow({
         <span className="ml-auto text-xs tabular-nums text-muted-foreground">{duration(step.startedAt, step.completedAt)}</span>
       </div>
       {step.error ? <p className="text-xs text-destructive">{step.error}</p> : null}
+      {step.status === 'waiting_approval' && message ? (
+        <p className="text-sm" data-testid="approval-message">
+          “{message}”
+        </p>
+      ) : null}
       {step.status === 'waiting_approval' ? (
         mayDecide ? (
           <div className="flex flex-wrap items-center gap-2">
@@ -201,6 +216,13 @@ export function WorkflowTimeline({ executionId, def, onStatuses }: { executionId
     scheduleReload();
   });
   useResync(exec.reload);
+  // The rendered message of a gate comes with approval.requested; before one is seen here
+  // (the page opened later) the definition's message is shown with its inputs filled in.
+  const [asked, setAsked] = React.useState<Record<string, string>>({});
+  useLiveEvents({ topics: ['approval.requested'], executionId }, (e) => {
+    const d = e.data as { stepId: string; message?: string };
+    if (typeof d.message === 'string') setAsked((m) => ({ ...m, [d.stepId]: d.message! }));
+  });
 
   const statuses = React.useMemo(() => Object.fromEntries((exec.data?.steps ?? []).map((s) => [s.stepId, s.status])), [exec.data?.steps]);
   React.useEffect(() => onStatuses?.(statuses), [statuses, onStatuses]);
@@ -268,6 +290,7 @@ export function WorkflowTimeline({ executionId, def, onStatuses }: { executionId
               approvers={approvers}
               executionId={x.id}
               onDecided={scheduleReload}
+              message={asked[s.stepId] ?? (typeof sd?.message === 'string' ? fillInputs(sd.message, x.inputs) : undefined)}
             />
           );
         })}
