@@ -453,7 +453,7 @@ function Runs({ workflow, def, execution, onOpen }: { workflow: Workflow; def: D
 
 // ---- the editor ----
 
-function Editor({ workflow, onSaved, place, go }: { workflow: Workflow | null; onSaved: (w: Workflow) => void; place: Place; go: (p: Partial<Place>) => void }) {
+function Editor({ workflow, onSaved, go }: { workflow: Workflow | null; onSaved: (w: Workflow) => void; go: (p: Partial<Place>) => void }) {
   const { role } = useSession();
   const toast = useToast();
   const readOnly = !can(role, 'workflows.write') || workflow?.status === 'archived';
@@ -680,7 +680,6 @@ function WorkflowView({ id, place, go, onChanged }: { id: string; place: Place; 
               <Editor
                 key={`${w.id}:${w.version}`}
                 workflow={w}
-                place={place}
                 go={go}
                 onSaved={(saved) => {
                   wf.setData(saved);
@@ -695,7 +694,6 @@ function WorkflowView({ id, place, go, onChanged }: { id: string; place: Place; 
         ) : (
           <Editor
             workflow={null}
-            place={place}
             go={go}
             onSaved={(saved) => {
               onChanged();
