@@ -20,6 +20,7 @@
 #include "agents/executor.hpp"
 #include "agents/remote/remote_hub.hpp"
 #include "workflow/engine.hpp"
+#include "workflow/hooks.hpp"
 #include "workflow/scheduler.hpp"
 #include "workflow/service.hpp"
 #include "api/v1/routes.hpp"
@@ -326,6 +327,10 @@ int run_serve(const ServeOptions& opts) {
   api::v1::register_api_key_routes(router, auth_service);
   auth::SecretService secret_service(store, secrets);
   api::v1::register_secret_routes(router, secret_service);
+  // Webhook triggers: public routes whose deliveries are checked against the hook's secret.
+  workflow::HookService hook_service(store, secrets, workflow::HookOptions{},
+                                     [&engine](const std::string& id) { engine.drive_now(id); });
+  api::v1::register_workflow_hook_routes(router, hook_service);
   api::v1::register_audit_routes(router, audit_service);
   auth_service.set_recorder(&audit_recorder);
   // MCP adapters: one live client per registered server, health-checked periodically.
