@@ -8,6 +8,7 @@
 #include <openssl/hmac.h>
 
 #include <ctime>
+#include <fstream>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -242,6 +243,83 @@ TEST_P(TriggersTest, CronTriggersAreValidated) {
            "name: good-cron\ntriggers:\n  - {cron: '0 9 * * mon-fri', timezone: Europe/Berlin, missed: skip}\n"
            "steps:\n  - {id: w, type: wait, duration: 1s}\n"}}));
   EXPECT_EQ(good.status, 201u) << good.describe();
+}
+
+// `devplane run FILE` against the server: creates, executes, follows, exits by the result;
+// a second run of a changed file makes a new version; refusals exit 2 and change nothing.
+TEST_P(TriggersTest, DevplaneRunSubmitsExecutesAndWaits) {
+  // The examples' `shell` agent.
+  auto a = admin_->post("/api/v1/agents",
+                        R"({"name":"shell","type":"command","config":{"command":["sh","-s"],"concurrency":4}})");
+  ASSERT_EQ(a.status, 201u) << a.describe();
+  ASSERT_EQ(admin_->post("/api/v1/agents/" + a.str("/data/id") + "/start", "").status, 200u);
+  const std::string url = "http://127.0.0.1:" + std::to_string(server_->port());
+  const Env env{{"DEVPLANE_SERVER", url}, {"DEVPLANE_TOKEN", admin_token(server_->port())}};
+  const std::string example = source_dir() + "/examples/workflows/ci-pipeline.yaml";
+  auto r = run_devplane({"run", example, "--wait", "--input", "project=tour",
+                         "--input", R"(suites=["unit","lint"])"}, env, std::chrono::seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string exec = r.out.substr(0, r.out.find('\n'));
+  auto e = admin_->get("/api/v1/executions/" + exec);
+  ASSERT_EQ(e.status, 200u) << e.describe();
+  EXPECT_EQ(e.str("/data/status"), "succeeded");
+  EXPECT_EQ(e.str("/data/cause"), "manual");
+  EXPECT_EQ(e.str("/data/inputs/project"), "tour");
+  EXPECT_EQ(e.at("/data/inputs/suites")->as_array().size(), 2u);
+  EXPECT_NE(r.err.find("created workflow ci-pipeline"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("succeeded"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("\"report\""), std::string::npos) << r.out;  // the outputs, last
+
+  // The same file again: the same workflow, no new version; a changed file: version 2. With a
+  // user and password instead of a token. Without --wait it exits once started.
+  TempDir dir;
+  const std::string file = dir.str() + "/wf.yaml";
+  auto write = [&](const std::string& text) {
+    std::ofstream(file) << text;
+  };
+  write("name: cli-flow\ninputs: {n: {type: integer, default: 1}}\nsteps:\n  - {id: w, type: wait, duration: 10ms}\n");
+  const Env user_env{{"DEVPLANE_SERVER", url}, {"DEVPLANE_USER", "admin"}, {"DEVPLANE_PASSWORD", kAdminPassword}};
+  EXPECT_EQ(run_devplane({"run", file}, user_env).exit_code, 0);
+  EXPECT_EQ(run_devplane({"run", file, "-w", "-i", "n=5"}, user_env).exit_code, 0);
+  auto wf = admin_->get("/api/v1/workflows?name=cli-flow");
+  ASSERT_EQ(wf.num("/meta/total"), 1);
+  EXPECT_EQ(wf.num("/data/0/version"), 1);
+  write("name: cli-flow\ndescription: v2\nsteps:\n  - {id: w, type: wait, duration: 10ms}\n");
+  auto v2 = run_devplane({"run", file, "--wait", "--user", "admin"}, Env{{"DEVPLANE_SERVER", url}, {"DEVPLANE_PASSWORD", kAdminPassword}});
+  EXPECT_EQ(v2.exit_code, 0) << v2.err;
+  EXPECT_NE(v2.err.find("updated workflow cli-flow to version 2"), std::string::npos) << v2.err;
+
+  // A failing workflow exits 1.
+  write("name: cli-fails\nsteps:\n  - {id: boom, type: agent, agent: shell, inputs: 'exit 3'}\n");
+  auto failed = run_devplane({"run", file, "--wait"}, env, std::chrono::seconds(120));
+  EXPECT_EQ(failed.exit_code, 1) << failed.out << failed.err;
+  EXPECT_NE(failed.err.find("boom: failed"), std::string::npos) << failed.err;
+
+  // Refusals exit 2 and create nothing: an invalid definition (its problems printed), bad
+  // inputs, a missing file, no credential, a wrong password, an unreachable server, --input
+  // without '='.
+  const auto before = admin_->get("/api/v1/workflows").num("/meta/total");
+  write("name: cli-bad\nsteps:\n  - {id: a, type: wait, duration: soon, needs: [a]}\n");
+  auto bad = run_devplane({"run", file}, env);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("steps[0].duration"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("validation_failed"), std::string::npos) << bad.err;
+  write("name: cli-flow\ndescription: v2\nsteps:\n  - {id: w, type: wait, duration: 10ms}\n");
+  auto badin = run_devplane({"run", file, "--input", "nope=1"}, env);
+  EXPECT_EQ(badin.exit_code, 2);
+  EXPECT_NE(badin.err.find("inputs.nope"), std::string::npos) << badin.err;
+  EXPECT_EQ(run_devplane({"run", dir.str() + "/missing.yaml"}, env).exit_code, 2);
+  EXPECT_EQ(run_devplane({"run", file}, Env{{"DEVPLANE_SERVER", url}}).exit_code, 2);
+  EXPECT_EQ(run_devplane({"run", file, "-u", "admin"}, Env{{"DEVPLANE_SERVER", url}, {"DEVPLANE_PASSWORD", "wrong"}}).exit_code, 2);
+  EXPECT_EQ(run_devplane({"run", file, "--token", "garbage"}, Env{{"DEVPLANE_SERVER", url}}).exit_code, 2);
+  EXPECT_EQ(run_devplane({"run", file, "--server", "http://127.0.0.1:1"}, env).exit_code, 2);
+  EXPECT_EQ(run_devplane({"run", file, "--input", "novalue"}, env).exit_code, 2);
+  write(": : not yaml [");
+  EXPECT_EQ(run_devplane({"run", file}, env).exit_code, 2);
+  EXPECT_EQ(admin_->get("/api/v1/workflows").num("/meta/total"), before);
+  auto help = run_devplane({"run", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("--wait"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, TriggersTest,
