@@ -164,9 +164,9 @@ struct ExecutionFilter {
   std::optional<std::string> workflow_id;
   std::optional<std::string> status;
   std::optional<std::string> parent_execution_id;
-  std::optional<std::string> cause;  // manual | schedule | webhook | workflow
   std::optional<std::string> after;  // keyset cursor (an execution id)
   int limit = 50;
+  std::optional<std::string> cause;  // manual | schedule | webhook | workflow
 };
 
 // MCP adapters (registered MCP servers). Names are unique.
