@@ -66,14 +66,14 @@ dp_cc_test(NAME dp_llm_test
 
 # Workflow definitions, validator and expressions; checks docs/workflow.schema.json too.
 dp_cc_test(NAME dp_workflow_def_test
-  SRCS workflow/expr_test.cpp workflow/definition_test.cpp
+  SRCS workflow/expr_test.cpp workflow/definition_test.cpp workflow/cron_test.cpp
   DEPS dp_workflow_def
   LABELS unit)
 target_compile_definitions(dp_workflow_def_test PRIVATE DP_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 
 # The engine against a real SQLite store, the test playing the executor.
 dp_cc_test(NAME dp_workflow_test
-  SRCS workflow/engine_test.cpp
+  SRCS workflow/engine_test.cpp workflow/scheduler_test.cpp
   DEPS dp_workflow SQLite::SQLite3
   LABELS unit)
 

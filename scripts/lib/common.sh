@@ -6,6 +6,8 @@ DP_BUILD_PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libpq-dev libsqlite3-dev libhiredis-dev libyaml-cpp-dev
   libcli11-dev prometheus-cpp-dev libsodium-dev libjwt-dev
+  # Time zones of cron triggers: Howard Hinnant's date library over the system tzdata.
+  libhowardhinnant-date-dev tzdata
   # Not for building: the sandbox that command agents run in (bubblewrap).
   bubblewrap
 )

@@ -20,6 +20,8 @@
 #include "agents/executor.hpp"
 #include "agents/remote/remote_hub.hpp"
 #include "workflow/engine.hpp"
+#include "workflow/hooks.hpp"
+#include "workflow/scheduler.hpp"
 #include "workflow/service.hpp"
 #include "api/v1/routes.hpp"
 #include "app/build_info.hpp"
@@ -302,6 +304,10 @@ int run_serve(const ServeOptions& opts) {
       store, [&engine] { engine.notify(); },
       [&engine](const std::string& id) { engine.drive_now(id); });
   api::v1::register_workflow_routes(router, workflow_service);
+  // Cron triggers: every node runs a scheduler; the one holding the store lease fires.
+  workflow::SchedulerOptions scheduler_opts;
+  scheduler_opts.node_id = node_id;
+  workflow::Scheduler scheduler(store, scheduler_opts, [&engine](const std::string&) { engine.notify(); });
   api::v1::register_auth_routes(router, auth_service);
   // Single sign-on (OpenID Connect) when oidc_issuer is set; the provider is contacted on the
   // first sign-in, so devplane starts while it is down.
@@ -321,6 +327,10 @@ int run_serve(const ServeOptions& opts) {
   api::v1::register_api_key_routes(router, auth_service);
   auth::SecretService secret_service(store, secrets);
   api::v1::register_secret_routes(router, secret_service);
+  // Webhook triggers: public routes whose deliveries are checked against the hook's secret.
+  workflow::HookService hook_service(store, secrets, workflow::HookOptions{},
+                                     [&engine](const std::string& id) { engine.drive_now(id); });
+  api::v1::register_workflow_hook_routes(router, hook_service);
   api::v1::register_audit_routes(router, audit_service);
   auth_service.set_recorder(&audit_recorder);
   // MCP adapters: one live client per registered server, health-checked periodically.
@@ -420,6 +430,7 @@ int run_serve(const ServeOptions& opts) {
   executor.start();
   remote_hub.start();
   engine.start();
+  scheduler.start();
   tool_service.start_health_checker(std::chrono::milliseconds(cfg.mcp_health_interval_ms));
 
   realtime::HealthSources health_src;
@@ -477,6 +488,7 @@ int run_serve(const ServeOptions& opts) {
   io.run();
   for (auto& t : threads) t.join();
   remote_hub.stop();
+  scheduler.stop();
   engine.stop();
   executor.stop();  // running tasks are stopped and their results recorded
   tool_service.stop_health_checker();

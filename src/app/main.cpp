@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/commands.hpp"
+#include "app/run_command.hpp"
 #include "app/user_commands.hpp"
 
 int main(int argc, char** argv) {
@@ -49,6 +50,9 @@ int main(int argc, char** argv) {
 
   cli.add_subcommand("version", "Print version and build information");
 
+  dp::app::RunOptions run;
+  auto* run_cmd = dp::app::add_run_command(cli, run);
+
   dp::app::UserOptions user;
   dp::app::add_user_commands(cli, user);
 
@@ -56,6 +60,7 @@ int main(int argc, char** argv) {
 
   if (int rc = dp::app::run_user_command(cli, user); rc >= 0) return rc;
 
+  if (run_cmd->parsed()) return dp::app::run_run_command(run);
   if (serve_cmd->parsed()) return dp::app::run_serve(serve);
   if (migrate_cmd->parsed()) return dp::app::run_migrate(migrate);
   if (check_cmd->parsed()) return dp::app::run_check(check);

@@ -86,6 +86,7 @@ class MeteredStore final : public store::Store {
     store::ExecutionRepository& executions() override { return inner_.executions(); }
     store::AdapterRepository& adapters() override { return inner_.adapters(); }
     store::ToolExecutionRepository& tool_executions() override { return inner_.tool_executions(); }
+    store::TriggerRepository& triggers() override { return inner_.triggers(); }
     store::UserRepository& users() override { return inner_.users(); }
     store::ApiKeyRepository& api_keys() override { return inner_.api_keys(); }
     store::RefreshTokenRepository& refresh_tokens() override { return inner_.refresh_tokens(); }

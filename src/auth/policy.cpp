@@ -78,6 +78,7 @@ const std::vector<Rule> kRules = {
     only("DELETE", "/api/v1/workflows/:id", A | O, "act on workflows (archive)"),
     only("GET", "/api/v1/workflows/:id/versions/:n", A | O | V, "read"),
     only("POST", "/api/v1/workflows/:id/execute", A | O, "act on workflows"),
+    open("POST", "/api/v1/workflows/:id/hooks/:hookId", "webhook trigger: the HMAC signature is the credential"),
     only("GET", "/api/v1/executions", A | O | V, "read"),
     only("GET", "/api/v1/executions/:id", A | O | V, "read"),
     only("POST", "/api/v1/executions/:id/cancel", A | O, "act on workflows"),

@@ -42,6 +42,7 @@ boost::json::object to_json(const Execution& e) {
                              {"outputs", e.outputs},
                              {"error", text_or_null(e.error)},
                              {"cause", e.cause},
+                             {"causeDetail", e.cause_detail},
                              {"createdBy", e.created_by},
                              {"parentExecutionId", text_or_null(e.parent_execution_id)},
                              {"parentStepId", text_or_null(e.parent_step_id)},

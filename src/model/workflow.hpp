@@ -44,7 +44,10 @@ struct Execution {
   boost::json::value outputs;  // null until succeeded
   std::string error;
   std::string correlation_id;
-  std::string cause = "manual";  // manual | workflow (a parent's sub-workflow step) | ...
+  std::string cause = "manual";  // manual | schedule | webhook | workflow (a parent's step)
+  // What exactly: {by} for manual, {trigger, scheduledAt} for schedule, {hook, deliveryId}
+  // for webhook, {parentExecutionId, parentStepId} for workflow.
+  boost::json::object cause_detail;
   std::string created_by;
   std::string parent_execution_id;
   std::string parent_step_id;

@@ -166,6 +166,7 @@ struct ExecutionFilter {
   std::optional<std::string> parent_execution_id;
   std::optional<std::string> after;  // keyset cursor (an execution id)
   int limit = 50;
+  std::optional<std::string> cause;  // manual | schedule | webhook | workflow
 };
 
 // MCP adapters (registered MCP servers). Names are unique.
@@ -229,6 +230,50 @@ class ExecutionRepository {
   // `expected_attempt`. kFailedPrecondition `stale_step` otherwise.
   virtual Status update_step(const model::ExecutionStep& step, std::string_view expected_status,
                              std::int64_t expected_attempt) = 0;
+};
+
+// The state of one trigger of a workflow's current version (docs/workflows.md, "Triggers").
+struct TriggerState {
+  std::string workflow_id;
+  std::string trigger_id;
+  std::string kind;  // schedule | webhook
+  std::string spec;  // schedule: what next_fire_at was computed from; a change recomputes it
+  std::int64_t next_fire_at = 0;  // schedule: epoch ms of the next scheduled time; 0: none
+  std::int64_t last_fire_at = 0;  // the scheduled time (or receipt) of the last execution
+  std::string last_execution_id;
+};
+
+// A webhook delivery that started an execution (replay protection).
+struct WebhookDelivery {
+  std::string workflow_id;
+  std::string hook_id;
+  std::string delivery_id;
+  std::string execution_id;
+  std::int64_t received_at = 0;  // epoch ms
+};
+
+// Trigger rows (kept in step with each workflow's current definition by the workflow service)
+// and the webhook deliveries seen.
+class TriggerRepository {
+ public:
+  virtual ~TriggerRepository() = default;
+  // The trigger rows of a workflow, by trigger id.
+  virtual Result<std::vector<TriggerState>> list(std::string_view workflow_id) = 0;
+  // Inserts, or replaces every field of the row with the same workflow and trigger id.
+  virtual Status put(const TriggerState& trigger) = 0;
+  virtual Status remove(std::string_view workflow_id, std::string_view trigger_id) = 0;
+  // Schedule triggers of active workflows whose next_fire_at (> 0) is at or before now_ms,
+  // soonest first, at most `limit`.
+  virtual Result<std::vector<TriggerState>> due(std::int64_t now_ms, int limit) = 0;
+  // The earliest next_fire_at (> 0) of a schedule trigger of an active workflow; 0: none.
+  virtual Result<std::int64_t> next_due() = 0;
+  // kAlreadyExists when the hook has recorded this delivery id already.
+  virtual Status insert_delivery(const WebhookDelivery& delivery) = 0;
+  virtual Result<std::optional<WebhookDelivery>> find_delivery(std::string_view workflow_id,
+                                                               std::string_view hook_id,
+                                                               std::string_view delivery_id) = 0;
+  // Forgets deliveries received before `before_ms`; returns how many.
+  virtual Result<std::int64_t> prune_deliveries(std::int64_t before_ms) = 0;
 };
 
 // The record of every tool call (append-only).
@@ -449,6 +494,7 @@ class Tx {
   virtual ExecutionRepository& executions() = 0;
   virtual AdapterRepository& adapters() = 0;
   virtual ToolExecutionRepository& tool_executions() = 0;
+  virtual TriggerRepository& triggers() = 0;
   virtual UserRepository& users() = 0;
   virtual ApiKeyRepository& api_keys() = 0;
   virtual RefreshTokenRepository& refresh_tokens() = 0;

@@ -1851,6 +1851,89 @@ model::Workflow make_workflow(const std::string& name) {
   return w;
 }
 
+// Trigger rows (cron and webhook) and webhook deliveries: upsert, due times of active
+// workflows only, the earliest next time, replay detection and pruning; causes on executions.
+TEST_P(StoreTest, TriggerRowsDueTimesAndDeliveries) {
+  auto w = make_workflow("triggered");
+  auto gone = make_workflow("archived-one");
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+    DP_TRY(tx.workflows().insert(w));
+    DP_TRY(tx.workflows().insert(gone));
+    model::Workflow archived = gone;
+    archived.status = "archived";
+    archived.version = 2;
+    return tx.workflows().update(archived, 1);
+  }).ok());
+  auto put = [&](const std::string& wf, const std::string& id, const std::string& kind,
+                 std::int64_t next) {
+    TriggerState t{wf, id, kind, "spec-" + id, next, 0, ""};
+    return store_->write([&](Tx& tx) { return tx.triggers().put(t); });
+  };
+  ASSERT_TRUE(put(w.id, "a", "schedule", 3000).ok());
+  ASSERT_TRUE(put(w.id, "b", "schedule", 1000).ok());
+  ASSERT_TRUE(put(w.id, "hook", "webhook", 0).ok());
+  ASSERT_TRUE(put(gone.id, "c", "schedule", 500).ok());
+  std::vector<TriggerState> due;
+  std::int64_t next = -1;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(due, tx.triggers().due(2000, 10));
+    DP_ASSIGN_OR_RETURN(next, tx.triggers().next_due());
+    return Ok{};
+  }).ok());
+  ASSERT_EQ(due.size(), 1u);  // not the archived workflow's, not the webhook, not a (3000)
+  EXPECT_EQ(due[0].trigger_id, "b");
+  EXPECT_EQ(next, 1000);
+  // Replacing a row keeps one row with the new fields.
+  TriggerState moved{w.id, "b", "schedule", "spec-b2", 5000, 1000, "exec-1"};
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.triggers().put(moved); }).ok());
+  std::vector<TriggerState> rows;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(rows, tx.triggers().list(w.id));
+    DP_ASSIGN_OR_RETURN(next, tx.triggers().next_due());
+    return Ok{};
+  }).ok());
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[1].trigger_id, "b");
+  EXPECT_EQ(rows[1].spec, "spec-b2");
+  EXPECT_EQ(rows[1].next_fire_at, 5000);
+  EXPECT_EQ(rows[1].last_fire_at, 1000);
+  EXPECT_EQ(rows[1].last_execution_id, "exec-1");
+  EXPECT_EQ(next, 3000);
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.triggers().remove(w.id, "a"); }).ok());
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(rows, tx.triggers().list(w.id));
+    return Ok{};
+  }).ok());
+  EXPECT_EQ(rows.size(), 2u);
+
+  // Deliveries: once per hook; a repeat is kAlreadyExists and leaves the first.
+  WebhookDelivery d{w.id, "hook", "d-1", "exec-9", 1000};
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.triggers().insert_delivery(d); }).ok());
+  WebhookDelivery again{w.id, "hook", "d-1", "exec-10", 2000};
+  auto st = store_->write([&](Tx& tx) { return tx.triggers().insert_delivery(again); });
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, ErrorCode::kAlreadyExists);
+  WebhookDelivery other_hook{w.id, "hook2", "d-1", "exec-11", 3000};
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.triggers().insert_delivery(other_hook); }).ok());
+  std::optional<WebhookDelivery> found;
+  std::optional<WebhookDelivery> missing;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(found, tx.triggers().find_delivery(w.id, "hook", "d-1"));
+    DP_ASSIGN_OR_RETURN(missing, tx.triggers().find_delivery(w.id, "hook", "d-2"));
+    return Ok{};
+  }).ok());
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->execution_id, "exec-9");
+  EXPECT_EQ(found->received_at, 1000);
+  EXPECT_FALSE(missing.has_value());
+  std::int64_t pruned = 0;
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(pruned, tx.triggers().prune_deliveries(2500));
+    return Ok{};
+  }).ok());
+  EXPECT_EQ(pruned, 1);
+}
+
 TEST_P(StoreTest, WorkflowsAreVersionedAndNamesUniqueWhileLive) {
   auto w = make_workflow("ci");
   ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.workflows().insert(w); }).ok());
@@ -1941,7 +2024,7 @@ TEST_P(StoreTest, ExecutionLeasesAreExclusiveUntilTheyLapse) {
     DP_ASSIGN_OR_RETURN(model::Execution got, tx.executions().get(e.id));
     EXPECT_EQ(got.status, "succeeded");
     EXPECT_EQ(got.inputs.at("n").as_int64(), 1);
-    DP_ASSIGN_OR_RETURN(auto page, tx.executions().list(ExecutionFilter{w.id, "succeeded", std::nullopt, std::nullopt, 10}));
+    DP_ASSIGN_OR_RETURN(auto page, tx.executions().list(ExecutionFilter{w.id, "succeeded", std::nullopt, std::nullopt, 10, std::nullopt}));
     EXPECT_EQ(page.total, 1);
     return Ok{};
   }).ok());

@@ -12,6 +12,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "workflow/cron.hpp"
 #include "workflow/expr.hpp"
 
 namespace dp::workflow {
@@ -307,8 +308,8 @@ class Checker {
   const Positions& pos_;
 };
 
-const std::vector<std::string_view> kTopKeys = {"name", "description", "inputs", "outputs",
-                                                "steps", "version", "$schema"};
+const std::vector<std::string_view> kTopKeys = {"name",  "description", "inputs",  "outputs",
+                                                "steps", "triggers",    "version", "$schema"};
 const std::vector<std::string_view> kStepTypes = {"agent", "tool", "approval", "workflow", "wait"};
 const std::vector<std::string_view> kCommonStepKeys = {
     "id",      "name",        "type",   "needs",           "if",      "inputs", "retry",
@@ -325,6 +326,100 @@ std::vector<std::string_view> step_keys(std::string_view type) {
   if (type == "workflow") keys.push_back("workflow");
   if (type == "wait") keys.push_back("duration");
   return keys;
+}
+
+// triggers: [{cron, timezone?, missed?, id?, inputs?} | {webhook, secret, payloadInput?, inputs?}]
+void parse_triggers(Checker& c, const json::value& v, Definition& def) {
+  if (v.is_null()) return;
+  if (!v.is_array()) {
+    c.fail("triggers", "wrong_type", "triggers must be a list");
+    return;
+  }
+  if (v.get_array().size() > kMaxTriggers) {
+    c.fail("triggers", "too_many", "a workflow has at most 32 triggers");
+    return;
+  }
+  std::set<std::string> seen;
+  std::size_t i = 0;
+  for (const auto& t : v.get_array()) {
+    const std::string p = index_path("triggers", i++);
+    if (!t.is_object()) {
+      c.fail(p, "wrong_type", "a trigger is a mapping with `cron` or `webhook`");
+      continue;
+    }
+    const auto& o = t.get_object();
+    Trigger tr;
+    if (o.contains("cron")) {
+      tr.kind = "schedule";
+      c.only_keys(o, p, {"cron", "timezone", "missed", "id", "inputs"}, "for a cron trigger");
+      if (auto cron = c.string(o, "cron", p, true, 256)) {
+        tr.cron = *cron;
+        if (auto spec = parse_cron(*cron); !spec.ok()) {
+          c.fail(child_path(p, "cron"), "bad_value", spec.error().message);
+        }
+      }
+      if (auto tz = c.string(o, "timezone", p, false, 64)) {
+        tr.timezone = *tz;
+        if (auto z = find_zone(*tz); !z.ok()) c.fail(child_path(p, "timezone"), "bad_value", z.error().message);
+      }
+      if (auto m = c.string(o, "missed", p, false, 16)) {
+        if (*m != "once" && *m != "skip") {
+          c.fail(child_path(p, "missed"), "not_allowed", "missed must be `once` or `skip`");
+        } else {
+          tr.missed = *m;
+        }
+      }
+      if (auto id = c.string(o, "id", p, false, 64)) {
+        if (!valid_id(*id)) {
+          c.fail(child_path(p, "id"), "bad_id",
+                 "a trigger id has letters, digits, `_` and `-`, does not start with a digit, "
+                 "and is at most 64 long");
+        }
+        tr.id = *id;
+      } else {
+        tr.id = "cron-" + std::to_string(i - 1);
+      }
+    } else if (o.contains("webhook")) {
+      tr.kind = "webhook";
+      c.only_keys(o, p, {"webhook", "secret", "payloadInput", "inputs"}, "for a webhook trigger");
+      if (auto id = c.string(o, "webhook", p, true, 64)) {
+        if (!valid_id(*id)) {
+          c.fail(child_path(p, "webhook"), "bad_id",
+                 "a hook id has letters, digits, `_` and `-`, does not start with a digit, and "
+                 "is at most 64 long");
+        }
+        tr.id = *id;
+      }
+      if (auto secret = c.string(o, "secret", p, true, 200)) tr.secret = *secret;
+      if (auto in = c.string(o, "payloadInput", p, false, 64)) {
+        if (!def.inputs.contains(*in)) {
+          c.fail(child_path(p, "payloadInput"), "unknown_input",
+                 "payloadInput names '" + *in + "', which is not a declared input");
+        }
+        tr.payload_input = *in;
+      }
+    } else {
+      c.fail(p, "required", "a trigger has `cron` (a schedule) or `webhook` (a hook id)");
+      continue;
+    }
+    if (const auto* in = o.if_contains("inputs"); in != nullptr && !in->is_null()) {
+      if (!in->is_object()) {
+        c.fail(child_path(p, "inputs"), "wrong_type", "inputs must be a mapping of input names to values");
+      } else {
+        for (const auto& kv : in->get_object()) {
+          if (!def.inputs.contains(kv.key())) {
+            c.fail(child_path(child_path(p, "inputs"), kv.key().substr(0, 64)), "unknown_input",
+                   "'" + std::string(kv.key().substr(0, 64)) + "' is not a declared input");
+          }
+        }
+        tr.inputs = in->get_object();
+      }
+    }
+    if (!tr.id.empty() && !seen.insert(tr.id).second) {
+      c.fail(p, "duplicate_id", "trigger id '" + tr.id + "' is used twice");
+    }
+    def.triggers.push_back(std::move(tr));
+  }
 }
 
 void parse_inputs(Checker& c, const json::value& v, Definition& def) {
@@ -705,6 +800,7 @@ std::vector<Problem> check(const json::value& doc, const Positions& pos, Definit
   }
   if (auto d = c.string(o, "description", "", false, 4000)) def.description = *d;
   if (const auto* in = o.if_contains("inputs")) parse_inputs(c, *in, def);
+  if (const auto* tr = o.if_contains("triggers")) parse_triggers(c, *tr, def);
   if (const auto* out = o.if_contains("outputs"); out != nullptr && !out->is_null()) {
     if (!out->is_object()) {
       c.fail("outputs", "wrong_type", "outputs must be a mapping of names to templates");
@@ -791,6 +887,13 @@ std::vector<Problem> check(const json::value& doc, const Positions& pos, Definit
 }
 
 }  // namespace
+
+const Trigger* Definition::trigger(std::string_view id) const {
+  for (const auto& t : triggers) {
+    if (t.id == id) return &t;
+  }
+  return nullptr;
+}
 
 const Step* Definition::step(std::string_view id) const {
   for (const auto& s : steps) {

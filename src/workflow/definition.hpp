@@ -78,14 +78,35 @@ struct Step {
   std::int64_t duration_ms = 0;
 };
 
+// What starts executions besides the API (docs/workflows.md, "Triggers").
+inline constexpr std::size_t kMaxTriggers = 32;
+
+struct Trigger {
+  std::string id;    // unique among the workflow's triggers; a webhook's is its hook id
+  std::string kind;  // schedule | webhook
+  // schedule
+  std::string cron;
+  std::string timezone = "UTC";
+  std::string missed = "once";  // once: one run for a missed window; skip: none
+  // webhook
+  std::string secret;         // the name of the secret (/api/v1/secrets) holding the HMAC key
+  std::string payload_input;  // the declared input that receives the request body; "": none
+  boost::json::object inputs;  // fixed inputs of the executions it starts
+
+  // What a schedule's next time is computed from: a change recomputes it.
+  std::string schedule_spec() const { return cron + " @ " + timezone; }
+};
+
 struct Definition {
   std::string name;
   std::string description;
   std::map<std::string, InputSpec> inputs;
   boost::json::object outputs;  // templated execution outputs
   std::vector<Step> steps;
+  std::vector<Trigger> triggers;
 
   const Step* step(std::string_view id) const;
+  const Trigger* trigger(std::string_view id) const;
 };
 
 // Parses and validates. On any problem: kInvalidArgument `validation_failed` whose details are

@@ -297,7 +297,11 @@ class SchemaTest : public ::testing::Test {
 TEST_F(SchemaTest, TopLevelKeysMatch) {
   for (const auto& k : props(schema_)) {
     json::object doc{{"name", "n"}, {"steps", json::array{json::object{{"id", "a"}, {"type", "wait"}, {"duration", "1s"}}}}};
-    if (!doc.contains(k)) doc[k] = k == "inputs" || k == "outputs" ? json::value(json::object{}) : json::value("x");
+    if (!doc.contains(k)) {
+      doc[k] = k == "inputs" || k == "outputs" ? json::value(json::object{})
+               : k == "triggers"               ? json::value(json::array{})
+                                               : json::value("x");
+    }
     auto r = parse_definition_json(json::value(doc));
     EXPECT_TRUE(r.ok()) << k << ": " << json::serialize(r.error().details);
   }

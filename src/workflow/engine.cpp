@@ -410,6 +410,7 @@ Status Pass::start_attempt(std::size_t i) {
     child.created_by = "execution:" + e_.id;
     child.parent_execution_id = e_.id;
     child.parent_step_id = r.step_id;
+    child.cause_detail = json::object{{"parentExecutionId", e_.id}, {"parentStepId", r.step_id}};
     child.created_at = now_;
     DP_TRY(insert_execution(tx_, child, *child_def, now_));
     r.status = "running";

@@ -6,6 +6,7 @@
 
 #include "core/clock.hpp"
 #include "core/ids.hpp"
+#include "workflow/cron.hpp"
 
 namespace dp::workflow {
 
@@ -59,6 +60,66 @@ Status insert_execution(store::Tx& tx, const model::Execution& e, const Definiti
   return announce(tx, e, nullptr, now);
 }
 
+Status sync_triggers(store::Tx& tx, const std::string& workflow_id, const Definition& def,
+                     std::int64_t now) {
+  DP_ASSIGN_OR_RETURN(std::vector<store::TriggerState> rows, tx.triggers().list(workflow_id));
+  for (const auto& row : rows) {
+    const Trigger* t = def.trigger(row.trigger_id);
+    if (t == nullptr || t->kind != row.kind) DP_TRY(tx.triggers().remove(workflow_id, row.trigger_id));
+  }
+  for (const auto& t : def.triggers) {
+    store::TriggerState row;
+    row.workflow_id = workflow_id;
+    row.trigger_id = t.id;
+    row.kind = t.kind;
+    for (const auto& r : rows) {
+      if (r.trigger_id == t.id && r.kind == t.kind) row = r;
+    }
+    if (t.kind == "schedule") {
+      // An unchanged schedule keeps its next time (and so its missed-run accounting); a new
+      // or changed one starts from now: a schedule never fires for times before it existed.
+      if (row.spec != t.schedule_spec() || row.next_fire_at == 0) {
+        row.spec = t.schedule_spec();
+        DP_ASSIGN_OR_RETURN(CronSpec spec, parse_cron(t.cron));
+        DP_ASSIGN_OR_RETURN(const date::time_zone* zone, find_zone(t.timezone));
+        row.next_fire_at = next_fire(spec, zone, now).value_or(0);
+      }
+    } else {
+      row.spec = t.secret;
+      row.next_fire_at = 0;
+    }
+    DP_TRY(tx.triggers().put(row));
+  }
+  return Ok{};
+}
+
+Result<model::Execution> start_execution(store::Tx& tx, const std::string& workflow_id,
+                                         const json::object& inputs, ExecutionCause cause,
+                                         std::int64_t now, const Definition* def_hint) {
+  DP_ASSIGN_OR_RETURN(model::Workflow w, tx.workflows().get(workflow_id));
+  if (w.status == "archived") {
+    return invalid_transition("workflow " + workflow_id + " is archived", w.status);
+  }
+  std::optional<Definition> parsed;
+  if (def_hint == nullptr) {
+    DP_ASSIGN_OR_RETURN(parsed, parse_definition(w.definition));
+    def_hint = &*parsed;
+  }
+  DP_ASSIGN_OR_RETURN(json::object complete, check_inputs(*def_hint, inputs));
+  model::Execution e;
+  e.id = ids::uuid_v7();
+  e.workflow_id = w.id;
+  e.workflow_version = w.version;
+  e.inputs = std::move(complete);
+  e.correlation_id = cause.correlation_id.empty() ? e.id : cause.correlation_id;
+  e.created_by = std::move(cause.created_by);
+  e.cause = std::move(cause.cause);
+  e.cause_detail = std::move(cause.detail);
+  e.created_at = now;
+  DP_TRY(insert_execution(tx, e, *def_hint, now));
+  return e;
+}
+
 Result<model::Workflow> WorkflowService::create(const std::string& text, const Caller& caller) {
   DP_ASSIGN_OR_RETURN(Definition def, parse_definition(text));
   model::Workflow w;
@@ -67,7 +128,10 @@ Result<model::Workflow> WorkflowService::create(const std::string& text, const C
   w.description = def.description;
   w.definition = text;
   w.created_at = w.updated_at = clock::now_ms();
-  DP_TRY(store_.write([&](store::Tx& tx) -> Status { return tx.workflows().insert(w); }));
+  DP_TRY(store_.write([&](store::Tx& tx) -> Status {
+    DP_TRY(tx.workflows().insert(w));
+    return sync_triggers(tx, w.id, def, now_ms_ ? now_ms_() : w.created_at);
+  }));
   (void)caller;
   return w;
 }
@@ -115,6 +179,7 @@ Result<model::Workflow> WorkflowService::update(const std::string& id, const std
     w.version = current + 1;
     w.updated_at = clock::now_ms();
     DP_TRY(tx.workflows().update(w, current));
+    DP_TRY(sync_triggers(tx, w.id, def, now_ms_ ? now_ms_() : w.updated_at));
     out = std::move(w);
     return Ok{};
   }));
@@ -169,6 +234,7 @@ Result<model::Execution> WorkflowService::execute(const std::string& workflow_id
   e.correlation_id = caller.correlation_id;
   e.created_by = caller.name;
   e.cause = "manual";
+  e.cause_detail = json::object{{"by", caller.name}};
   e.created_at = clock::now_ms();
   DP_TRY(store_.write([&](store::Tx& tx) -> Status {
     // The version read above must still be current, so the execution runs what was checked.

@@ -42,6 +42,9 @@ class WorkflowService {
                   std::function<void(const std::string&)> started = {})
       : store_(store), wake_(std::move(wake)), started_(std::move(started)) {}
 
+  // Tests: the clock new schedules count from (default: the system clock).
+  void set_clock(std::function<std::int64_t()> now_ms) { now_ms_ = std::move(now_ms); }
+
   Result<model::Workflow> create(const std::string& definition, const Caller& caller);
   Result<model::Workflow> get(const std::string& id);
   Result<store::Page<model::Workflow>> list(const store::WorkflowFilter& filter);
@@ -69,12 +72,33 @@ class WorkflowService {
   store::Store& store_;
   std::function<void()> wake_;
   std::function<void(const std::string&)> started_;
+  std::function<std::int64_t()> now_ms_;
 };
 
 // Writes a new execution of `workflow` at `version` with its step rows and the announcing event
 // (inside a store write). Used by the service and by the engine for sub-workflows.
 Status insert_execution(store::Tx& tx, const model::Execution& execution, const Definition& def,
                         std::int64_t now_ms);
+
+// What starts an execution (docs/workflows.md, "Triggers").
+struct ExecutionCause {
+  std::string cause;          // manual | schedule | webhook | workflow
+  boost::json::object detail;  // the execution's causeDetail
+  std::string created_by;
+  std::string correlation_id;  // empty: the execution's id
+};
+
+// Inside a store write: checks `inputs` against the current version of the workflow (whose
+// parsed definition `def` may pass in when the caller has it) and inserts its execution.
+// kNotFound, kFailedPrecondition (`invalid_transition`: archived), kInvalidArgument (inputs).
+Result<model::Execution> start_execution(store::Tx& tx, const std::string& workflow_id,
+                                         const boost::json::object& inputs, ExecutionCause cause,
+                                         std::int64_t now_ms, const Definition* def = nullptr);
+
+// Inside a store write: makes the workflow's trigger rows match `def` (new schedules get their
+// next time after `now_ms`; unchanged ones keep theirs; removed triggers lose their rows).
+Status sync_triggers(store::Tx& tx, const std::string& workflow_id, const Definition& def,
+                     std::int64_t now_ms);
 
 // The `workflow.progress.update` payload.
 std::string progress_event(const model::Execution& e, const model::ExecutionStep* step);

@@ -23,6 +23,7 @@ class AuditService;
 
 namespace dp::workflow {
 class WorkflowService;
+class HookService;
 }  // namespace dp::workflow
 
 namespace dp::api::v1 {
@@ -42,6 +43,8 @@ void register_audit_routes(http::Router& router, audit::AuditService& service);
 // /api/v1/workflows (versioned definitions, execute) and /api/v1/executions (read, cancel,
 // retry, approve/reject gates). Built in the dp_api_workflows library.
 void register_workflow_routes(http::Router& router, workflow::WorkflowService& service);
+// POST /api/v1/workflows/:id/hooks/:hookId (public: the HMAC signature is the credential).
+void register_workflow_hook_routes(http::Router& router, workflow::HookService& service);
 
 struct SystemDeps {
   store::Store* store = nullptr;

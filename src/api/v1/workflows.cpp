@@ -228,6 +228,12 @@ Response list_executions(WorkflowService& svc, Request& req) {
       } else {
         f.status = val;
       }
+    } else if (k == "cause") {
+      if (val != "manual" && val != "schedule" && val != "webhook" && val != "workflow") {
+        v.fail("cause", "not_allowed", "cause must be one of: manual, schedule, webhook, workflow");
+      } else {
+        f.cause = val;
+      }
     } else if (k == "workflowId" || k == "parentExecutionId" || k == "cursor") {
       if (!ids::is_uuid(val)) {
         v.fail(k, "bad_format", k + " must be a UUID");

@@ -256,6 +256,25 @@ class SqlToolExecutionRepository final : public ToolExecutionRepository {
   SqlConn& conn_;
 };
 
+class SqlTriggerRepository final : public TriggerRepository {
+ public:
+  explicit SqlTriggerRepository(SqlConn& conn) : conn_(conn) {}
+  // store::TriggerRepository
+  Result<std::vector<TriggerState>> list(std::string_view workflow_id) override;
+  Status put(const TriggerState& trigger) override;
+  Status remove(std::string_view workflow_id, std::string_view trigger_id) override;
+  Result<std::vector<TriggerState>> due(std::int64_t now_ms, int limit) override;
+  Result<std::int64_t> next_due() override;
+  Status insert_delivery(const WebhookDelivery& delivery) override;
+  Result<std::optional<WebhookDelivery>> find_delivery(std::string_view workflow_id,
+                                                       std::string_view hook_id,
+                                                       std::string_view delivery_id) override;
+  Result<std::int64_t> prune_deliveries(std::int64_t before_ms) override;
+
+ private:
+  SqlConn& conn_;
+};
+
 // A Tx over one connection.
 class SqlTx final : public Tx {
  public:
@@ -267,7 +286,8 @@ class SqlTx final : public Tx {
         users_(conn),
         api_keys_(conn),
         refresh_tokens_(conn), audit_(conn), tasks_(conn), metrics_(conn), secrets_(conn),
-        workflows_(conn), executions_(conn), adapters_(conn), tool_executions_(conn) {}
+        workflows_(conn), executions_(conn), adapters_(conn), tool_executions_(conn),
+        triggers_(conn) {}
   AuditRepository& audit() override { return audit_; }
   AgentRepository& agents() override { return agents_; }
   OutboxRepository& outbox() override { return outbox_; }
@@ -280,6 +300,7 @@ class SqlTx final : public Tx {
   ExecutionRepository& executions() override { return executions_; }
   AdapterRepository& adapters() override { return adapters_; }
   ToolExecutionRepository& tool_executions() override { return tool_executions_; }
+  TriggerRepository& triggers() override { return triggers_; }
   UserRepository& users() override { return users_; }
   ApiKeyRepository& api_keys() override { return api_keys_; }
   RefreshTokenRepository& refresh_tokens() override { return refresh_tokens_; }
@@ -300,6 +321,7 @@ class SqlTx final : public Tx {
   SqlExecutionRepository executions_;
   SqlAdapterRepository adapters_;
   SqlToolExecutionRepository tool_executions_;
+  SqlTriggerRepository triggers_;
 };
 
 // Time values: SQLite stores ISO-8601 text, PostgreSQL timestamptz; both read back here.

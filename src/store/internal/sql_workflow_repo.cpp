@@ -65,7 +65,7 @@ Status name_taken(const Result<std::int64_t>& r, const std::string& name) {
 constexpr std::string_view kExecutionColumns =
     "id, workflow_id, workflow_version, status, inputs, outputs, error, correlation_id, cause, "
     "created_by, parent_execution_id, parent_step_id, lease_owner, lease_until, "
-    "cancel_requested, created_at, started_at, completed_at";
+    "cancel_requested, created_at, started_at, completed_at, cause_detail";
 
 model::Execution execution_from_row(const Rows& rows, std::size_t r) {
   model::Execution e;
@@ -88,6 +88,8 @@ model::Execution execution_from_row(const Rows& rows, std::size_t r) {
   e.created_at = parse_db_time(rows.at(r, 15));
   e.started_at = opt_time(rows, r, 16);
   e.completed_at = opt_time(rows, r, 17);
+  auto detail = parse_value(rows.at(r, 18));
+  if (detail.is_object()) e.cause_detail = std::move(detail.as_object());
   return e;
 }
 
@@ -243,17 +245,18 @@ Result<model::WorkflowVersion> SqlWorkflowRepository::get_version(std::string_vi
 Status SqlExecutionRepository::insert(const model::Execution& e) {
   const std::string inputs = json::serialize(e.inputs);
   const std::string created = clock::format_iso8601(e.created_at);
+  const std::string detail = json::serialize(e.cause_detail);
   std::string started_buf;
-  const std::array<SqlValue, 13> params = {
+  const std::array<SqlValue, 14> params = {
       e.id,         e.workflow_id,  e.workflow_version,        e.status,
       std::string_view(inputs), e.correlation_id, e.cause, e.created_by,
       text_or_null(e.parent_execution_id), text_or_null(e.parent_step_id),
       std::string_view(created), opt_iso(e.started_at, started_buf),
-      e.cancel_requested ? std::int64_t{1} : std::int64_t{0}};
+      e.cancel_requested ? std::int64_t{1} : std::int64_t{0}, std::string_view(detail)};
   DP_TRY(conn_.exec("INSERT INTO workflow_executions (id, workflow_id, workflow_version, status, "
                     "inputs, correlation_id, cause, created_by, parent_execution_id, "
-                    "parent_step_id, created_at, started_at, cancel_requested) VALUES ($1, $2, $3, "
-                    "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    "parent_step_id, created_at, started_at, cancel_requested, cause_detail) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                     params));
   return Ok{};
 }
@@ -281,6 +284,10 @@ Result<Page<model::Execution>> SqlExecutionRepository::list(const ExecutionFilte
   if (f.parent_execution_id) {
     params.emplace_back(std::string_view(*f.parent_execution_id));
     where += " AND parent_execution_id = $" + std::to_string(params.size());
+  }
+  if (f.cause) {
+    params.emplace_back(std::string_view(*f.cause));
+    where += " AND cause = $" + std::to_string(params.size());
   }
   DP_ASSIGN_OR_RETURN(Rows count, conn_.query("SELECT count(*) FROM workflow_executions" + where, params));
   Page<model::Execution> page;
