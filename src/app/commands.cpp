@@ -35,7 +35,11 @@
 #include "audit/audit_service.hpp"
 #include "auth/secrets.hpp"
 #include "api/v1/tools_routes.hpp"
+#include "api/mcp/endpoint.hpp"
+#include "mcp/gateway.hpp"
+#include "mcp/platform_tools.hpp"
 #include "mcp/registry.hpp"
+#include "mcp/server.hpp"
 #include "mcp/tool_service.hpp"
 #include "bus/event_bus.hpp"
 #include "core/config.hpp"
@@ -339,6 +343,23 @@ int run_serve(const ServeOptions& opts) {
   mcp::Registry mcp_registry(mcp_opts);
   mcp::ToolService tool_service(store, mcp_registry, secrets);
   api::v1::register_tool_routes(router, tool_service);
+  // devplane as an MCP server at /mcp: platform tools (each one /api/v1 route, dispatched
+  // through this router with that route's access rule) and the adapters' tools (gateway).
+  mcp::PlatformTools mcp_platform_tools(router, authenticator, &audit_service);
+  mcp::GatewayTools mcp_gateway_tools(tool_service, authenticator);
+  mcp::McpServerOptions mcp_server_opts;
+  mcp_server_opts.server_version = kVersion;
+  mcp_server_opts.instructions =
+      "devplane runs AI agents and workflows. Platform tools (list_agents, create_task, "
+      "execute_workflow, approve_step, ...) act on devplane itself; tools named "
+      "<adapter>__<tool> are those of the MCP servers registered in devplane, called through "
+      "it and audited.";
+  mcp::McpServer mcp_server({&mcp_platform_tools, &mcp_gateway_tools}, mcp_server_opts);
+  api::mcp_endpoint::Options mcp_endpoint_opts;
+  mcp_endpoint_opts.bind_host = cfg.host;
+  mcp_endpoint_opts.allowed_origins = cfg.allowed_origins;
+  mcp_endpoint_opts.max_message_bytes = static_cast<std::size_t>(cfg.max_body_bytes);
+  api::mcp_endpoint::register_routes(router, mcp_server, mcp_endpoint_opts);
 
   const auto started_at = std::chrono::steady_clock::now();
   http::Server* server_ptr = nullptr;

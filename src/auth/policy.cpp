@@ -101,10 +101,13 @@ const std::vector<Rule> kRules = {
     only("POST", "/api/v1/tools/:id/execute", A | O, "call a tool (audited)"),
     only("GET", "/api/v1/tools/:id/executions", A | O | V, "read tool calls"),
 
-    // Tool gateway (MCP Streamable HTTP). Not served yet (src/mcp/).
-    only("POST", "/mcp", A | O | G, "tool gateway"),
-    only("GET", "/mcp", A | O | G, "tool gateway event stream"),
-    only("DELETE", "/mcp", A | O | G, "tool gateway session end"),
+    // devplane as an MCP server and tool gateway (src/mcp/server.hpp, api/mcp/endpoint.cpp).
+    // Anyone with a role may hold a session; each tool then checks the rule of the route it
+    // stands for (a viewer lists and reads, an operator acts), and gatewayed tools take the
+    // roles of POST /api/v1/tools/:id/execute plus agent keys.
+    only("POST", "/mcp", A | O | V | G, "MCP session; each tool checks its own route's rule"),
+    only("GET", "/mcp", A | O | V | G, "MCP: no server stream (405)"),
+    only("DELETE", "/mcp", A | O | V | G, "MCP session end"),
 
     // Users: admins only.
     only("GET", "/api/v1/users", A, "manage users"),
