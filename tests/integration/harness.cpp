@@ -577,6 +577,10 @@ HttpResponse HttpClient::request(std::string_view method, std::string_view targe
   bool has_type = false;
   bool has_auth = false;
   for (const auto& [k, v] : headers) {
+    if (beast::iequals(k, "host")) {  // replaces the default (DNS-rebinding tests)
+      req.set(bhttp::field::host, v);
+      continue;
+    }
     if (beast::iequals(k, "authorization")) {
       has_auth = true;
       if (v.empty()) continue;  // {"Authorization", ""}: send no credential

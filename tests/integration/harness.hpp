@@ -14,7 +14,7 @@
 // DEVPLANE_JWT_SECRET=kJwtSecret (unless the test's env sets them), and `ServerProcess::start`
 // signs in as `admin` once. An `HttpClient` then sends `Authorization: Bearer <that token>`
 // on every request by default. To send another credential, pass an `Authorization` header
-// or call `set_token()`; to send none, pass `{"Authorization", ""}` or call `set_token("")`.
+// or call `set_token()` (a `Host` header replaces the default one); to send none, pass `{"Authorization", ""}` or call `set_token("")`.
 //
 // Everything listens and connects on 127.0.0.1 only. Not thread-safe: one object per thread.
 #pragma once

@@ -17,3 +17,13 @@ if(TARGET tools_api_test)
     DP_NODE_BINARY="${DP_NODE_BINARY}"
     DP_MCP_TEST_DIR="${PROJECT_SOURCE_DIR}/tests/mcp")
 endif()
+
+# /mcp (devplane as an MCP server and gateway) with the official SDK client and the MCP
+# Inspector CLI (tests/mcp), on SQLite and PostgreSQL.
+dp_cc_test(NAME mcp_server_test SRCS mcp_server_test.cpp DEPS dp_it_harness LABELS "integration;mcp")
+if(TARGET mcp_server_test)
+  add_dependencies(mcp_server_test devplane)
+  target_compile_definitions(mcp_server_test PRIVATE
+    DP_NODE_BINARY="${DP_NODE_BINARY}"
+    DP_MCP_TEST_DIR="${PROJECT_SOURCE_DIR}/tests/mcp")
+endif()

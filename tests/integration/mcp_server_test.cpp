@@ -1,0 +1,474 @@
+// devplane as an MCP server at /mcp, end to end: the real binary, the official MCP TypeScript
+// SDK client (tests/mcp/devplane_client.mjs) and the MCP Inspector's CLI drive platform tools
+// and a gatewayed tool (server-everything registered as an adapter over stdio); raw HTTP
+// covers what a client library would never send: no credential, a foreign Origin, a rebinding
+// Host, malformed and oversized JSON-RPC, unknown and foreign sessions, calls before
+// initialize, and a viewer reaching for an operator's tool. Each refusal changes nothing.
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <thread>
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include "child_process.hpp"
+#include "harness.hpp"
+
+namespace dp::it {
+namespace {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+std::string mcp_dir() { return DP_MCP_TEST_DIR; }
+std::string everything_js() {
+  return mcp_dir() + "/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
+}
+std::string inspector_dir() {
+  return mcp_dir() + "/node_modules/@modelcontextprotocol/inspector-cli/build";
+}
+
+struct ToolRun {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv to its end (bounded) and returns its exit code and output.
+ToolRun run(const std::vector<std::string>& argv, std::chrono::seconds limit = std::chrono::seconds(90)) {
+  ChildProcess p;
+  p.start(argv, {}, "");
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (p.running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ToolRun r;
+  if (p.running()) {
+    p.kill9();
+    r.code = -1;
+  } else {
+    r.code = p.exit_code();
+  }
+  r.out = p.stdout_text();
+  r.err = p.stderr_text();
+  return r;
+}
+
+// The last line of `out` that parses as JSON (the tools print one).
+json::value last_json(const std::string& out) {
+  std::size_t end = out.size();
+  while (end > 0) {
+    const auto start = out.rfind('\n', end - 1);
+    const auto b = start == std::string::npos ? 0 : start + 1;
+    boost::system::error_code ec;
+    auto v = json::parse(std::string_view(out).substr(b, end - b), ec);
+    if (!ec) return v;
+    if (start == std::string::npos) break;
+    end = start;
+  }
+  return nullptr;
+}
+
+std::string text_of(const json::value& call_result) {
+  const auto* c = call_result.as_object().if_contains("content");
+  if (c == nullptr || !c->is_array() || c->as_array().empty()) return {};
+  const auto& first = c->as_array().front().as_object();
+  return first.contains("text") ? std::string(first.at("text").as_string()) : std::string();
+}
+
+// isError, which servers may leave out when false.
+bool is_error(const json::value& call_result) {
+  const auto* e = call_result.as_object().if_contains("isError");
+  return e != nullptr && e->is_bool() && e->get_bool();
+}
+
+class McpServerTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(everything_js())) << "run `npm ci` in tests/mcp (scripts/test does)";
+    ASSERT_TRUE(fs::exists(inspector_dir() + "/cli.js")) << "run `npm ci` in tests/mcp (scripts/test does)";
+    server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{},
+                                           Env{{"DEVPLANE_MCP_HEALTH_INTERVAL_MS", "500"}});
+    ASSERT_EQ(server_->error(), "") << "server did not start";
+    http_ = std::make_unique<HttpClient>(server_->port());
+    url_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/mcp";
+  }
+  void TearDown() override {
+    http_.reset();
+    if (server_ && server_->process().running()) {
+      EXPECT_EQ(server_->process().stop(), 0) << server_->process().stderr_text();
+    }
+    server_.reset();
+  }
+
+  // An API key with `role`: {id, key}.
+  std::pair<std::string, std::string> key(const std::string& name, const std::string& role) {
+    auto r = http_->post("/api/v1/api-keys", json::serialize(json::object{{"name", name}, {"role", role}}));
+    EXPECT_EQ(r.status, 201u) << r.describe();
+    return {r.str("/data/id"), r.str("/data/key")};
+  }
+
+  // Registers server-everything over stdio as adapter "everything" and waits until healthy.
+  std::string register_everything() {
+    json::object config{{"transport", "stdio"},
+                        {"command", node_binary(DP_NODE_BINARY)},
+                        {"args", json::array{everything_js(), "stdio"}},
+                        {"sandbox", false},
+                        {"timeoutMs", 10'000}};
+    auto r = http_->post("/api/v1/tools",
+                         json::serialize(json::object{{"name", "everything"}, {"config", std::move(config)}}));
+    EXPECT_EQ(r.status, 201u) << r.describe();
+    const std::string id = r.str("/data/id");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (http_->get("/api/v1/tools/" + id + "/health").str("/data/status") == "healthy") return id;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "adapter never became healthy";
+    return id;
+  }
+
+  std::string agent(const std::string& name) {
+    auto r = http_->post("/api/v1/agents",
+                         json::serialize(json::object{{"name", name},
+                                                      {"type", "command"},
+                                                      {"config", json::object{{"command", "cat"}}}}));
+    EXPECT_EQ(r.status, 201u) << r.describe();
+    return r.str("/data/id");
+  }
+
+  std::string agent_status(const std::string& id) { return http_->get("/api/v1/agents/" + id).str("/data/status"); }
+
+  // The SDK client: opens a session with `token`, lists tools, makes `calls`, ends the session.
+  json::value sdk(const std::string& token, const json::array& calls) {
+    auto r = run({node_binary(DP_NODE_BINARY), mcp_dir() + "/devplane_client.mjs", url_, token,
+                  json::serialize(calls)});
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    auto v = last_json(r.out);
+    EXPECT_TRUE(v.is_object()) << r.out << r.err;
+    return v;
+  }
+
+  // The MCP Inspector CLI (it must run from its build folder: it reads ../package.json).
+  ToolRun inspector(const std::string& token, const std::string& args) {
+    return run({"/bin/sh", "-c",
+                "cd '" + inspector_dir() + "' && exec '" + node_binary(DP_NODE_BINARY) + "' cli.js --cli " + url_ +
+                    " --transport http --header 'Authorization: Bearer " + token + "' " + args});
+  }
+
+  // Raw JSON-RPC over POST /mcp.
+  HttpResponse post(const json::value& msg, Headers extra = {}) {
+    return post_raw(json::serialize(msg), std::move(extra));
+  }
+  HttpResponse post_raw(const std::string& body, Headers extra = {}) {
+    bool has_type = false;
+    for (const auto& [k, v] : extra) has_type = has_type || k == "Content-Type";
+    if (!has_type) extra.emplace_back("Content-Type", "application/json");
+    extra.emplace_back("Accept", "application/json, text/event-stream");
+    return http_->post("/mcp", body, extra);
+  }
+  static json::object initialize_msg(const std::string& version = "2025-11-25") {
+    return json::object{{"jsonrpc", "2.0"},
+                        {"id", 1},
+                        {"method", "initialize"},
+                        {"params", json::object{{"protocolVersion", version},
+                                                {"capabilities", json::object{}},
+                                                {"clientInfo", json::object{{"name", "raw"}, {"version", "1"}}}}}};
+  }
+  // initialize (+ notifications/initialized when `ready`): the session id.
+  std::string open_session(Headers auth = {}, bool ready = true) {
+    auto r = post(initialize_msg(), auth);
+    EXPECT_EQ(r.status, 200u) << r.describe();
+    const std::string sid = r.header("Mcp-Session-Id");
+    EXPECT_GE(sid.size(), 32u);
+    if (ready) {
+      auth.emplace_back("Mcp-Session-Id", sid);
+      auto n = post(json::object{{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}}, auth);
+      EXPECT_EQ(n.status, 202u) << n.describe();
+      EXPECT_EQ(n.body, "");
+    }
+    return sid;
+  }
+  static json::object call_msg(const std::string& tool, json::object args, std::int64_t id = 7) {
+    return json::object{{"jsonrpc", "2.0"},
+                        {"id", id},
+                        {"method", "tools/call"},
+                        {"params", json::object{{"name", tool}, {"arguments", std::move(args)}}}};
+  }
+
+  std::int64_t count_executions(const std::string& adapter_id) {
+    return http_->get("/api/v1/tools/" + adapter_id + "/executions").num("/meta/total");
+  }
+
+  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<HttpClient> http_;
+  std::string url_;
+};
+
+std::string backend_name(const ::testing::TestParamInfo<Backend>& p) { return to_string(p.param); }
+
+TEST_P(McpServerTest, SdkClientCallsPlatformToolsAndAGatewayedTool) {
+  const std::string adapter = register_everything();
+  const std::string agent_id = agent("worker");
+  const auto [op_id, op_key] = key("mcp-operator", "operator");
+  json::array calls{
+      json::object{{"name", "list_agents"}, {"arguments", json::object{{"limit", 10}}}},
+      json::object{{"name", "start_agent"}, {"arguments", json::object{{"agentId", agent_id}}}},
+      json::object{{"name", "create_task"},
+                   {"arguments", json::object{{"agentId", agent_id}, {"input", "hello from mcp"}}}},
+      json::object{{"name", "everything__echo"}, {"arguments", json::object{{"message", "hi"}}}},
+      json::object{{"name", "everything__get-sum"}, {"arguments", json::object{{"a", 2}, {"b", 3}}}},
+      json::object{{"name", "everything__echo"}, {"arguments", json::object{{"nope", 1}}}},
+      json::object{{"name", "no_such_tool"}, {"arguments", json::object{}}},
+  };
+  auto out = sdk(op_key, calls);
+  ASSERT_TRUE(out.is_object());
+  SCOPED_TRACE(json::serialize(out));
+  const auto& o = out.as_object();
+  EXPECT_EQ(o.at("protocolVersion"), json::value("2025-11-25"));
+  EXPECT_EQ(o.at("server").at("name"), json::value("devplane"));
+  EXPECT_EQ(o.at("sessionEnded"), json::value(true));  // DELETE /mcp answered 2xx
+  std::vector<std::string> tools;
+  for (const auto& t : o.at("tools").as_array()) tools.emplace_back(t.as_string());
+  for (const char* want : {"list_agents", "get_agent", "start_agent", "stop_agent", "create_task", "get_task",
+                           "list_workflows", "get_workflow", "execute_workflow", "get_execution",
+                           "approve_step", "reject_step", "everything__echo", "everything__get-sum"}) {
+    EXPECT_NE(std::find(tools.begin(), tools.end(), want), tools.end()) << want;
+  }
+  const auto& c = o.at("calls").as_array();
+  ASSERT_EQ(c.size(), calls.size()) << out;
+  // list_agents: the REST envelope as structured content.
+  const auto& listed = c[0].at("result");
+  EXPECT_FALSE(is_error(listed)) << listed;
+  EXPECT_EQ(listed.at("structuredContent").at("meta").at("total"), json::value(1));
+  // start_agent went through and the agent runs.
+  EXPECT_FALSE(is_error(c[1].at("result"))) << c[1];
+  EXPECT_EQ(agent_status(agent_id), "running");
+  // create_task: a task that the REST API shows.
+  const auto& task = c[2].at("result").at("structuredContent").at("data");
+  const std::string task_id(task.at("id").as_string());
+  EXPECT_EQ(http_->get("/api/v1/agents/" + agent_id + "/tasks/" + task_id).status, 200u);
+  // The gatewayed echo: server-everything's own result, passed through.
+  EXPECT_FALSE(is_error(c[3].at("result"))) << c[3];
+  EXPECT_EQ(text_of(c[3].at("result")), "Echo: hi");
+  EXPECT_NE(text_of(c[4].at("result")).find('5'), std::string::npos) << c[4];
+  // Arguments that fail the adapter's schema: a tool error, refused before the call.
+  EXPECT_TRUE(is_error(c[5].at("result"))) << c[5];
+  EXPECT_EQ(c[5].at("result").at("structuredContent").at("error").at("code"), json::value("validation_failed"));
+  // An unknown tool is a protocol error (-32602).
+  EXPECT_EQ(c[6].at("code"), json::value(-32602)) << c[6];
+
+  // Every gatewayed call is in the adapter's record with the caller (the operator's key).
+  auto execs = http_->get("/api/v1/tools/" + adapter + "/executions");
+  ASSERT_EQ(execs.status, 200u) << execs.describe();
+  int from_key = 0;
+  for (const auto& e : execs.at("/data")->as_array()) {
+    if (e.at("caller") == json::value("api_key:" + op_id)) ++from_key;
+  }
+  EXPECT_EQ(from_key, 2) << execs.body;
+  // The platform tool that changed state is in the audit trail like its REST route.
+  auto audit = http_->get("/api/v1/audit?action=POST%20/api/v1/agents/:id/start");
+  ASSERT_EQ(audit.status, 200u) << audit.describe();
+  EXPECT_GE(audit.num("/meta/total"), 1) << audit.body;
+}
+
+TEST_P(McpServerTest, InspectorCliListsAndCallsTools) {
+  register_everything();
+  const auto [op_id, op_key] = key("inspector", "operator");
+  auto list = inspector(op_key, "--method tools/list");
+  ASSERT_EQ(list.code, 0) << list.out << list.err;
+  auto tools = json::parse(list.out.substr(list.out.find('{')));
+  ASSERT_TRUE(tools.is_object()) << list.out;
+  std::vector<std::string> names;
+  for (const auto& t : tools.at("tools").as_array()) names.emplace_back(t.at("name").as_string());
+  EXPECT_NE(std::find(names.begin(), names.end(), "list_workflows"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "everything__echo"), names.end());
+
+  auto echo = inspector(op_key, "--method tools/call --tool-name everything__echo --tool-arg message=inspected");
+  ASSERT_EQ(echo.code, 0) << echo.out << echo.err;
+  auto er = json::parse(echo.out.substr(echo.out.find('{')));
+  EXPECT_FALSE(is_error(er)) << er;
+  EXPECT_EQ(text_of(er), "Echo: inspected");
+
+  auto wf = inspector(op_key, "--method tools/call --tool-name list_workflows --tool-arg limit=5");
+  ASSERT_EQ(wf.code, 0) << wf.out << wf.err;
+  auto wr = json::parse(wf.out.substr(wf.out.find('{')));
+  EXPECT_FALSE(is_error(wr)) << wr;
+  EXPECT_EQ(wr.at("structuredContent").at("meta").at("limit"), json::value(5)) << wr;
+}
+
+TEST_P(McpServerTest, ViewerReadsButCannotActAndNothingChanges) {
+  const std::string adapter = register_everything();
+  const std::string agent_id = agent("watched");
+  const auto [viewer_id, viewer_key] = key("mcp-viewer", "viewer");
+  auto out = sdk(viewer_key, json::array{
+                                 json::object{{"name", "get_agent"}, {"arguments", json::object{{"agentId", agent_id}}}},
+                                 json::object{{"name", "start_agent"}, {"arguments", json::object{{"agentId", agent_id}}}},
+                                 json::object{{"name", "everything__echo"}, {"arguments", json::object{{"message", "x"}}}},
+                             });
+  ASSERT_TRUE(out.is_object());
+  std::vector<std::string> tools;
+  for (const auto& t : out.at("tools").as_array()) tools.emplace_back(t.as_string());
+  // Only what the viewer may call is listed.
+  EXPECT_NE(std::find(tools.begin(), tools.end(), "get_agent"), tools.end());
+  EXPECT_EQ(std::find(tools.begin(), tools.end(), "start_agent"), tools.end());
+  EXPECT_EQ(std::find(tools.begin(), tools.end(), "everything__echo"), tools.end());
+  const auto& c = out.at("calls").as_array();
+  EXPECT_FALSE(is_error(c[0].at("result"))) << c[0];
+  EXPECT_TRUE(is_error(c[1].at("result"))) << c[1];
+  EXPECT_EQ(c[1].at("result").at("structuredContent").at("error").at("code"), json::value("permission_denied"));
+  EXPECT_EQ(c[2].at("result").at("structuredContent").at("error").at("code"), json::value("permission_denied"));
+  EXPECT_EQ(agent_status(agent_id), "created");
+  EXPECT_EQ(count_executions(adapter), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, McpServerTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         backend_name);
+
+// The protocol edges, on SQLite (they do not touch the store's dialect).
+class McpProtocolTest : public McpServerTest {};
+
+TEST_P(McpProtocolTest, RefusesWhatItMustAndChangesNothing) {
+  const std::string agent_id = agent("target");
+  const std::string port = std::to_string(server_->port());
+
+  // No credential: 401 before anything else.
+  auto r = post(initialize_msg(), {{"Authorization", ""}});
+  EXPECT_EQ(r.status, 401u) << r.describe();
+  EXPECT_FALSE(r.has_header("Mcp-Session-Id"));
+  r = post(initialize_msg(), {{"Authorization", "Bearer dpk_not-a-real-key"}});
+  EXPECT_EQ(r.status, 401u) << r.describe();
+
+  // A foreign Origin (a web page elsewhere) and a rebinding Host are refused, no session made.
+  r = post(initialize_msg(), {{"Origin", "http://evil.example"}});
+  EXPECT_EQ(r.status, 403u) << r.describe();
+  EXPECT_EQ(r.str("/error/data/reason"), "origin_not_allowed");
+  EXPECT_FALSE(r.has_header("Mcp-Session-Id"));
+  r = post(initialize_msg(), {{"Host", "evil.example:" + port}});
+  EXPECT_EQ(r.status, 403u) << r.describe();
+  EXPECT_EQ(r.str("/error/data/reason"), "host_not_allowed");
+  r = post(initialize_msg(), {{"Host", "evil.example:" + port}, {"Origin", "http://evil.example:" + port}});
+  EXPECT_EQ(r.status, 403u) << r.describe();
+  r = http_->del("/mcp", {{"Host", "attacker.test"}, {"Mcp-Session-Id", "x"}});
+  EXPECT_EQ(r.status, 403u) << r.describe();
+  // Its own origin and the loopback names are fine.
+  r = post(initialize_msg(), {{"Origin", "http://127.0.0.1:" + port}});
+  EXPECT_EQ(r.status, 200u) << r.describe();
+  r = post(initialize_msg(), {{"Host", "localhost:" + port}});
+  EXPECT_EQ(r.status, 200u) << r.describe();
+
+  // Malformed JSON, not JSON-RPC, a batch, the wrong media type, an unacceptable Accept.
+  r = post_raw("{\"jsonrpc\":\"2.0\",");
+  EXPECT_EQ(r.status, 400u) << r.describe();
+  EXPECT_EQ(r.num("/error/code", 0), -32700);
+  EXPECT_TRUE(r.at("/id") != nullptr && r.at("/id")->is_null());
+  r = post_raw(R"({"id":1,"method":"initialize"})");
+  EXPECT_EQ(r.status, 400u) << r.describe();
+  EXPECT_EQ(r.num("/error/code", 0), -32600);
+  r = post_raw(R"([{"jsonrpc":"2.0","id":1,"method":"ping"}])");
+  EXPECT_EQ(r.status, 400u) << r.describe();
+  r = post(initialize_msg(), {{"Content-Type", "text/plain"}});
+  EXPECT_EQ(r.status, 415u) << r.describe();
+  r = http_->post("/mcp", json::serialize(initialize_msg()), {{"Accept", "text/html"}});
+  EXPECT_EQ(r.status, 406u) << r.describe();
+  // initialize without params, or with a version that is not a string.
+  r = post(json::object{{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"}});
+  EXPECT_EQ(r.status, 400u) << r.describe();
+  EXPECT_EQ(r.num("/error/code", 0), -32602);
+  EXPECT_FALSE(r.has_header("Mcp-Session-Id"));
+
+  // Oversized: more than the 1 MiB limit, refused unread.
+  std::string big = R"({"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":")" + std::string(1100 * 1024, 'a') + "\"}}";
+  r = post_raw(big);
+  EXPECT_EQ(r.status, 413u) << r.status;
+
+  // Out of order: a call without a session, and on a session not yet initialized.
+  r = post(call_msg("start_agent", json::object{{"agentId", agent_id}}));
+  EXPECT_EQ(r.status, 400u) << r.describe();
+  EXPECT_EQ(r.str("/error/data/details/reason"), "session_required");
+  const std::string early = open_session({}, false);
+  r = post(json::object{{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, {{"Mcp-Session-Id", early}});
+  EXPECT_EQ(r.status, 200u) << r.describe();  // ping is allowed before initialized
+  r = post(call_msg("start_agent", json::object{{"agentId", agent_id}}), {{"Mcp-Session-Id", early}});
+  EXPECT_EQ(r.status, 200u) << r.describe();
+  EXPECT_EQ(r.num("/error/code", 0), -32600);
+  EXPECT_EQ(r.str("/error/data/reason"), "not_initialized");
+  EXPECT_EQ(agent_status(agent_id), "created");
+  // initialize twice on one session.
+  r = post(initialize_msg(), {{"Mcp-Session-Id", early}});
+  EXPECT_EQ(r.status, 400u) << r.describe();
+
+  // Sessions: unknown ids, another caller's session, DELETE, and the ids are random.
+  const std::string sid = open_session();
+  EXPECT_NE(sid, early);
+  r = post(json::object{{"jsonrpc", "2.0"}, {"id", 3}, {"method", "tools/list"}},
+           {{"Mcp-Session-Id", "0000000000000000000000000000dead"}});
+  EXPECT_EQ(r.status, 404u) << r.describe();
+  r = post(json::object{{"jsonrpc", "2.0"}, {"id", 3}, {"method", "tools/list"}}, {{"Mcp-Session-Id", std::string(200, 'x')}});
+  EXPECT_EQ(r.status, 400u) << r.describe();
+  const auto [op_id, op_key] = key("other", "operator");
+  r = post(call_msg("start_agent", json::object{{"agentId", agent_id}}),
+           {{"Mcp-Session-Id", sid}, {"Authorization", "Bearer " + op_key}});
+  EXPECT_EQ(r.status, 404u) << r.describe();
+  EXPECT_EQ(agent_status(agent_id), "created");
+  // MCP-Protocol-Version: unsupported, or not the session's.
+  r = post(json::object{{"jsonrpc", "2.0"}, {"id", 4}, {"method", "tools/list"}},
+           {{"Mcp-Session-Id", sid}, {"MCP-Protocol-Version", "1999-01-01"}});
+  EXPECT_EQ(r.status, 400u) << r.describe();
+  r = post(json::object{{"jsonrpc", "2.0"}, {"id", 4}, {"method", "tools/list"}},
+           {{"Mcp-Session-Id", sid}, {"MCP-Protocol-Version", "2024-11-05"}});
+  EXPECT_EQ(r.status, 400u) << r.describe();
+  r = post(json::object{{"jsonrpc", "2.0"}, {"id", 4}, {"method", "tools/list"}},
+           {{"Mcp-Session-Id", sid}, {"MCP-Protocol-Version", "2025-11-25"}});
+  EXPECT_EQ(r.status, 200u) << r.describe();
+  EXPECT_TRUE(r.at("/result/tools") != nullptr) << r.describe();
+  // An unknown method, and a response to nothing (accepted, ignored).
+  r = post(json::object{{"jsonrpc", "2.0"}, {"id", 5}, {"method", "sampling/whatever"}}, {{"Mcp-Session-Id", sid}});
+  EXPECT_EQ(r.num("/error/code", 0), -32601) << r.describe();
+  r = post(json::object{{"jsonrpc", "2.0"}, {"id", 99}, {"result", json::object{}}}, {{"Mcp-Session-Id", sid}});
+  EXPECT_EQ(r.status, 202u) << r.describe();
+  // tools/call with bad params.
+  r = post(json::object{{"jsonrpc", "2.0"}, {"id", 6}, {"method", "tools/call"}, {"params", json::object{{"name", 5}}}},
+           {{"Mcp-Session-Id", sid}});
+  EXPECT_EQ(r.num("/error/code", 0), -32602) << r.describe();
+  r = post(json::object{{"jsonrpc", "2.0"}, {"id", 6}, {"method", "tools/call"},
+                        {"params", json::object{{"name", "get_agent"}, {"arguments", json::array{}}}}},
+           {{"Mcp-Session-Id", sid}});
+  EXPECT_EQ(r.num("/error/code", 0), -32602) << r.describe();
+  // A path argument cannot leave its segment to reach another route.
+  r = post(call_msg("start_agent", json::object{{"agentId", agent_id + "/../x"}}), {{"Mcp-Session-Id", sid}});
+  EXPECT_EQ(r.at("/result/isError") != nullptr && r.at("/result/isError")->as_bool(), true) << r.describe();
+  EXPECT_EQ(agent_status(agent_id), "created");
+  // GET offers no stream.
+  r = http_->get("/mcp", {{"Mcp-Session-Id", sid}, {"Accept", "text/event-stream"}});
+  EXPECT_EQ(r.status, 405u) << r.describe();
+  EXPECT_EQ(r.header("Allow"), "POST, DELETE");
+  // DELETE: without an id, another caller's, then its own; the id is dead afterwards.
+  r = http_->del("/mcp");
+  EXPECT_EQ(r.status, 400u) << r.describe();
+  r = http_->del("/mcp", {{"Mcp-Session-Id", sid}, {"Authorization", "Bearer " + op_key}});
+  EXPECT_EQ(r.status, 404u) << r.describe();
+  r = http_->del("/mcp", {{"Mcp-Session-Id", sid}});
+  EXPECT_EQ(r.status, 204u) << r.describe();
+  r = post(json::object{{"jsonrpc", "2.0"}, {"id", 8}, {"method", "ping"}}, {{"Mcp-Session-Id", sid}});
+  EXPECT_EQ(r.status, 404u) << r.describe();
+  r = http_->del("/mcp", {{"Mcp-Session-Id", sid}});
+  EXPECT_EQ(r.status, 404u) << r.describe();
+
+  // Version negotiation: an old supported version is kept, an unknown one gets the latest.
+  r = post(initialize_msg("2024-11-05"));
+  EXPECT_EQ(r.str("/result/protocolVersion"), "2024-11-05");
+  r = post(initialize_msg("2099-01-01"));
+  EXPECT_EQ(r.str("/result/protocolVersion"), "2025-11-25");
+
+  // After all that, the server still serves, and the agent was never touched.
+  EXPECT_EQ(http_->get("/api/v1/system/health").status, 200u);
+  EXPECT_EQ(agent_status(agent_id), "created");
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, McpProtocolTest, ::testing::Values(Backend::kSqlite), backend_name);
+
+}  // namespace
+}  // namespace dp::it
