@@ -12,11 +12,9 @@ namespace {
 
 namespace json = boost::json;
 
+// The /mcp endpoint answers these with JSON-RPC -32600 (see is_session_error).
 Error protocol_error(std::string reason, std::string message) {
-  // kInvalidArgument with reason invalid_message maps to JSON-RPC -32600 (jsonrpc.cpp).
-  Error e = Error::invalid_argument("invalid_message", std::move(message));
-  e.details = json::object{{"reason", std::move(reason)}};
-  return e;
+  return Error::invalid_argument(std::move(reason), std::move(message));
 }
 
 Error invalid_params(std::string message) {
@@ -65,6 +63,11 @@ Status McpServer::end(std::string_view session_id, std::string_view caller_id) {
   }
   sessions_.erase(it);
   return Ok{};
+}
+
+bool is_session_error(const Error& e) noexcept {
+  return e.reason == "session_required" || e.reason == "already_initialized" ||
+         e.reason == "unknown_session" || e.reason == "too_many_sessions";
 }
 
 Result<McpServer::Outcome> McpServer::initialize(const jsonrpc::Message& m, const CallContext& ctx) {

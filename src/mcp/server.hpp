@@ -69,6 +69,10 @@ struct McpServerOptions {
   std::string instructions;
 };
 
+// Errors of `McpServer::handle` about the session itself (none, unknown, initialized twice,
+// too many), which the endpoint answers with JSON-RPC -32600 Invalid Request.
+bool is_session_error(const Error& e) noexcept;
+
 class McpServer {
  public:
   McpServer(std::vector<ToolSource*> sources, McpServerOptions options);

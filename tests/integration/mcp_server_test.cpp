@@ -387,7 +387,7 @@ TEST_P(McpProtocolTest, RefusesWhatItMustAndChangesNothing) {
   // Out of order: a call without a session, and on a session not yet initialized.
   r = post(call_msg("start_agent", json::object{{"agentId", agent_id}}));
   EXPECT_EQ(r.status, 400u) << r.describe();
-  EXPECT_EQ(r.str("/error/data/details/reason"), "session_required");
+  EXPECT_EQ(r.str("/error/data/reason"), "session_required");
   const std::string early = open_session({}, false);
   r = post(json::object{{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}}, {{"Mcp-Session-Id", early}});
   EXPECT_EQ(r.status, 200u) << r.describe();  // ping is allowed before initialized
@@ -406,6 +406,9 @@ TEST_P(McpProtocolTest, RefusesWhatItMustAndChangesNothing) {
   r = post(json::object{{"jsonrpc", "2.0"}, {"id", 3}, {"method", "tools/list"}},
            {{"Mcp-Session-Id", "0000000000000000000000000000dead"}});
   EXPECT_EQ(r.status, 404u) << r.describe();
+  EXPECT_EQ(r.num("/error/code", 0), -32600);
+  EXPECT_EQ(r.num("/id", 0), 3);
+  EXPECT_EQ(r.str("/error/data/reason"), "unknown_session");
   r = post(json::object{{"jsonrpc", "2.0"}, {"id", 3}, {"method", "tools/list"}}, {{"Mcp-Session-Id", std::string(200, 'x')}});
   EXPECT_EQ(r.status, 400u) << r.describe();
   const auto [op_id, op_key] = key("other", "operator");

@@ -74,6 +74,7 @@ Response rpc_error(unsigned status, std::int64_t code, std::string message, std:
 
 Response rpc_error(const Error& e, const json::value& id, std::string_view request_id) {
   auto eo = jsonrpc::to_error_object(e);
+  if (mcp::is_session_error(e)) eo.code = jsonrpc::kInvalidRequest;
   json::object data = eo.data.is_object() ? eo.data.get_object() : json::object{};
   data["requestId"] = request_id;
   Response r;
