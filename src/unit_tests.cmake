@@ -82,3 +82,10 @@ dp_cc_test(NAME dp_mcp_test
   SRCS mcp/jsonrpc_test.cpp mcp/sse_test.cpp mcp/schema_test.cpp
   DEPS dp_mcp
   LABELS unit)
+
+# devplane as an MCP server: sessions and dispatch (mcp/server), and the /mcp Host and Origin
+# rules (api/mcp/endpoint).
+dp_cc_test(NAME dp_mcp_server_test
+  SRCS mcp/server_test.cpp api/mcp/endpoint_test.cpp
+  DEPS dp_api_mcp dp_mcp_server
+  LABELS unit)

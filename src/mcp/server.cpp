@@ -225,8 +225,8 @@ Result<json::value> McpServer::list_tools(const json::value& params, const CallC
     if (auto s = src->list(ctx, tools); !s.ok()) {
       ++failed;
       last = s.error();
-      log::global().warn("MCP tool source failed to list its tools",
-                         {{"error", s.error().message}, {"correlationId", ctx.correlation_id}});
+      log::Logger(ctx.correlation_id).warn("MCP tool source failed to list its tools",
+                                           {{"error", s.error().message}});
     }
   }
   if (failed == sources_.size() && failed > 0) return last;
