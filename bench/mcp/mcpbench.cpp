@@ -21,7 +21,8 @@ using Clock = std::chrono::steady_clock;
 
 int usage() {
   std::fprintf(stderr,
-               "usage: mcpbench (--stdio CMD ARGS... | --url URL) [--calls N] [--warmup W] [--tool NAME]\n");
+               "usage: mcpbench (--stdio CMD ARGS... | --url URL [--header 'Name: value']...) [--calls N] [--warmup W] "
+               "[--tool NAME]\n");
   return 2;
 }
 
@@ -30,6 +31,7 @@ int usage() {
 int main(int argc, char** argv) {
   std::vector<std::string> command;
   std::string url, tool = "echo";
+  dp::http::Fields headers;
   long calls = 5000, warmup = 200;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -45,10 +47,15 @@ int main(int argc, char** argv) {
       tool = argv[++i];
     } else if (a == "--url" && i + 1 < argc) {
       url = argv[++i];
+    } else if (a == "--header" && i + 1 < argc) {
+      const std::string h = argv[++i];
+      const auto colon = h.find(':');
+      if (colon == std::string::npos) return usage();
+      headers.emplace_back(h.substr(0, colon), h.substr(h.find_first_not_of(' ', colon + 1)));
     } else if (a == "--stdio") {
       for (++i; i < argc; ++i) {
         const std::string x = argv[i];
-        if (x.rfind("--", 0) == 0 && (x == "--calls" || x == "--warmup" || x == "--tool" || x == "--url")) {
+        if (x.rfind("--", 0) == 0 && (x == "--calls" || x == "--warmup" || x == "--tool" || x == "--url" || x == "--header")) {
           --i;
           break;
         }
@@ -73,6 +80,7 @@ int main(int argc, char** argv) {
   } else {
     dp::mcp::HttpOptions o;
     o.url = url;
+    o.headers = headers;
     transport = dp::mcp::make_http_transport(std::move(o));
   }
   dp::mcp::ClientOptions co;
