@@ -54,6 +54,11 @@ struct Response {
   std::string body;
   std::string content_type = "application/json";
   Fields headers;
+  // Set by a handler that records the effects of the request itself (/mcp: each platform tool
+  // that changes state is audited under its own route, each gatewayed call has its
+  // tool_executions row): the server then writes no request-level audit entry for a success.
+  // Refusals (401, 403) are audited whatever this says.
+  bool audited_by_handler = false;
 
   void set_header(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

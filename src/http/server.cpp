@@ -124,7 +124,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
       }
     }
     const bool mutating = req.method != "GET" && req.method != "HEAD" && req.method != "OPTIONS";
-    if (auditor != nullptr && (mutating || r.status == 401 || r.status == 403)) {
+    const bool refused = r.status == 401 || r.status == 403;
+    if (auditor != nullptr && (refused || (mutating && !(r.audited_by_handler && r.status < 400)))) {
       try {
         auditor->on_handled(req, r);
       } catch (const std::exception& e) {

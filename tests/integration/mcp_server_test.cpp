@@ -272,6 +272,9 @@ TEST_P(McpServerTest, SdkClientCallsPlatformToolsAndAGatewayedTool) {
   auto audit = http_->get("/api/v1/audit?action=POST%20/api/v1/agents/:id/start");
   ASSERT_EQ(audit.status, 200u) << audit.describe();
   EXPECT_GE(audit.num("/meta/total"), 1) << audit.body;
+  // The /mcp messages themselves (initialize, tools/list, calls) add no entries of their own.
+  auto mcp_posts = http_->get("/api/v1/audit?action=POST%20/mcp");
+  EXPECT_EQ(mcp_posts.num("/meta/total"), 0) << mcp_posts.body;
 }
 
 TEST_P(McpServerTest, InspectorCliListsAndCallsTools) {
@@ -466,6 +469,13 @@ TEST_P(McpProtocolTest, RefusesWhatItMustAndChangesNothing) {
   r = post(initialize_msg("2099-01-01"));
   EXPECT_EQ(r.str("/result/protocolVersion"), "2025-11-25");
 
+  // Refusals are in the audit log (the successes are not: they are audited by their effect).
+  auto refused = http_->get("/api/v1/audit?action=POST%20/mcp");
+  ASSERT_EQ(refused.status, 200u) << refused.describe();
+  EXPECT_GE(refused.num("/meta/total"), 10) << refused.body;
+  for (const auto& e : refused.at("/data")->as_array()) {
+    EXPECT_NE(e.at("outcome"), json::value("success")) << e;
+  }
   // After all that, the server still serves, and the agent was never touched.
   EXPECT_EQ(http_->get("/api/v1/system/health").status, 200u);
   EXPECT_EQ(agent_status(agent_id), "created");

@@ -168,6 +168,9 @@ Response post(mcp::McpServer& server, const Options& o, Request& req) {
   auto out = server.handle(msg, session, ctx);
   if (!out.ok()) return rpc_error(out.error(), msg.kind == jsonrpc::Kind::kRequest ? msg.id : json::value(nullptr), req.request_id);
   Response r;
+  // A message that went through is audited by what it did (a platform tool under its route, a
+  // gatewayed call in tool_executions), not as one more "POST /mcp" per ping or tools/list.
+  r.audited_by_handler = true;
   if (!out->reply) {
     r.status = 202;
     return r;
