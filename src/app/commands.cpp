@@ -285,6 +285,8 @@ int run_serve(const ServeOptions& opts) {
   exec_opts.secrets = &secrets;           // llm agents' provider keys
   exec_opts.recorder = &audit_recorder;   // guard stops of llm tasks
   exec_opts.lease = std::chrono::milliseconds(cfg.task_lease_ms);
+  exec_opts.workspace_retention = std::chrono::hours(cfg.workspace_retention_hours);
+  exec_opts.prices = cfg.llm_prices;
   agents::Executor executor(store, exec_opts);
   // Set below, before the server starts: remote agents are offered new tasks at once.
   agents::remote::RemoteHub* remote_ptr = nullptr;
