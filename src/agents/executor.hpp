@@ -68,6 +68,8 @@ struct ExecutorOptions {
   std::chrono::seconds workspace_retention{7 * 24 * 3600};
   // Price table for the cost budget: model -> {input, output} USD per million tokens.
   std::map<std::string, std::pair<double, double>> prices;
+  // The Docker Engine API socket, for agents with isolation: docker.
+  std::string docker_socket = "/var/run/docker.sock";
 };
 
 class Executor {

@@ -55,7 +55,7 @@ const std::vector<std::string>& Config::keys() {
       "oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url", "oidc_role_claim",
       "oidc_role_map", "oidc_scopes", "oidc_display_name", "oidc_jwks_min_refresh_ms", "web_dir",
       "redis_key_prefix", "remote_heartbeat_timeout_ms", "workflow_lease_ms", "task_lease_ms",
-      "workspace_retention_hours", "llm_prices"};
+      "workspace_retention_hours", "llm_prices", "docker_socket"};
   return k;
 }
 
@@ -142,6 +142,13 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     return one_of(key, value, source, {"full", "normal"}, sqlite_synchronous);
   } else if (key == "event_retention_hours") {
     return parse_uint<std::uint32_t>(key, value, source, 1, 24 * 366, event_retention_hours);
+  } else if (key == "docker_socket") {
+    if (value.empty() || value.front() != '/') {
+      return Error::invalid_argument("bad_config", "docker_socket (" + std::string(source) +
+                                                       ") must be an absolute path to a unix socket");
+    }
+    docker_socket = value;
+    return Ok{};
   } else if (key == "workspace_retention_hours") {
     return parse_uint<std::uint32_t>(key, value, source, 0, 24 * 3660, workspace_retention_hours);
   } else if (key == "llm_prices") {
@@ -324,6 +331,7 @@ boost::json::object Config::to_json_masked() const {
   o["workflow_lease_ms"] = workflow_lease_ms;
   o["task_lease_ms"] = task_lease_ms;
   o["workspace_retention_hours"] = workspace_retention_hours;
+  o["docker_socket"] = docker_socket;
   {
     boost::json::object prices;
     for (const auto& [model, p] : llm_prices) {

@@ -79,6 +79,7 @@ struct Config {
   // Price table for cost budgets: model -> {input, output} USD per million tokens. Text form
   // "gpt-4o=2.5/10,claude-sonnet-4=3/15".
   std::map<std::string, std::pair<double, double>> llm_prices;
+  std::string docker_socket = "/var/run/docker.sock";  // the docker runtime's Engine API
   std::string redis_key_prefix = "devplane";  // Redis keys: <prefix>:events, <prefix>:queue:<name>
 
   // Sets one key from its text form. Unknown keys and bad values are kInvalidArgument

@@ -128,6 +128,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"oidc_display_name", "Example SSO"},
       {"oidc_jwks_min_refresh_ms", "0"},
       {"workspace_retention_hours", "12"},
+      {"docker_socket", "/run/user/1000/docker.sock"},
       {"llm_prices", "gpt-4o=2.5/10, claude-sonnet-4=3/15,"},
   };
   ASSERT_EQ(values.size(), Config::keys().size()) << "a key was added without a test value";
@@ -172,6 +173,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   EXPECT_EQ(c.to_json_masked().at("oidc_client_secret").as_string(), "***");
   EXPECT_TRUE(c.distributed());
   EXPECT_EQ(c.workspace_retention_hours, 12u);
+  EXPECT_EQ(c.docker_socket, "/run/user/1000/docker.sock");
   ASSERT_EQ(c.llm_prices.size(), 2u);
   EXPECT_EQ(c.llm_prices.at("gpt-4o"), (std::pair<double, double>{2.5, 10}));
   EXPECT_EQ(c.llm_prices.at("claude-sonnet-4"), (std::pair<double, double>{3, 15}));

@@ -36,7 +36,7 @@ void command_config(const boost::json::object& c, Validator& v) {
               {"command", "args", "env", "workdir", "input", "mode", "isolation", "network",
                "memoryMb", "pids", "cpus", "timeoutSeconds", "concurrency", "restart",
                "maxRestarts", "outputLimitBytes", "maxOutputBytes", "gitCommit", "maxCostUsd",
-               "budget"},
+               "budget", "image"},
               "config.");
   v.string_list(c, "command", "config.command", true, 64, kMaxString, /*allow_string=*/true);
   v.string_list(c, "args", "config.args", false, 256, kMaxString);
@@ -44,7 +44,11 @@ void command_config(const boost::json::object& c, Validator& v) {
   v.string(c, "workdir", "config.workdir", false, 1, 1024);
   v.one_of(c, "input", "config.input", false, {"stdin", "arg", "file"});
   v.one_of(c, "mode", "config.mode", false, {"oneshot", "long-running"});
-  v.one_of(c, "isolation", "config.isolation", false, {"sandbox", "none", "docker"});
+  auto iso = v.one_of(c, "isolation", "config.isolation", false, {"sandbox", "none", "docker"});
+  auto image = v.string(c, "image", "config.image", false, 1, 512);
+  if (iso && *iso == "docker" && !image && !c.contains("image")) {
+    v.fail("config.image", "required", "config.image is required with isolation: docker");
+  }
   v.boolean(c, "network", "config.network", false);
   v.integer(c, "memoryMb", "config.memoryMb", false, 16, 1024 * 1024);
   v.integer(c, "pids", "config.pids", false, 1, 65536);
