@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -282,6 +283,78 @@ TEST_P(DevWorkTest, BinaryOutputIsRecordedAsText) {
   EXPECT_EQ(done.str("/data/status"), "succeeded") << done.describe();
   EXPECT_EQ(done.str("/data/result/stdout"), "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c") << done.describe();
   EXPECT_EQ(done.num("/data/result/stdoutBytes"), 5);
+}
+
+// The docker runtime without an engine (none runs on these machines): the task fails naming
+// the socket it could not reach, and a docker agent without an image is refused.
+TEST_P(DevWorkTest, ADockerAgentWithoutAnEngineFailsItsTaskNamingTheSocket) {
+  ASSERT_EQ(server_->process().stop(), 0);
+  TempDir dir;
+  const std::string sock = (dir.path() / "docker.sock").string();
+  server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{},
+                                         Env{{"DEVPLANE_DOCKER_SOCKET", sock}});
+  ASSERT_EQ(server_->error(), "") << "server did not start";
+  client_ = std::make_unique<HttpClient>(server_->port());
+  auto bad = client_->post("/api/v1/agents", R"({"name": "d", "type": "command",
+      "config": {"command": "true", "isolation": "docker"}})");
+  EXPECT_EQ(bad.status, 422u) << bad.describe();
+  EXPECT_NE(bad.body.find("config.image"), std::string::npos) << bad.describe();
+  const std::string id = agent("boxed", json::object{{"command", "echo hi"}, {"isolation", "docker"},
+                                                     {"image", "alpine:3.20"}});
+  auto done = wait_done(id, submit(id, json::object{{"input", "x"}}));
+  EXPECT_EQ(done.str("/data/status"), "failed") << done.describe();
+  EXPECT_NE(done.str("/data/error").find("cannot reach the Docker engine at " + sock), std::string::npos)
+      << done.describe();
+  EXPECT_EQ(client_->get("/api/v1/system/health").status, 200u);
+}
+
+// The example agents (examples/agents/linter.json, test-runner.json) on a repository made here.
+TEST_P(DevWorkTest, TheExampleLinterAndTestRunnerAgentsWork) {
+  auto load = [&](const std::string& name) {
+    std::ifstream in(source_dir() + "/examples/agents/" + name);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto r = client_->post("/api/v1/agents", ss.str());
+    EXPECT_EQ(r.status, 201u) << name << ": " << r.describe();
+    const std::string id = r.str("/data/id");
+    EXPECT_EQ(client_->post("/api/v1/agents/" + id + "/start", "").status, 200u);
+    return id;
+  };
+  const std::string linter = load("linter.json");
+  const std::string runner = load("test-runner.json");
+  const std::string repo = repo_->path().string();
+  // The repository is clean: the linter passes.
+  auto clean = wait_done(linter, submit(linter, json::object{{"input", "lint"}, {"repo", repo}}));
+  EXPECT_EQ(clean.str("/data/status"), "succeeded") << clean.describe();
+  EXPECT_NE(clean.str("/data/result/stdout").find("lint: 0 finding(s)"), std::string::npos) << clean.describe();
+  // A branch with problems fails with each finding.
+  const std::string git = "git -C " + repo + " -c user.name=t -c user.email=t@localhost ";
+  sh(git + "checkout -q -b messy");
+  std::ofstream(repo_->path() / "bad.txt") << "ok\ntrailing   \n\tindented\n" << std::string(130, 'x') << "\nno newline";
+  std::ofstream(repo_->path() / "run-tests.sh") << "echo running 3 tests\necho 'test_b failed' >&2\nexit 1\n";
+  sh(git + "add -A && " + git + "commit -q -m messy && " + git + "checkout -q main");
+  auto messy = wait_done(linter, submit(linter, json::object{{"input", "lint"}, {"repo", repo}, {"baseRef", "messy"}}));
+  EXPECT_EQ(messy.str("/data/status"), "failed") << messy.describe();
+  const std::string out = messy.str("/data/result/stdout");
+  for (const char* finding : {"bad.txt:2: trailing whitespace", "bad.txt:3: tab indentation",
+                              "bad.txt:4: line longer than 120 characters (130)",
+                              "bad.txt: no newline at end of file", "lint: 4 finding(s)"}) {
+    EXPECT_NE(out.find(finding), std::string::npos) << finding << " in " << out;
+  }
+  // The test runner runs the repository's tests and reports them.
+  auto tests = wait_done(runner, submit(runner, json::object{{"input", ""}, {"repo", repo}, {"baseRef", "messy"}}));
+  EXPECT_EQ(tests.str("/data/status"), "failed") << tests.describe();
+  EXPECT_EQ(tests.num("/data/result/exitCode"), 1);
+  EXPECT_NE(tests.str("/data/result/stdout").find("running 3 tests"), std::string::npos) << tests.describe();
+  EXPECT_NE(tests.str("/data/result/stdout").find("test_b failed"), std::string::npos) << tests.describe();
+  bool report = false;
+  for (const auto& o : tests.at("/data/result/outputs")->as_array()) {
+    report = report || o.as_object().at("path") == "test-report.json";
+  }
+  EXPECT_TRUE(report) << tests.describe();
+  auto passing = wait_done(runner, submit(runner, json::object{{"input", "echo all good"}, {"repo", repo}}));
+  EXPECT_EQ(passing.str("/data/status"), "succeeded") << passing.describe();
+  EXPECT_NE(passing.str("/data/result/stdout").find("tests: exit 0"), std::string::npos) << passing.describe();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DevWorkTest,
