@@ -4,9 +4,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <boost/json/serialize.hpp>
 
+#include "agents/docker/docker.hpp"
+#include "agents/git_workspace.hpp"
 #include "agents/llm_loop.hpp"
 #include "agents/task_service.hpp"
 #include "core/clock.hpp"
@@ -21,6 +24,99 @@ namespace json = boost::json;
 std::int64_t int_or(const json::object& o, std::string_view key, std::int64_t fallback) {
   if (auto* v = o.if_contains(key); v != nullptr && v->is_int64()) return v->as_int64();
   return fallback;
+}
+
+// Program output as text a JSON column of either database accepts: NUL bytes and bytes that
+// are not UTF-8 become U+FFFD (PostgreSQL refuses both, SQLite would keep them).
+std::string clean_text(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  std::size_t i = 0;
+  while (i < in.size()) {
+    const auto c = static_cast<unsigned char>(in[i]);
+    std::size_t n = 0;
+    if (c == 0) {
+      n = 0;
+    } else if (c < 0x80) {
+      n = 1;
+    } else if ((c & 0xE0) == 0xC0 && c >= 0xC2) {
+      n = 2;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 3;
+    } else if ((c & 0xF8) == 0xF0 && c <= 0xF4) {
+      n = 4;
+    }
+    bool ok = n > 0 && i + n <= in.size();
+    for (std::size_t k = 1; ok && k < n; ++k) {
+      ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
+    }
+    if (ok && n == 3) {
+      const auto c1 = static_cast<unsigned char>(in[i + 1]);
+      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);  // overlong, surrogates
+    } else if (ok && n == 4) {
+      const auto c1 = static_cast<unsigned char>(in[i + 1]);
+      ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
+    }
+    if (ok) {
+      out.append(in.substr(i, n));
+      i += n;
+    } else {
+      out.append(kReplacement);
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::optional<double> num(const json::object& o, std::string_view key) {
+  if (auto* v = o.if_contains(key); v != nullptr && v->is_number()) return v->to_number<double>();
+  return std::nullopt;
+}
+
+// A per-task limit: the task's own `limits.<key>`, else the agent config's `config_key`.
+std::optional<double> task_limit(const model::Task& t, const model::Agent& a, std::string_view key,
+                                 std::string_view config_key) {
+  if (auto* l = t.options.if_contains("limits"); l != nullptr && l->is_object()) {
+    if (auto v = num(l->as_object(), key)) return v;
+  }
+  return num(a.config, config_key);
+}
+
+struct BudgetStop {
+  std::string reason;
+  std::string error;
+};
+
+std::string figure(double v) {
+  std::string s = std::to_string(v);
+  while (s.find('.') != std::string::npos && (s.back() == '0' || s.back() == '.')) {
+    const bool dot = s.back() == '.';
+    s.pop_back();
+    if (dot) break;
+  }
+  return s;
+}
+
+// The first of the agent's budget totals (config.budget) its use has reached.
+template <typename Usage>
+std::optional<BudgetStop> budget_exhausted(const json::object& config, const Usage& u) {
+  const auto* b = config.if_contains("budget");
+  if (b == nullptr || !b->is_object()) return std::nullopt;
+  const auto& o = b->as_object();
+  const std::pair<const char*, double> checks[] = {{"maxTokens", u.tokens},
+                                                   {"maxCostUsd", u.cost_usd},
+                                                   {"maxToolCalls", u.tool_calls},
+                                                   {"maxWallSeconds", u.wall_ms / 1000.0},
+                                                   {"maxOutputBytes", u.output_bytes}};
+  for (const auto& [key, used] : checks) {
+    if (auto lim = num(o, key); lim && used >= *lim) {
+      return BudgetStop{"agent_budget",
+                        std::string("the agent's budget is spent: config.budget.") + key + " (" +
+                            figure(*lim) + ") reached with " + figure(used)};
+    }
+  }
+  return std::nullopt;
 }
 
 std::string input_text(const json::value& input) {
@@ -97,9 +193,10 @@ Result<sandbox::RunSpec> command_spec(const model::Agent& agent, const model::Ta
     if (iso->as_string() == "none") {
       s.isolation = sandbox::Isolation::kNone;
     } else if (iso->as_string() == "docker") {
-      return Error::invalid_argument("invalid_config",
-                                     "the docker runtime is not available in this build; use "
-                                     "isolation: sandbox");
+      auto* image = c.if_contains("image");
+      if (image == nullptr || !image->is_string() || image->as_string().empty()) {
+        return Error::invalid_argument("invalid_config", "isolation: docker needs config.image");
+      }
     }
   }
   if (auto* n = c.if_contains("network"); n != nullptr && n->is_bool()) s.network = n->as_bool();
@@ -187,6 +284,13 @@ void Executor::tick() {
   for (auto& r : reaped) {
     if (r->thread.joinable()) r->thread.join();
   }
+  if (std::chrono::steady_clock::now() - last_sweep_ > std::chrono::minutes(1)) {
+    last_sweep_ = std::chrono::steady_clock::now();
+    std::set<std::string> keep;
+    for (const auto& l : live) keep.insert(l.first);
+    const int removed = sweep_workspaces(options_.data_dir, options_.workspace_retention, keep);
+    if (removed > 0) log::global().info("old task workspaces removed", {{"count", removed}});
+  }
   const std::int64_t now = clock::now_ms();
   std::vector<model::Agent> agents;
   std::vector<std::string> to_stop;
@@ -267,7 +371,30 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
   std::string status = "failed";
   std::string error;
   json::object result;
+  std::string stop_reason;
+  if (!check_budget(task, agent)) return;
+  std::optional<GitWorkspace> gws;
+  if (!ec) {
+    auto g = open_worktree(task, agent, workspace);
+    if (!g.ok()) {
+      finish_task(task, "failed", g.error().message, json::object{{"stopReason", "workspace_error"}}, {});
+      return;
+    }
+    gws = std::move(*g);
+  }
   auto spec = command_spec(agent, task, workspace.string());
+  if (spec.ok() && gws) {
+    spec->workdir = "repo";
+    spec->env.emplace_back("DEVPLANE_REPO_DIR", "/workspace/repo");
+  }
+  if (spec.ok()) {
+    if (auto t = task_limit(task, agent, "timeoutSeconds", "timeoutSeconds")) {
+      spec->timeout = std::chrono::seconds(static_cast<std::int64_t>(*t));
+    }
+  }
+  const auto max_output = task_limit(task, agent, "maxOutputBytes", "maxOutputBytes");
+  std::int64_t produced = 0;
+  bool output_tripped = false;
   if (ec) {
     error = "cannot create the workspace: " + ec.message();
   } else if (!spec.ok()) {
@@ -281,7 +408,8 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
     auto flush = [&] {
       if (pending.empty()) return;
       json::object payload{{"agentId", agent.id}, {"taskId", task.id}, {"stream", pending_stream},
-                           {"text", pending}, {"timestamp", clock::format_iso8601(clock::now_ms())}};
+                           {"text", clean_text(pending)},
+                           {"timestamp", clock::format_iso8601(clock::now_ms())}};
       const std::string text = json::serialize(payload);
       store_.write([&](store::Tx& tx) {
              return tx.outbox().append(store::OutboxEvent{0, "agent.log", text, task.correlation_id,
@@ -292,6 +420,11 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
       last_flush = std::chrono::steady_clock::now();
     };
     spec->on_output = [&](std::string_view stream, std::string_view chunk) {
+      produced += static_cast<std::int64_t>(chunk.size());
+      if (max_output && static_cast<double>(produced) > *max_output && !output_tripped) {
+        output_tripped = true;
+        slot.control.stop();
+      }
       if (announced >= options_.max_log_bytes_per_task) return;
       if (!pending.empty() && pending_stream != stream) flush();
       pending_stream = std::string(stream);
@@ -306,7 +439,37 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
     if (spec->isolation == sandbox::Isolation::kNone) {
       logger.warn("running a task without isolation (isolation: none)", {{"taskId", task.id}});
     }
-    auto run = sandbox::run(*spec, &slot.control);
+    const auto* iso = agent.config.if_contains("isolation");
+    const bool in_docker = iso != nullptr && iso->is_string() && iso->as_string() == "docker";
+    Result<sandbox::RunResult> run = Error::internal("not run");
+    if (in_docker) {
+      // The Engine API gives the logs at the end: no live agent.log events for these tasks.
+      docker::ContainerSpec cs;
+      cs.name = "devplane-" + task.id;
+      cs.image = std::string(agent.config.at("image").as_string());
+      cs.argv = spec->argv;
+      cs.env = spec->env;
+      cs.workspace = fs::absolute(workspace).string();
+      cs.workdir = spec->workdir;
+      cs.memory_bytes = spec->limits.memory_bytes;
+      cs.cpus = spec->limits.cpus;
+      cs.pids = spec->limits.pids;
+      cs.network = spec->network;
+      cs.labels = {{"devplane.agent", agent.id}, {"devplane.task", task.id}};
+      if (!spec->stdin_data.empty()) {
+        // No attach: stdin input goes in the workspace instead.
+        std::ofstream(workspace / "task.json") << spec->stdin_data;
+        cs.env.emplace_back("DEVPLANE_TASK_FILE", "/workspace/task.json");
+      }
+      run = docker::run(docker::DockerClient(options_.docker_socket), cs, spec->timeout,
+                        spec->output_limit, &slot.control);
+      if (run.ok() && spec->on_output) {
+        spec->on_output("stdout", run->stdout_text);
+        spec->on_output("stderr", run->stderr_text);
+      }
+    } else {
+      run = sandbox::run(*spec, &slot.control);
+    }
     flush();
     if (!run.ok()) {
       error = run.error().message;
@@ -315,8 +478,8 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
       result = json::object{{"outcome", r.outcome},
                             {"exitCode", r.exit_code},
                             {"signal", r.signal},
-                            {"stdout", r.stdout_text},
-                            {"stderr", r.stderr_text},
+                            {"stdout", clean_text(r.stdout_text)},
+                            {"stderr", clean_text(r.stderr_text)},
                             {"stdoutBytes", r.stdout_bytes},
                             {"stderrBytes", r.stderr_bytes},
                             {"wallMs", r.wall_ms},
@@ -324,7 +487,15 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
                             {"memoryPeakBytes", r.stats.memory_peak_bytes},
                             {"cpuThrottled", r.stats.cpu_throttled},
                             {"outputs", list_outputs(workspace / "outputs")}};
-      if (r.outcome == "exited" && r.exit_code == 0) {
+      if (output_tripped) {
+        stop_reason = "max_output_bytes";
+        error = "stopped: maxOutputBytes (" + figure(*max_output) + ") exceeded";
+      } else if (r.outcome == "timeout") {
+        stop_reason = "timeout";
+      }
+      if (output_tripped) {
+        // status stays failed
+      } else if (r.outcome == "exited" && r.exit_code == 0) {
         status = "succeeded";
       } else if (r.outcome == "stopped") {
         status = "cancelled";
@@ -340,7 +511,114 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
       }
     }
   }
-  finish_task(task, status, error, result, {});
+  if (gws) {
+    const bool commit = !(agent.config.contains("gitCommit") && agent.config.at("gitCommit").is_bool() &&
+                          !agent.config.at("gitCommit").as_bool());
+    auto g = finish_worktree(*gws, commit, "devplane: task " + task.id + " by agent " + agent.name);
+    if (g.ok()) {
+      result["git"] = g->to_json(*gws);
+    } else {
+      result["git"] = json::object{{"branch", gws->branch}, {"error", g.error().message}};
+      if (status == "succeeded") {
+        status = "failed";
+        error = g.error().message;
+      }
+    }
+  }
+  if (!stop_reason.empty()) {
+    result["stopReason"] = stop_reason;
+    if (stop_reason != "timeout") audit_stop(task, stop_reason, error);
+  }
+  std::vector<model::Metric> metrics;
+  if (result.contains("wallMs")) {
+    const std::int64_t now = clock::now_ms();
+    const json::object labels{{"kind", "command"}};
+    metrics.push_back(model::Metric{0, agent.id, task.id, "task.wall_ms",
+                                    result.at("wallMs").to_number<double>(), labels, now});
+    metrics.push_back(model::Metric{0, agent.id, task.id, "task.output_bytes",
+                                    static_cast<double>(produced), labels, now});
+  }
+  finish_task(task, status, error, result, metrics);
+}
+
+bool Executor::check_budget(model::Task& task, const model::Agent& agent) {
+  if (!agent.config.contains("budget")) return true;
+  auto used = agent_usage(agent.id);
+  if (!used.ok()) {
+    finish_task(task, "failed", "cannot read the agent's use for its budget: " + used.error().message,
+                {}, {});
+    return false;
+  }
+  if (auto stop = budget_exhausted(agent.config, *used)) {
+    audit_stop(task, stop->reason, stop->error);
+    finish_task(task, "failed", stop->error, json::object{{"stopReason", stop->reason}}, {});
+    return false;
+  }
+  return true;
+}
+
+Result<std::optional<GitWorkspace>> Executor::open_worktree(const model::Task& task,
+                                                            const model::Agent& agent,
+                                                            const std::filesystem::path& workspace) {
+  const auto* repo = task.options.if_contains("repo");
+  if (repo == nullptr || !repo->is_string()) return std::optional<GitWorkspace>{};
+  GitWorkspaceSpec g;
+  g.repo = std::string(repo->as_string());
+  if (auto* b = task.options.if_contains("baseRef"); b != nullptr && b->is_string()) {
+    g.base_ref = std::string(b->as_string());
+  }
+  std::string who = branch_segment(agent.name);
+  if (who.empty()) who = agent.id;
+  g.branch = "devplane/" + who + "/" + task.id;
+  // git runs from another folder: every path it is given is absolute.
+  g.dir = fs::absolute(workspace / "repo").string();
+  g.data_dir = fs::absolute(options_.data_dir).string();
+  std::error_code ec;
+  if (fs::exists(g.dir, ec)) {
+    // A second attempt of the task (its node died): start from a clean worktree again.
+    fs::remove_all(g.dir, ec);
+  }
+  DP_ASSIGN_OR_RETURN(auto ws, prepare_worktree(g));
+  remember_worktree(workspace.string(), ws.git_dir);
+  return std::optional<GitWorkspace>(std::move(ws));
+}
+
+Result<Executor::Usage> Executor::agent_usage(const std::string& agent_id) {
+  Usage u;
+  DP_TRY(store_.read([&](store::Tx& tx) -> Status {
+    for (const char* type : {"task.input_tokens", "task.output_tokens", "task.cost_usd",
+                             "task.tool_calls", "task.wall_ms", "task.output_bytes"}) {
+      store::MetricFilter f;
+      f.agent_id = agent_id;
+      f.metric_type = type;
+      f.limit = 100'000;
+      DP_ASSIGN_OR_RETURN(auto rows, tx.metrics().list(f));
+      double sum = 0;
+      for (const auto& m : rows) sum += m.value;
+      const std::string_view t = type;
+      if (t == "task.input_tokens" || t == "task.output_tokens") u.tokens += sum;
+      if (t == "task.cost_usd") u.cost_usd = sum;
+      if (t == "task.tool_calls") u.tool_calls = sum;
+      if (t == "task.wall_ms") u.wall_ms = sum;
+      if (t == "task.output_bytes") u.output_bytes = sum;
+    }
+    return Ok{};
+  }));
+  return u;
+}
+
+void Executor::audit_stop(const model::Task& task, const std::string& reason, const std::string& error) {
+  if (options_.recorder == nullptr) return;
+  audit::Entry e;
+  e.actor_kind = "system";
+  e.actor_name = "executor";
+  e.action = "agent.task.stopped";
+  e.target = "task:" + task.id;
+  e.outcome = "failure";
+  e.correlation_id = task.correlation_id;
+  e.details = json::object{{"agentId", task.agent_id}, {"taskId", task.id},
+                           {"stopReason", reason}, {"error", error}};
+  options_.recorder->record(std::move(e));
 }
 
 void Executor::finish_task(model::Task& task, const std::string& status, const std::string& error,
@@ -357,8 +635,21 @@ void Executor::finish_task(model::Task& task, const std::string& status, const s
     return tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(task),
                                                  task.correlation_id, now, std::nullopt});
   });
-  if (!s.ok()) {
+  if (!s.ok() && s.error().code != ErrorCode::kFailedPrecondition) {
+    // A task must not stay running because its result could not be written: record the end
+    // without the result.
     logger.warn("task result not recorded", {{"taskId", task.id}, {"error", s.error().message}});
+    task.result = nullptr;
+    task.error = error.empty() ? "the task's result could not be recorded: " + s.error().message : error;
+    s = store_.write([&](store::Tx& tx) -> Status {
+      const std::int64_t now = clock::now_ms();
+      DP_TRY(tx.tasks().finish(task.id, options_.node_id, status, "null", task.error, now));
+      return tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(task),
+                                                   task.correlation_id, now, std::nullopt});
+    });
+  }
+  if (!s.ok()) {
+    logger.warn("task end not recorded", {{"taskId", task.id}, {"error", s.error().message}});
   } else {
     logger.info("task finished", {{"taskId", task.id}, {"status", status}});
   }
@@ -378,6 +669,70 @@ void Executor::run_llm_task(Running& slot, model::Task task, const model::Agent&
   if (!cfg.ok()) {
     finish_task(task, "failed", cfg.error().message, {}, {});
     return;
+  }
+  // Budgets: the task's limits (else the agent's), capped by what is left of the agent's budget.
+  if (!check_budget(task, agent)) return;
+  if (auto t = task_limit(task, agent, "timeoutSeconds", "timeoutSeconds")) {
+    cfg->timeout = std::chrono::seconds(static_cast<std::int64_t>(*t));
+  }
+  if (auto t = task_limit(task, agent, "maxTokens", "maxTokens")) cfg->max_tokens = static_cast<std::int64_t>(*t);
+  if (auto t = task_limit(task, agent, "maxToolCalls", "maxToolCalls")) cfg->max_tool_calls = static_cast<int>(*t);
+  if (auto t = task_limit(task, agent, "maxCostUsd", "maxCostUsd")) cfg->max_cost_usd = *t;
+  std::set<std::string> from_agent_budget;  // stop reasons that mean the agent's budget
+  const json::object* budget = agent.config.contains("budget") && agent.config.at("budget").is_object()
+                                   ? &agent.config.at("budget").as_object()
+                                   : nullptr;
+  if (budget != nullptr) {
+    auto used = agent_usage(agent.id);
+    if (used.ok()) {
+      if (auto m = num(*budget, "maxTokens")) {
+        const auto left = static_cast<std::int64_t>(*m - used->tokens);
+        if (cfg->max_tokens == 0 || left < cfg->max_tokens) {
+          cfg->max_tokens = std::max<std::int64_t>(1, left);
+          from_agent_budget.insert("max_tokens");
+        }
+      }
+      if (auto m = num(*budget, "maxCostUsd")) {
+        const double left = *m - used->cost_usd;
+        if (cfg->max_cost_usd == 0 || left < cfg->max_cost_usd) {
+          cfg->max_cost_usd = std::max(1e-9, left);
+          from_agent_budget.insert("max_cost");
+        }
+      }
+      if (auto m = num(*budget, "maxToolCalls")) {
+        const int left = static_cast<int>(*m - used->tool_calls);
+        if (left < cfg->max_tool_calls) {
+          cfg->max_tool_calls = std::max(0, left);
+          from_agent_budget.insert("max_tool_calls");
+        }
+      }
+      if (auto m = num(*budget, "maxWallSeconds")) {
+        const auto left = static_cast<std::int64_t>(*m - used->wall_ms / 1000.0);
+        if (left < cfg->timeout.count()) {
+          cfg->timeout = std::chrono::seconds(std::max<std::int64_t>(1, left));
+          from_agent_budget.insert("timeout");
+        }
+      }
+    }
+  }
+  if (auto it = options_.prices.find(cfg->model); it != options_.prices.end()) {
+    cfg->input_price_per_mtok = it->second.first;
+    cfg->output_price_per_mtok = it->second.second;
+  } else if (cfg->max_cost_usd > 0) {
+    finish_task(task, "failed",
+                "a cost limit is set but the model '" + cfg->model +
+                    "' has no price in the price table (llm_prices)",
+                json::object{{"stopReason", "max_cost"}}, {});
+    return;
+  }
+  std::optional<GitWorkspace> gws;
+  {
+    auto g = open_worktree(task, agent, workspace);
+    if (!g.ok()) {
+      finish_task(task, "failed", g.error().message, json::object{{"stopReason", "workspace_error"}}, {});
+      return;
+    }
+    gws = std::move(*g);
   }
   llm::ProviderOptions popts;
   popts.kind = cfg->provider;
@@ -422,7 +777,8 @@ void Executor::run_llm_task(Running& slot, model::Task task, const model::Agent&
   }
 
   const std::string task_text = input_text(task.input);
-  ToolContext ctx{workspace.string(), agent.id, task.id, task.correlation_id, &slot.control.flag()};
+  ToolContext ctx{gws ? gws->dir : workspace.string(), agent.id, task.id, task.correlation_id,
+                  &slot.control.flag()};
   // Progress lines and streamed text go out as agent.log events (best effort), batched like a
   // command's output (16 KiB or 200 ms) and capped per task.
   std::size_t announced = 0;
@@ -488,6 +844,10 @@ void Executor::run_llm_task(Running& slot, model::Task task, const model::Agent&
   LoopResult r = run_llm_loop(**provider, *cfg, tools, task_text, ctx, hooks);
   if (mid_text) add("\n");
   flush();
+  if (r.status == "failed" && from_agent_budget.count(r.stop_reason) != 0) {
+    r.error = "the agent's budget (config.budget) is spent: " + r.error;
+    r.stop_reason = "agent_budget";
+  }
 
   const std::int64_t now = clock::now_ms();
   std::vector<model::Metric> totals;
@@ -496,7 +856,8 @@ void Executor::run_llm_task(Running& slot, model::Task task, const model::Agent&
         {"task.tool_calls", static_cast<double>(r.tool_calls)},
         {"task.input_tokens", static_cast<double>(r.input_tokens)},
         {"task.output_tokens", static_cast<double>(r.output_tokens)},
-        {"task.wall_ms", static_cast<double>(r.wall_ms)}}) {
+        {"task.wall_ms", static_cast<double>(r.wall_ms)},
+        {"task.cost_usd", r.cost_usd}}) {
     totals.push_back(model::Metric{0, agent.id, task.id, type, value,
                                    json::object{{"provider", cfg->provider_name},
                                                 {"model", cfg->model},
@@ -520,7 +881,15 @@ void Executor::run_llm_task(Running& slot, model::Task task, const model::Agent&
                              {"totalTokens", r.input_tokens + r.output_tokens}};
     options_.recorder->record(std::move(e));
   }
-  finish_task(task, r.status, r.error, r.to_json(*cfg), totals);
+  json::object result = r.to_json(*cfg);
+  if (gws) {
+    const bool commit = !(agent.config.contains("gitCommit") && agent.config.at("gitCommit").is_bool() &&
+                          !agent.config.at("gitCommit").as_bool());
+    auto g = finish_worktree(*gws, commit, "devplane: task " + task.id + " by agent " + agent.name);
+    result["git"] = g.ok() ? json::value(g->to_json(*gws))
+                           : json::value(json::object{{"branch", gws->branch}, {"error", g.error().message}});
+  }
+  finish_task(task, r.status, r.error, result, totals);
 }
 
 }  // namespace dp::agents

@@ -16,12 +16,21 @@
 // end writes the result (answer, stop reason, usage, turns), the per-task metrics and the
 // event in one transaction; a stop by a guard is also recorded in the audit log.
 //
+// A task that names `repo` runs in its own git worktree (agents/git_workspace.hpp) at
+// `<workspace>/repo`, on the branch `devplane/<agent name>/<task id>`; the result carries
+// `git` {branch, commit, diffStat, ...}. Budgets: per task (the task's `limits`, else the
+// agent's config) and per agent (config.budget: totals over its tasks' metrics); a stop by
+// a budget names its reason in the result (`stopReason`), the task event and the audit log.
+// Old workspaces are swept once a minute (workspace_retention).
+//
 // Thread safety: start/stop/notify from any thread.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <optional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -31,6 +40,7 @@
 
 #include <boost/json/object.hpp>
 
+#include "agents/git_workspace.hpp"
 #include "agents/sandbox/runner.hpp"
 #include "agents/tools.hpp"
 #include "audit/recorder.hpp"
@@ -54,6 +64,12 @@ struct ExecutorOptions {
   // Model calls of llm agents: first retry wait (doubling) and the longest wait.
   std::chrono::milliseconds llm_backoff_base{500};
   std::chrono::milliseconds llm_max_backoff{30'000};
+  // Task workspaces (and the git worktrees in them) older than this are removed; 0 keeps them.
+  std::chrono::seconds workspace_retention{7 * 24 * 3600};
+  // Price table for the cost budget: model -> {input, output} USD per million tokens.
+  std::map<std::string, std::pair<double, double>> prices;
+  // The Docker Engine API socket, for agents with isolation: docker.
+  std::string docker_socket = "/var/run/docker.sock";
 };
 
 class Executor {
@@ -81,6 +97,19 @@ class Executor {
   void tick();
   void run_task(Running& slot, model::Task task, model::Agent agent);
   void run_llm_task(Running& slot, model::Task task, const model::Agent& agent);
+  // The agent's use so far (sums of its tasks' metrics): tokens, cost, tool calls, wall
+  // time, output bytes.
+  struct Usage {
+    double tokens = 0, cost_usd = 0, tool_calls = 0, wall_ms = 0, output_bytes = 0;
+  };
+  Result<Usage> agent_usage(const std::string& agent_id);
+  // False (and the task finished as failed) when the agent's budget is spent.
+  bool check_budget(model::Task& task, const model::Agent& agent);
+  // The task's git worktree when it names a repository.
+  Result<std::optional<GitWorkspace>> open_worktree(const model::Task& task, const model::Agent& agent,
+                                                    const std::filesystem::path& workspace);
+  // Records a budget stop in the audit log.
+  void audit_stop(const model::Task& task, const std::string& reason, const std::string& error);
   // Writes the end of a task (result, status, error) with its event and `extra` rows.
   void finish_task(model::Task& task, const std::string& status, const std::string& error,
                    const boost::json::object& result,
@@ -94,6 +123,7 @@ class Executor {
   bool wake_ = false;  // guarded by mu_
   std::map<std::string, std::unique_ptr<Running>> running_;  // task id -> slot; guarded by mu_
   std::thread thread_;
+  std::chrono::steady_clock::time_point last_sweep_{};
 };
 
 // The sandbox spec for running `task` on `agent` (a command agent) in `workspace`.

@@ -98,6 +98,9 @@ Result<LlmConfig> parse_llm_config(const json::object& c, const ToolSet& availab
   }
   cfg.timeout = std::chrono::seconds(std::max<std::int64_t>(1, int_or(c, "timeoutSeconds", 600)));
   cfg.max_tool_calls = static_cast<int>(std::clamp<std::int64_t>(int_or(c, "maxToolCalls", 100), 0, 100'000));
+  if (auto* m = c.if_contains("maxCostUsd"); m != nullptr && m->is_number()) {
+    cfg.max_cost_usd = std::max(0.0, m->to_number<double>());
+  }
   cfg.loop_guard = static_cast<int>(std::clamp<std::int64_t>(int_or(c, "loopGuard", 3), 2, 1000));
   if (auto* s = c.if_contains("stream"); s != nullptr && s->is_bool()) cfg.stream = s->as_bool();
   cfg.max_retries = static_cast<int>(std::clamp<std::int64_t>(int_or(c, "maxRetries", 3), 0, 10));
@@ -127,6 +130,7 @@ json::object LoopResult::to_json(const LlmConfig& config) const {
                                              {"outputTokens", output_tokens},
                                              {"totalTokens", input_tokens + output_tokens}}},
                       {"wallMs", wall_ms},
+                      {"costUsd", cost_usd},
                       {"calls", std::move(call_list)}};
 }
 
@@ -175,6 +179,11 @@ LoopResult run_llm_loop(const llm::Provider& provider, const LlmConfig& config,
                       ") reached without a final answer");
     }
     const std::int64_t used = out.input_tokens + out.output_tokens;
+    if (config.max_cost_usd > 0 && out.cost_usd >= config.max_cost_usd) {
+      return stop("failed", "max_cost",
+                  "stopped: maxCostUsd (" + std::to_string(config.max_cost_usd) + ") reached after $" +
+                      std::to_string(out.cost_usd));
+    }
     if (config.max_tokens > 0 && used >= config.max_tokens) {
       return stop("failed", "max_tokens",
                   "stopped: maxTokens (" + std::to_string(config.max_tokens) + ") reached after " +
@@ -217,6 +226,11 @@ LoopResult run_llm_loop(const llm::Provider& provider, const LlmConfig& config,
     }
     out.input_tokens += resp.usage.input_tokens;
     out.output_tokens += resp.usage.output_tokens;
+    if (config.input_price_per_mtok >= 0 && config.output_price_per_mtok >= 0) {
+      out.cost_usd += (static_cast<double>(resp.usage.input_tokens) * config.input_price_per_mtok +
+                       static_cast<double>(resp.usage.output_tokens) * config.output_price_per_mtok) /
+                      1e6;
+    }
     out.calls.push_back(rec);
     if (hooks.on_call) hooks.on_call(rec);
     if (!resp.text.empty()) {

@@ -8,6 +8,8 @@
 //   maxTokens       input + output tokens per task; no new call once reached (default none)
 //   timeoutSeconds  wall time per task (default 600)
 //   maxToolCalls    tool calls per task (default 100)
+//   maxCostUsd      spend per task from the price table (default none); checked after each
+//                   call, so the call that crosses it is the last one
 //   loopGuard       the same tool with the same arguments asked for this many times stops
 //                   the task (default 3; the repeated call is not run)
 //   cancel          the task was cancelled, its agent stopped or the node shuts down
@@ -54,6 +56,11 @@ struct LlmConfig {
   int loop_guard = 3;
   bool stream = true;
   int max_retries = 3;
+  // Cost guard: prices per million tokens (from the server's price table; negative: unknown)
+  // and the most a task may spend (0: no limit). With a limit and no price the task fails.
+  double input_price_per_mtok = -1;
+  double output_price_per_mtok = -1;
+  double max_cost_usd = 0;
 };
 
 // The config of an `llm` agent (validated at create time; read defensively here).
@@ -74,7 +81,7 @@ struct CallRecord {
 struct LoopResult {
   std::string status;       // succeeded | failed | cancelled
   std::string stop_reason;  // final_answer | max_turns | max_tokens | max_tool_calls |
-                            // loop_guard | timeout | cancelled | provider_error
+                            // max_cost | loop_guard | timeout | cancelled | provider_error
   std::string error;        // empty on success
   std::string answer;       // the final answer (or the last text when stopped)
   int turns = 0;
@@ -82,6 +89,7 @@ struct LoopResult {
   std::int64_t input_tokens = 0;
   std::int64_t output_tokens = 0;
   std::int64_t wall_ms = 0;
+  double cost_usd = 0;  // from the price table; 0 when the model has no price
   std::vector<CallRecord> calls;
 
   boost::json::object to_json(const LlmConfig& config) const;

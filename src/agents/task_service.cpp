@@ -29,6 +29,7 @@ Result<std::pair<model::Task, bool>> TaskService::create(NewTask&& spec,
   t.id = ids::uuid_v7();
   t.agent_id = std::move(spec.agent_id);
   t.input = std::move(spec.input);
+  t.options = std::move(spec.options);
   t.idempotency_key = spec.idempotency_key.empty() ? t.id : std::move(spec.idempotency_key);
   t.created_by = std::move(spec.created_by);
   t.correlation_id = correlation_id;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include "core/result.hpp"
@@ -26,6 +27,7 @@ struct NewTask {
   boost::json::value input;
   std::string idempotency_key;  // empty: one is made
   std::string created_by;
+  boost::json::object options;  // {repo?, baseRef?, limits?}, validated by the caller
 };
 
 class TaskService {

@@ -289,6 +289,9 @@ int run_serve(const ServeOptions& opts) {
   exec_opts.secrets = &secrets;           // llm agents' provider keys
   exec_opts.recorder = &audit_recorder;   // guard stops of llm tasks
   exec_opts.lease = std::chrono::milliseconds(cfg.task_lease_ms);
+  exec_opts.workspace_retention = std::chrono::hours(cfg.workspace_retention_hours);
+  exec_opts.prices = cfg.llm_prices;
+  exec_opts.docker_socket = cfg.docker_socket;
   agents::Executor executor(store, exec_opts);
   // Set below, before the server starts: remote agents are offered new tasks at once.
   agents::remote::RemoteHub* remote_ptr = nullptr;

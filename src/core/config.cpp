@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 
@@ -53,8 +54,38 @@ const std::vector<std::string>& Config::keys() {
       "jwt_secret", "access_token_ttl_s", "refresh_token_ttl_s", "password_hash_cost",
       "oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url", "oidc_role_claim",
       "oidc_role_map", "oidc_scopes", "oidc_display_name", "oidc_jwks_min_refresh_ms", "web_dir",
-      "redis_key_prefix", "remote_heartbeat_timeout_ms", "workflow_lease_ms", "task_lease_ms"};
+      "redis_key_prefix", "remote_heartbeat_timeout_ms", "workflow_lease_ms", "task_lease_ms",
+      "workspace_retention_hours", "llm_prices", "docker_socket"};
   return k;
+}
+
+std::optional<std::map<std::string, std::pair<double, double>>> parse_prices(std::string_view text) {
+  std::map<std::string, std::pair<double, double>> out;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    const auto comma = text.find(',', pos);
+    std::string_view entry = text.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    if (!entry.empty()) {
+      const auto eq = entry.rfind('=');
+      const auto slash = entry.rfind('/');
+      if (eq == std::string_view::npos || eq == 0 || slash == std::string_view::npos || slash < eq) {
+        return std::nullopt;
+      }
+      const std::string in(entry.substr(eq + 1, slash - eq - 1));
+      const std::string outp(entry.substr(slash + 1));
+      char* end = nullptr;
+      const double a = std::strtod(in.c_str(), &end);
+      if (in.empty() || *end != '\0' || !(a >= 0 && a < 1e6)) return std::nullopt;
+      const double b = std::strtod(outp.c_str(), &end);
+      if (outp.empty() || *end != '\0' || !(b >= 0 && b < 1e6)) return std::nullopt;
+      out[std::string(entry.substr(0, eq))] = {a, b};
+    }
+    if (comma == std::string_view::npos) break;
+    pos = comma + 1;
+  }
+  return out;
 }
 
 Status Config::set(std::string_view key, std::string_view value, std::string_view source) {
@@ -111,6 +142,25 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     return one_of(key, value, source, {"full", "normal"}, sqlite_synchronous);
   } else if (key == "event_retention_hours") {
     return parse_uint<std::uint32_t>(key, value, source, 1, 24 * 366, event_retention_hours);
+  } else if (key == "docker_socket") {
+    if (value.empty() || value.front() != '/') {
+      return Error::invalid_argument("bad_config", "docker_socket (" + std::string(source) +
+                                                       ") must be an absolute path to a unix socket");
+    }
+    docker_socket = value;
+    return Ok{};
+  } else if (key == "workspace_retention_hours") {
+    return parse_uint<std::uint32_t>(key, value, source, 0, 24 * 3660, workspace_retention_hours);
+  } else if (key == "llm_prices") {
+    auto table = parse_prices(value);
+    if (!table) {
+      return Error::invalid_argument(
+          "bad_config", "llm_prices (" + std::string(source) +
+                            ") must read model=input/output[,model=input/output...] (USD per "
+                            "million tokens, e.g. gpt-4o=2.5/10)");
+    }
+    llm_prices = std::move(*table);
+    return Ok{};
   } else if (key == "task_lease_ms") {
     return parse_uint<std::uint32_t>(key, value, source, 1000, 600'000, task_lease_ms);
   } else if (key == "workflow_lease_ms") {
@@ -280,6 +330,15 @@ boost::json::object Config::to_json_masked() const {
   o["remote_heartbeat_timeout_ms"] = remote_heartbeat_timeout_ms;
   o["workflow_lease_ms"] = workflow_lease_ms;
   o["task_lease_ms"] = task_lease_ms;
+  o["workspace_retention_hours"] = workspace_retention_hours;
+  o["docker_socket"] = docker_socket;
+  {
+    boost::json::object prices;
+    for (const auto& [model, p] : llm_prices) {
+      prices[model] = boost::json::object{{"input", p.first}, {"output", p.second}};
+    }
+    o["llm_prices"] = std::move(prices);
+  }
   o["mcp_health_interval_ms"] = mcp_health_interval_ms;
   {
     boost::json::array origins;

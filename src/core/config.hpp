@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,9 @@
 #include "core/result.hpp"
 
 namespace dp {
+
+// "model=in/out,..." (USD per million tokens); nullopt when malformed.
+std::optional<std::map<std::string, std::pair<double, double>>> parse_prices(std::string_view text);
 
 struct Config {
   std::string host = "127.0.0.1";
@@ -70,6 +74,12 @@ struct Config {
   // How long a node's claim on a running agent task lasts without renewal; a task whose node
   // died runs again (same idempotency key) after it lapses.
   std::uint32_t task_lease_ms = 30'000;
+  // Agent task workspaces (and their git worktrees) older than this are removed; 0 keeps them.
+  std::uint32_t workspace_retention_hours = 7 * 24;
+  // Price table for cost budgets: model -> {input, output} USD per million tokens. Text form
+  // "gpt-4o=2.5/10,claude-sonnet-4=3/15".
+  std::map<std::string, std::pair<double, double>> llm_prices;
+  std::string docker_socket = "/var/run/docker.sock";  // the docker runtime's Engine API
   std::string redis_key_prefix = "devplane";  // Redis keys: <prefix>:events, <prefix>:queue:<name>
 
   // Sets one key from its text form. Unknown keys and bad values are kInvalidArgument

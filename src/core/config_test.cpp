@@ -127,6 +127,9 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"oidc_scopes", "openid groups"},
       {"oidc_display_name", "Example SSO"},
       {"oidc_jwks_min_refresh_ms", "0"},
+      {"workspace_retention_hours", "12"},
+      {"docker_socket", "/run/user/1000/docker.sock"},
+      {"llm_prices", "gpt-4o=2.5/10, claude-sonnet-4=3/15,"},
   };
   ASSERT_EQ(values.size(), Config::keys().size()) << "a key was added without a test value";
   for (const auto& key : Config::keys()) {
@@ -169,6 +172,27 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   EXPECT_EQ(c.oidc_jwks_min_refresh_ms, 0u);
   EXPECT_EQ(c.to_json_masked().at("oidc_client_secret").as_string(), "***");
   EXPECT_TRUE(c.distributed());
+  EXPECT_EQ(c.workspace_retention_hours, 12u);
+  EXPECT_EQ(c.docker_socket, "/run/user/1000/docker.sock");
+  ASSERT_EQ(c.llm_prices.size(), 2u);
+  EXPECT_EQ(c.llm_prices.at("gpt-4o"), (std::pair<double, double>{2.5, 10}));
+  EXPECT_EQ(c.llm_prices.at("claude-sonnet-4"), (std::pair<double, double>{3, 15}));
+}
+
+TEST(ConfigTest, AMalformedPriceTableIsRefusedAndKeepsTheOldOne) {
+  Config c;
+  ASSERT_TRUE(c.set("llm_prices", "m=1/2", "flag").ok());
+  for (const char* bad : {"m", "m=1", "=1/2", "m=1/", "m=/2", "m=a/2", "m=1/2x", "m=-1/2",
+                          "m=1/2,n", "m=1e9/1", "m=2/1=3"}) {
+    Status s = c.set("llm_prices", bad, "env DEVPLANE_LLM_PRICES");
+    EXPECT_FALSE(s.ok()) << bad;
+    if (!s.ok()) {
+      EXPECT_NE(s.error().message.find("env DEVPLANE_LLM_PRICES"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(c.llm_prices.size(), 1u);
+  EXPECT_TRUE(c.set("workspace_retention_hours", "0", "flag").ok());
+  EXPECT_FALSE(c.set("workspace_retention_hours", "-1", "flag").ok());
 }
 
 TEST(ConfigTest, UnknownKeyIsNamedWithItsSource) {

@@ -21,6 +21,9 @@ boost::json::object to_json(const Task& t) {
       {"createdAt", clock::format_iso8601(t.created_at)},
       {"startedAt", time(t.started_at)},
       {"finishedAt", time(t.finished_at)},
+      {"repo", t.options.contains("repo") ? t.options.at("repo") : boost::json::value(nullptr)},
+      {"baseRef", t.options.contains("baseRef") ? t.options.at("baseRef") : boost::json::value(nullptr)},
+      {"limits", t.options.contains("limits") ? t.options.at("limits") : boost::json::value(nullptr)},
   };
 }
 

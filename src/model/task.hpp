@@ -31,6 +31,9 @@ struct Task {
   std::int64_t created_at = 0;
   std::optional<std::int64_t> started_at;
   std::optional<std::int64_t> finished_at;
+  // Given at creation: {repo?, baseRef?, limits?} (the git repository the agent works on in
+  // its own worktree, the ref it starts from, and the task's budget).
+  boost::json::object options;
 
   bool finished() const noexcept {
     return status == "succeeded" || status == "failed" || status == "cancelled";

@@ -235,6 +235,86 @@ TEST_P(LlmAgentsTest, MaxTurnsAndTheLoopGuardStopWithTheirReason) {
   EXPECT_NE(audit.body.find("max_turns"), std::string::npos) << audit.describe();
 }
 
+// Budgets for llm agents: cost from the price table, tool calls per task, and the agent's
+// token budget spanning its tasks, each stop with its reason in the task and the audit log.
+TEST_P(LlmAgentsTest, CostToolCallAndAgentBudgetsStopWithTheirReason) {
+  // $0.1 per input token and $0.2 per output token: a call of 10 in + 1 out costs $1.2.
+  ASSERT_EQ(server_->process().stop(), 0);
+  server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{},
+                                         Env{{"DEVPLANE_LLM_PRICES", "gpt-test=100000/200000, other=1/1"}});
+  ASSERT_EQ(server_->error(), "") << "server did not start";
+  client_ = std::make_unique<HttpClient>(server_->port());
+
+  const std::string spender = agent("spender", llm_config("openai", json::array{"clock.now"}));
+  script(json::array{tool_step("clock_now", {{"i", 1}}, 10, 1), tool_step("clock_now", {{"i", 2}}, 10, 1),
+                     text_step("never reached", 1, 1)});
+  auto r = client_->post("/api/v1/agents/" + spender + "/tasks",
+                         R"({"input": "spend", "limits": {"maxCostUsd": 2}})");
+  ASSERT_EQ(r.status, 201u) << r.describe();
+  auto done = [&](const std::string& agent_id, const std::string& task_id) {
+    HttpResponse t;
+    for (int i = 0; i < 1200; ++i) {
+      t = client_->get("/api/v1/agents/" + agent_id + "/tasks/" + task_id);
+      const auto st = t.str("/data/status");
+      if (st == "succeeded" || st == "failed" || st == "cancelled") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return t;
+  };
+  auto d = done(spender, r.str("/data/id"));
+  EXPECT_EQ(d.str("/data/status"), "failed") << d.describe();
+  EXPECT_EQ(d.str("/data/result/stopReason"), "max_cost");
+  EXPECT_EQ(d.num("/data/result/turns"), 2);
+  const auto* cost = d.at("/data/result/costUsd");
+  ASSERT_NE(cost, nullptr);
+  EXPECT_NEAR(cost->to_number<double>(), 2.4, 1e-9);
+  EXPECT_EQ(recorded().size(), 2u);
+
+  // A task's maxToolCalls.
+  script(json::array{tool_step("clock_now", {{"i", 1}}, 1, 1), tool_step("clock_now", {{"i", 2}}, 1, 1),
+                     text_step("never reached", 1, 1)});
+  r = client_->post("/api/v1/agents/" + spender + "/tasks", R"({"input": "x", "limits": {"maxToolCalls": 1}})");
+  d = done(spender, r.str("/data/id"));
+  EXPECT_EQ(d.str("/data/result/stopReason"), "max_tool_calls") << d.describe();
+  EXPECT_EQ(d.num("/data/result/toolCalls"), 1);
+
+  // A cost limit on a model without a price fails at once.
+  auto unpriced_cfg = llm_config("anthropic");
+  unpriced_cfg["maxCostUsd"] = 1;
+  const std::string unpriced = agent("unpriced", unpriced_cfg);
+  r = client_->post("/api/v1/agents/" + unpriced + "/tasks", R"({"input": "x"})");
+  d = done(unpriced, r.str("/data/id"));
+  EXPECT_EQ(d.str("/data/status"), "failed");
+  EXPECT_NE(d.str("/data/error").find("no price"), std::string::npos) << d.describe();
+
+  // The agent's token budget spans its tasks: 15 used, then 11 more trips it in the second
+  // task, and the third does not call the model at all.
+  auto cfg = llm_config("openai", json::array{"clock.now"});
+  cfg["budget"] = json::object{{"maxTokens", 25}};
+  const std::string thrifty = agent("thrifty", cfg);
+  script(json::array{text_step("one", 10, 5), tool_step("clock_now", {{"i", 1}}, 10, 1),
+                     text_step("never reached", 1, 1)});
+  const std::size_t before = recorded().size();
+  auto t1 = done(thrifty, client_->post("/api/v1/agents/" + thrifty + "/tasks", R"({"input": "1"})").str("/data/id"));
+  EXPECT_EQ(t1.str("/data/status"), "succeeded") << t1.describe();
+  auto t2 = done(thrifty, client_->post("/api/v1/agents/" + thrifty + "/tasks", R"({"input": "2"})").str("/data/id"));
+  EXPECT_EQ(t2.str("/data/status"), "failed") << t2.describe();
+  EXPECT_EQ(t2.str("/data/result/stopReason"), "agent_budget");
+  EXPECT_NE(t2.str("/data/error").find("config.budget"), std::string::npos) << t2.describe();
+  auto t3 = done(thrifty, client_->post("/api/v1/agents/" + thrifty + "/tasks", R"({"input": "3"})").str("/data/id"));
+  EXPECT_EQ(t3.str("/data/status"), "failed") << t3.describe();
+  EXPECT_EQ(t3.str("/data/result/stopReason"), "agent_budget");
+  EXPECT_NE(t3.str("/data/error").find("config.budget.maxTokens (25) reached with 26"), std::string::npos)
+      << t3.describe();
+  EXPECT_EQ(recorded().size(), before + 2);
+
+  auto audit = client_->get("/api/v1/audit?action=agent.task.stopped");
+  ASSERT_EQ(audit.status, 200u) << audit.describe();
+  for (const char* reason : {"max_cost", "max_tool_calls", "agent_budget"}) {
+    EXPECT_NE(audit.body.find(reason), std::string::npos) << reason << ": " << audit.describe();
+  }
+}
+
 TEST_P(LlmAgentsTest, CancellingATaskEndsAModelCallInFlight) {
   const std::string id = agent("slowpoke", llm_config("anthropic"));
   json::object slow = text_step("too late", 1, 1);

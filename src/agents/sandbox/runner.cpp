@@ -107,7 +107,9 @@ std::vector<std::string> bwrap_args(const RunSpec& spec) {
   for (const char* f : kEtcFiles) a.insert(a.end(), {"--ro-bind-try", f, f});
   for (const auto& p : spec.ro_binds) a.insert(a.end(), {"--ro-bind", p, p});
   a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind",
-                     spec.workspace, "/workspace", "--chdir", "/workspace", "--setenv", "HOME",
+                     spec.workspace, "/workspace", "--chdir",
+                     spec.workdir.empty() ? std::string("/workspace") : "/workspace/" + spec.workdir,
+                     "--setenv", "HOME",
                      "/workspace", "--"});
   return a;
 }
@@ -172,7 +174,8 @@ Result<RunResult> run(const RunSpec& spec, RunControl* control) {
       }
     }
   }
-  const std::string workdir = spec.workspace;
+  const std::string workdir =
+      spec.workdir.empty() ? spec.workspace : (fs::path(spec.workspace) / spec.workdir).string();
 
   Fd in_r, in_w, out_r, out_w, err_r, err_w, exec_r, exec_w;
   DP_TRY(make_pipe(in_r, in_w));

@@ -35,6 +35,7 @@ struct RunSpec {
   std::vector<std::string> argv;  // argv[0] is looked up in PATH inside the sandbox
   std::vector<std::pair<std::string, std::string>> env;  // the whole environment (nothing inherited but PATH)
   std::string workspace;          // host folder; /workspace inside the sandbox, cwd with kNone
+  std::string workdir;            // a folder inside the workspace to start in (relative); empty: its root
   Isolation isolation = Isolation::kSandbox;
   bool network = false;
   CgroupLimits limits{512LL * 1024 * 1024, 256, 1.0};

@@ -15,11 +15,28 @@ void common_limits(const boost::json::object& c, Validator& v) {
   v.integer(c, "concurrency", "config.concurrency", false, 1, 64);
 }
 
+// Development work: the commit of what the agent left in its git worktree, and the agent's
+// budget (totals over all its tasks; a task that would start past one fails at once).
+void dev_options(const boost::json::object& c, Validator& v) {
+  v.boolean(c, "gitCommit", "config.gitCommit", false);
+  v.number(c, "maxCostUsd", "config.maxCostUsd", false, 0.000001, 1'000'000);
+  if (const auto* b = v.object(c, "budget", "config.budget", false)) {
+    v.only_keys(*b, {"maxTokens", "maxCostUsd", "maxToolCalls", "maxWallSeconds", "maxOutputBytes"},
+                "config.budget.");
+    v.integer(*b, "maxTokens", "config.budget.maxTokens", false, 1, 1LL << 40);
+    v.number(*b, "maxCostUsd", "config.budget.maxCostUsd", false, 0.000001, 1e9);
+    v.integer(*b, "maxToolCalls", "config.budget.maxToolCalls", false, 0, 1LL << 40);
+    v.integer(*b, "maxWallSeconds", "config.budget.maxWallSeconds", false, 1, 1LL << 40);
+    v.integer(*b, "maxOutputBytes", "config.budget.maxOutputBytes", false, 1, 1LL << 50);
+  }
+}
+
 void command_config(const boost::json::object& c, Validator& v) {
   v.only_keys(c,
               {"command", "args", "env", "workdir", "input", "mode", "isolation", "network",
                "memoryMb", "pids", "cpus", "timeoutSeconds", "concurrency", "restart",
-               "maxRestarts", "outputLimitBytes"},
+               "maxRestarts", "outputLimitBytes", "maxOutputBytes", "gitCommit", "maxCostUsd",
+               "budget", "image"},
               "config.");
   v.string_list(c, "command", "config.command", true, 64, kMaxString, /*allow_string=*/true);
   v.string_list(c, "args", "config.args", false, 256, kMaxString);
@@ -27,7 +44,11 @@ void command_config(const boost::json::object& c, Validator& v) {
   v.string(c, "workdir", "config.workdir", false, 1, 1024);
   v.one_of(c, "input", "config.input", false, {"stdin", "arg", "file"});
   v.one_of(c, "mode", "config.mode", false, {"oneshot", "long-running"});
-  v.one_of(c, "isolation", "config.isolation", false, {"sandbox", "none", "docker"});
+  auto iso = v.one_of(c, "isolation", "config.isolation", false, {"sandbox", "none", "docker"});
+  auto image = v.string(c, "image", "config.image", false, 1, 512);
+  if (iso && *iso == "docker" && !image && !c.contains("image")) {
+    v.fail("config.image", "required", "config.image is required with isolation: docker");
+  }
   v.boolean(c, "network", "config.network", false);
   v.integer(c, "memoryMb", "config.memoryMb", false, 16, 1024 * 1024);
   v.integer(c, "pids", "config.pids", false, 1, 65536);
@@ -35,6 +56,8 @@ void command_config(const boost::json::object& c, Validator& v) {
   v.one_of(c, "restart", "config.restart", false, {"never", "on-failure"});
   v.integer(c, "maxRestarts", "config.maxRestarts", false, 0, 1000);
   v.integer(c, "outputLimitBytes", "config.outputLimitBytes", false, 1024, 1LL << 30);
+  v.integer(c, "maxOutputBytes", "config.maxOutputBytes", false, 1, 1LL << 40);
+  dev_options(c, v);
   common_limits(c, v);
 }
 
@@ -42,7 +65,8 @@ void llm_config(const boost::json::object& c, Validator& v) {
   v.only_keys(c,
               {"provider", "model", "baseUrl", "apiKeySecret", "systemPrompt", "tools",
                "maxTurns", "maxTokens", "maxOutputTokens", "temperature", "timeoutSeconds",
-               "concurrency", "maxToolCalls", "loopGuard", "stream", "maxRetries"},
+               "concurrency", "maxToolCalls", "loopGuard", "stream", "maxRetries", "gitCommit",
+               "maxCostUsd", "budget"},
               "config.");
   v.one_of(c, "provider", "config.provider", true, {"openai", "anthropic"});
   v.string(c, "model", "config.model", true, 1, 256);
@@ -86,6 +110,7 @@ void llm_config(const boost::json::object& c, Validator& v) {
   v.integer(c, "loopGuard", "config.loopGuard", false, 2, 1000);
   v.boolean(c, "stream", "config.stream", false);
   v.integer(c, "maxRetries", "config.maxRetries", false, 0, 10);
+  dev_options(c, v);
   common_limits(c, v);
 }
 

@@ -36,13 +36,67 @@ bool valid_key(std::string_view k) {
   return true;
 }
 
+// A git repository: an absolute local path or a URL this machine can reach.
+bool valid_repo(std::string_view r) {
+  if (r.empty() || r.front() == '-' || has_control_chars(r)) return false;
+  if (r.front() == '/') return true;
+  for (std::string_view scheme : {"https://", "http://", "git://", "ssh://", "file:///"}) {
+    if (r.substr(0, scheme.size()) == scheme && r.size() > scheme.size()) return true;
+  }
+  return false;
+}
+
+// A ref as git accepts it in `rev-parse` (a branch, tag or commit), kept to a safe alphabet.
+bool valid_ref(std::string_view r) {
+  if (r.empty() || r.front() == '-' || r.find("..") != std::string_view::npos) return false;
+  for (char c : r) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '/' || c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// repo, baseRef and limits of a new task, checked; what passed goes into the task's options.
+boost::json::object check_options(Validator& v, const boost::json::object& o) {
+  boost::json::object out;
+  if (auto r = v.string(o, "repo", "repo", false, 1, 4096)) {
+    if (!valid_repo(*r)) {
+      v.fail("repo", "bad_format", "repo must be an absolute path or an http(s)://, git://, ssh:// or file:/// URL");
+    } else {
+      out["repo"] = *r;
+    }
+  }
+  if (auto b = v.string(o, "baseRef", "baseRef", false, 1, 255)) {
+    if (!valid_ref(*b)) {
+      v.fail("baseRef", "bad_format", "baseRef must be a branch, tag or commit ([A-Za-z0-9/._-], not starting with '-')");
+    } else if (!o.contains("repo")) {
+      v.fail("baseRef", "requires_repo", "baseRef needs repo");
+    } else {
+      out["baseRef"] = *b;
+    }
+  }
+  if (const auto* l = v.object(o, "limits", "limits", false)) {
+    v.only_keys(*l, {"timeoutSeconds", "maxTokens", "maxCostUsd", "maxToolCalls", "maxOutputBytes"},
+                "limits.");
+    boost::json::object lim;
+    if (auto x = v.integer(*l, "timeoutSeconds", "limits.timeoutSeconds", false, 1, 86'400)) lim["timeoutSeconds"] = *x;
+    if (auto x = v.integer(*l, "maxTokens", "limits.maxTokens", false, 1, 1'000'000'000)) lim["maxTokens"] = *x;
+    if (auto x = v.number(*l, "maxCostUsd", "limits.maxCostUsd", false, 0.000001, 1'000'000)) lim["maxCostUsd"] = *x;
+    if (auto x = v.integer(*l, "maxToolCalls", "limits.maxToolCalls", false, 0, 100'000)) lim["maxToolCalls"] = *x;
+    if (auto x = v.integer(*l, "maxOutputBytes", "limits.maxOutputBytes", false, 1, 1LL << 32)) lim["maxOutputBytes"] = *x;
+    out["limits"] = std::move(lim);
+  }
+  return out;
+}
+
 Response create(agents::TaskService& svc, Request& req) {
   if (auto e = check_ids(req)) return fail(*e, req);
   auto body = parse_object_body(req.body);
   if (!body.ok()) return fail(body.error(), req);
   Validator v;
   const auto& o = *body;
-  v.only_keys(o, {"input", "idempotencyKey"});
+  v.only_keys(o, {"input", "idempotencyKey", "repo", "baseRef", "limits"});
   const auto* input = o.if_contains("input");
   if (input == nullptr) {
     v.fail("input", "required", "input is required (a string or an object)");
@@ -62,8 +116,10 @@ Response create(agents::TaskService& svc, Request& req) {
   if (!key.empty() && !valid_key(key)) {
     v.fail("idempotencyKey", "bad_format", "idempotencyKey must be 1..128 printable ASCII characters");
   }
+  boost::json::object options = check_options(v, o);
   if (auto s = v.status("invalid task"); !s.ok()) return fail(s.error(), req);
   agents::NewTask t;
+  t.options = std::move(options);
   t.agent_id = std::string(req.param("id"));
   t.input = *input;
   t.idempotency_key = key;

@@ -14,7 +14,7 @@ namespace {
 
 constexpr std::string_view kColumns =
     "id, agent_id, idempotency_key, input, status, result, error, attempts, cancel_requested, "
-    "node_id, lease_until, created_by, correlation_id, created_at, started_at, finished_at";
+    "node_id, lease_until, created_by, correlation_id, created_at, started_at, finished_at, options";
 
 boost::json::value parse_value(const std::optional<std::string>& text) {
   if (!text || text->empty()) return nullptr;
@@ -41,6 +41,7 @@ model::Task task_from_row(const Rows& rows, std::size_t r) {
   t.created_at = parse_db_time(rows.at(r, 13));
   if (rows.at(r, 14)) t.started_at = parse_db_time(rows.at(r, 14));
   if (rows.at(r, 15)) t.finished_at = parse_db_time(rows.at(r, 15));
+  if (auto o = parse_value(rows.at(r, 16)); o.is_object()) t.options = std::move(o.as_object());
   return t;
 }
 
@@ -52,12 +53,15 @@ std::string select_sql(std::string_view where) {
 
 Status SqlTaskRepository::insert(const model::Task& t) {
   const std::string input = boost::json::serialize(t.input);
+  const std::string options = boost::json::serialize(t.options);
   const std::string at = clock::format_iso8601(t.created_at);
-  const std::array<SqlValue, 8> params = {t.id,         t.agent_id,         t.idempotency_key,
+  const std::array<SqlValue, 9> params = {t.id,         t.agent_id,         t.idempotency_key,
                                           std::string_view(input), t.status, t.created_by,
-                                          t.correlation_id, std::string_view(at)};
+                                          t.correlation_id, std::string_view(at),
+                                          std::string_view(options)};
   DP_TRY(conn_.exec("INSERT INTO agent_tasks (id, agent_id, idempotency_key, input, status, "
-                    "created_by, correlation_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "created_by, correlation_id, created_at, options) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     params));
   return Ok{};
 }
