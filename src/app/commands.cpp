@@ -37,6 +37,7 @@
 #include "api/v1/tools_routes.hpp"
 #include "mcp/registry.hpp"
 #include "mcp/tool_service.hpp"
+#include "agents/mcp_tools.hpp"
 #include "bus/event_bus.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
@@ -274,7 +275,16 @@ int run_serve(const ServeOptions& opts) {
   realtime::OutboxRelay relay(store, *bus, relay_opts);
   store.set_on_commit([&relay] { relay.notify(); });
 
+  // MCP adapters: one live client per registered server, health-checked periodically. Their
+  // tools also reach llm agents (mcp_tool_source) and workflow tool steps.
+  mcp::RegistryOptions mcp_opts;
+  mcp_opts.work_dir = cfg.data_dir + "/mcp";
+  mcp::Registry mcp_registry(mcp_opts);
+  mcp::ToolService tool_service(store, mcp_registry, secrets);
+  agents::McpToolSource mcp_tool_source(tool_service);
+
   agents::AgentService agent_service(store);
+  agent_service.set_tool_source(&mcp_tool_source);
   http::Router router;
   api::v1::register_agent_routes(router, agent_service);
   agents::MessageService message_service(store);
@@ -285,6 +295,7 @@ int run_serve(const ServeOptions& opts) {
   exec_opts.secrets = &secrets;           // llm agents' provider keys
   exec_opts.recorder = &audit_recorder;   // guard stops of llm tasks
   exec_opts.lease = std::chrono::milliseconds(cfg.task_lease_ms);
+  exec_opts.tool_source = &mcp_tool_source;  // MCP tools named in llm agents' config.tools
   agents::Executor executor(store, exec_opts);
   // Set below, before the server starts: remote agents are offered new tasks at once.
   agents::remote::RemoteHub* remote_ptr = nullptr;
@@ -333,11 +344,6 @@ int run_serve(const ServeOptions& opts) {
   api::v1::register_workflow_hook_routes(router, hook_service);
   api::v1::register_audit_routes(router, audit_service);
   auth_service.set_recorder(&audit_recorder);
-  // MCP adapters: one live client per registered server, health-checked periodically.
-  mcp::RegistryOptions mcp_opts;
-  mcp_opts.work_dir = cfg.data_dir + "/mcp";
-  mcp::Registry mcp_registry(mcp_opts);
-  mcp::ToolService tool_service(store, mcp_registry, secrets);
   api::v1::register_tool_routes(router, tool_service);
 
   const auto started_at = std::chrono::steady_clock::now();
