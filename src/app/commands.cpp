@@ -23,6 +23,7 @@
 #include "workflow/hooks.hpp"
 #include "workflow/scheduler.hpp"
 #include "workflow/service.hpp"
+#include "workflow/tool_steps.hpp"
 #include "api/v1/routes.hpp"
 #include "app/build_info.hpp"
 #include "app/dashboard.hpp"
@@ -310,6 +311,7 @@ int run_serve(const ServeOptions& opts) {
   engine_opts.node_id = node_id;
   engine_opts.lease = std::chrono::milliseconds(cfg.workflow_lease_ms);
   engine_opts.take_over_on_start = !cfg.distributed();
+  engine_opts.call_tool = workflow::mcp_tool_caller(tool_service);  // tool steps, audited
   workflow::Engine engine(store, task_service, engine_opts);
   workflow::WorkflowService workflow_service(
       store, [&engine] { engine.notify(); },
