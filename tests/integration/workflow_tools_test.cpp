@@ -37,7 +37,9 @@ class WorkflowToolsTest : public ::testing::TestWithParam<Backend> {
     ASSERT_TRUE(fs::exists(package_js("server-everything"))) << "run `npm ci` in tests/mcp (scripts/test does)";
     node_ = node_binary(DP_NODE_BINARY);
     ASSERT_FALSE(node_.empty());
-    server_ = std::make_unique<TestServer>(GetParam());
+    // A short lease so that a restarted PostgreSQL node takes over quickly.
+    server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{},
+                                           Env{{"DEVPLANE_WORKFLOW_LEASE_MS", "2000"}});
     ASSERT_EQ(server_->error(), "") << "server did not start";
     client_ = std::make_unique<HttpClient>(server_->port());
   }
@@ -237,6 +239,49 @@ TEST_P(WorkflowToolsTest, TheFanOutExampleReadsEveryFileThroughTheFilesystemServ
   ASSERT_EQ(parsed.as_array().size(), 3u);
   EXPECT_EQ(parsed.as_array()[0].at("content"), "# readme\n");
   EXPECT_EQ(parsed.as_array()[2].at("content"), "- ship it\n");
+}
+
+// kill -9 while a tool step's call is in flight: the restarted server makes the call again
+// (at least once, the same attempt) and the execution finishes.
+TEST_P(WorkflowToolsTest, AToolCallCutByACrashIsMadeAgainOnResume) {
+  const std::string adapter = register_adapter("everything", json::array{package_js("server-everything"), "stdio"});
+  const std::string wf = create(R"(
+name: slow-tool
+steps:
+  - id: slow
+    type: tool
+    tool: everything/trigger-long-running-operation
+    arguments: {duration: 3, steps: 3}
+  - id: after
+    type: tool
+    tool: everything/echo
+    needs: [slow]
+    arguments: {message: done}
+)");
+  const std::string ex = execute(wf);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = client_->get("/api/v1/executions/" + ex);
+    const auto* s = step(r, "slow");
+    if (s != nullptr && text_of(&s->at("status")) == "dispatched") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));  // the call is in flight
+  server_->process().kill9();
+  ASSERT_EQ(server_->restart(), "");
+  client_ = std::make_unique<HttpClient>(server_->port());
+  auto done = wait_done(ex);
+  ASSERT_EQ(done.str("/data/status"), "succeeded") << done.describe();
+  const auto* slow = step(done, "slow");
+  ASSERT_NE(slow, nullptr);
+  EXPECT_EQ(slow->at("attempt").to_number<int>(), 1) << json::serialize(*slow);
+  EXPECT_NE(text_of(&slow->at("outputs").at("text")).find("completed"), std::string::npos) << json::serialize(*slow);
+  // The cut call left no row (a row is written when a call ends); the repeated one did.
+  int slow_rows = 0;
+  for (const auto& row : executions(adapter)) {
+    slow_rows += text_of(&row.at("caller")) == "execution:" + ex + "/slow";
+  }
+  EXPECT_EQ(slow_rows, 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, WorkflowToolsTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
