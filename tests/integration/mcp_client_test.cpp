@@ -295,6 +295,48 @@ TEST(McpHostileServerTest, LegacySseEndpointsOnAnotherOriginOrNeverSentAreRefuse
   }
 }
 
+// Server-initiated messages over Streamable HTTP arrive on the standalone GET stream:
+// server-everything's simulated logging sends notifications/message outside any request.
+TEST(McpClientTest, StreamableHttpGetStreamCarriesServerInitiatedMessages) {
+  REQUIRE_SERVERS();
+  HttpEverything server;
+  ASSERT_EQ(server.start(), "");
+  mcp::HttpOptions ho;
+  ho.url = server.url;
+  ClientOptions co;
+  co.log_name = "http-get-stream";
+  std::mutex mu;
+  std::vector<std::string> logs;
+  co.on_notification = [&](const std::string& method, const json::value& params) {
+    if (method != "notifications/message") return;
+    std::lock_guard lock(mu);
+    logs.push_back(json::serialize(params));
+  };
+  Client c(mcp::make_http_transport(ho), co);
+  ASSERT_TRUE(c.connect().ok());
+  auto on = c.call_tool("toggle-simulated-logging", json::object{});
+  ASSERT_TRUE(on.ok()) << on.error().message;
+  const auto deadline = std::chrono::steady_clock::now() + 12s;
+  for (;;) {
+    {
+      std::lock_guard lock(mu);
+      if (!logs.empty() || std::chrono::steady_clock::now() > deadline) break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  {
+    std::lock_guard lock(mu);
+    ASSERT_FALSE(logs.empty()) << "no server-initiated notification arrived";
+    EXPECT_NE(logs[0].find("SessionId"), std::string::npos) << logs[0];
+  }
+  // Requests still work beside the stream, and close ends it without hanging.
+  auto echo = c.call_tool("echo", json::object{{"message", "beside the stream"}});
+  ASSERT_TRUE(echo.ok()) << echo.error().message;
+  const auto t0 = std::chrono::steady_clock::now();
+  c.close();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+}
+
 TEST(McpClientTest, HttpServerThatIsNotThereIsAClearError) {
   mcp::HttpOptions ho;
   ho.url = "http://127.0.0.1:" + std::to_string(free_loopback_port()) + "/mcp";
