@@ -1,5 +1,6 @@
 #include "agents/agent_service.hpp"
 
+#include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "core/clock.hpp"
@@ -46,7 +47,20 @@ Status transition(store::Tx& tx, model::Agent& a, AgentStatus to, std::string_vi
 
 }  // namespace
 
+Status AgentService::check_tools(const boost::json::object& config, const std::string& correlation_id) const {
+  if (tool_source_ == nullptr) return Ok{};
+  const auto names = external_tool_names(config);
+  if (names.empty()) return Ok{};
+  auto r = tool_source_->resolve(names, correlation_id);
+  if (r.ok() || r.error().code != ErrorCode::kNotFound) return Ok{};
+  return Error::validation("invalid agent",
+                           boost::json::array{boost::json::object{{"field", "config.tools"},
+                                                                  {"code", "unknown_tool"},
+                                                                  {"message", r.error().message}}});
+}
+
 Result<model::Agent> AgentService::create(NewAgent&& spec, const std::string& correlation_id) {
+  if (spec.type == "llm") DP_TRY(check_tools(spec.config, correlation_id));
   model::Agent a;
   a.id = ids::uuid_v7();
   a.name = std::move(spec.name);
@@ -99,6 +113,8 @@ Result<store::Page<model::Agent>> AgentService::list(const store::AgentFilter& f
 Result<model::Agent> AgentService::update(const std::string& id, AgentPatch&& patch,
                                           std::int64_t expected_version,
                                           const std::string& correlation_id) {
+  // Only llm configs may carry `tools` (the API validates the config per type).
+  if (patch.config) DP_TRY(check_tools(*patch.config, correlation_id));
   std::optional<model::Agent> out;
   DP_TRY(store_.write([&](store::Tx& tx) -> Status {
     DP_ASSIGN_OR_RETURN(model::Agent a, tx.agents().get(id));

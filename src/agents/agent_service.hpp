@@ -16,6 +16,7 @@
 
 #include "core/result.hpp"
 #include "model/agent.hpp"
+#include "agents/tools.hpp"
 #include "store/store.hpp"
 
 namespace dp::agents {
@@ -51,6 +52,12 @@ class AgentService {
  public:
   explicit AgentService(store::Store& store) : store_(store) {}
 
+  // Where `<adapter>.<tool>` names in an llm agent's config.tools are checked on create and
+  // update: a name that selects nothing is refused (kInvalidArgument validation_failed, field
+  // config.tools, code unknown_tool); an adapter that cannot be reached now is let through
+  // (the task fails with the reason if it still cannot). Null: not checked. Set before use.
+  void set_tool_source(const ToolSource* source) { tool_source_ = source; }
+
   Result<model::Agent> create(NewAgent&& spec, const std::string& correlation_id);
   Result<model::Agent> get(const std::string& id);
   Result<store::Page<model::Agent>> list(const store::AgentFilter& filter);
@@ -84,7 +91,10 @@ class AgentService {
   Result<std::vector<model::AgentStateEntry>> history(const std::string& id, int limit);
 
  private:
+  Status check_tools(const boost::json::object& config, const std::string& correlation_id) const;
+
   store::Store& store_;
+  const ToolSource* tool_source_ = nullptr;
 };
 
 }  // namespace dp::agents

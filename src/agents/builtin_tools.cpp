@@ -328,4 +328,14 @@ bool is_builtin_namespace(std::string_view name) noexcept {
   return name.starts_with("workspace.") || name.starts_with("clock.");
 }
 
+std::vector<std::string> external_tool_names(const json::object& config) {
+  std::vector<std::string> out;
+  if (const auto* t = config.if_contains("tools"); t != nullptr && t->is_array()) {
+    for (const auto& x : t->as_array()) {
+      if (x.is_string() && !is_builtin_namespace(x.as_string())) out.emplace_back(x.as_string());
+    }
+  }
+  return out;
+}
+
 }  // namespace dp::agents

@@ -664,7 +664,20 @@ void Executor::run_llm_task(Running& slot, model::Task task, const model::Agent&
     finish_task(task, "failed", "cannot create the workspace: " + ec.message(), {}, {});
     return;
   }
-  const ToolSet& tools = options_.tools != nullptr ? *options_.tools : builtin_tools();
+  ToolSet tools = options_.tools != nullptr ? *options_.tools : builtin_tools();
+  if (const auto external = external_tool_names(agent.config); !external.empty()) {
+    // MCP tools, read from their adapters' live catalogs for this task.
+    if (options_.tool_source == nullptr) {
+      finish_task(task, "failed", "config.tools names MCP tools, but no tool source is configured on this node", {}, {});
+      return;
+    }
+    auto resolved = options_.tool_source->resolve(external, task.correlation_id);
+    if (!resolved.ok()) {
+      finish_task(task, "failed", resolved.error().message, {}, {});
+      return;
+    }
+    for (auto& t : *resolved) tools.add(std::move(t));
+  }
   auto cfg = parse_llm_config(agent.config, tools);
   if (!cfg.ok()) {
     finish_task(task, "failed", cfg.error().message, {}, {});

@@ -61,6 +61,8 @@ struct ExecutorOptions {
   const auth::Secrets* secrets = nullptr;  // opens llm provider keys; null: keys unavailable
   audit::Recorder* recorder = nullptr;     // guard stops of llm tasks; may be null
   const ToolSet* tools = nullptr;          // tools llm agents may be given; null: the built-ins
+  // More tools (MCP adapters), resolved per task from the agent's config; may be null.
+  const ToolSource* tool_source = nullptr;
   // Model calls of llm agents: first retry wait (doubling) and the longest wait.
   std::chrono::milliseconds llm_backoff_base{500};
   std::chrono::milliseconds llm_max_backoff{30'000};

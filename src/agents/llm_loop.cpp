@@ -79,6 +79,27 @@ Result<LlmConfig> parse_llm_config(const json::object& c, const ToolSet& availab
     for (const auto& x : t->as_array()) {
       if (!x.is_string()) continue;
       std::string name(x.as_string());
+      if (name.size() > 2 && name.ends_with(".*")) {
+        // `<adapter>.*`: every tool the source offers under that prefix.
+        const std::string prefix = name.substr(0, name.size() - 1);
+        bool any = false;
+        for (auto& n : available.names()) {
+          if (!n.starts_with(prefix)) continue;
+          any = true;
+          if (std::find(cfg.tools.begin(), cfg.tools.end(), n) != cfg.tools.end()) continue;
+          if (!wire_names.insert(wire_tool_name(n)).second) {
+            return Error::invalid_argument("invalid_config", "config.tools: two tools would share the "
+                                                             "wire name '" + wire_tool_name(n) + "'");
+          }
+          cfg.tools.push_back(std::move(n));
+        }
+        if (!any) {
+          return Error::invalid_argument("invalid_config",
+                                         "config.tools names '" + name + "', which selects no tool");
+        }
+        continue;
+      }
+      if (std::find(cfg.tools.begin(), cfg.tools.end(), name) != cfg.tools.end()) continue;
       if (!available.find(name)) {
         return Error::invalid_argument("invalid_config",
                                        "config.tools names '" + name + "', which no tool source offers");

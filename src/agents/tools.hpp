@@ -16,6 +16,12 @@
 // refused: every component is opened with O_NOFOLLOW from the workspace's descriptor, so a
 // link planted in the workspace can never lead a read or a write outside it.
 //
+// Tools from elsewhere (the MCP adapters) come from a ToolSource: config names `<adapter>.<tool>`
+// or `<adapter>.*` (every tool of the adapter) are resolved against the live catalog when the
+// config is saved (unknown names are refused) and again for every task (a name that no longer
+// resolves fails the task with the reason). Built-in namespaces win over an adapter of the
+// same name.
+//
 // Thread safety: tools and a ToolSet are immutable after construction; safe from any thread.
 #pragma once
 
@@ -27,6 +33,8 @@
 #include <vector>
 
 #include <boost/json/object.hpp>
+
+#include "core/result.hpp"
 
 namespace dp::agents {
 
@@ -62,6 +70,20 @@ class ToolSet {
  private:
   std::map<std::string, std::shared_ptr<const Tool>, std::less<>> tools_;
 };
+
+// A source of tools beyond the built-ins (agents/mcp_tools.hpp: the MCP adapters).
+class ToolSource {
+ public:
+  virtual ~ToolSource() = default;
+  // The tools that `names` select (names in built-in namespaces are skipped). Errors:
+  // kNotFound reason `unknown_tool` naming the first name that selects nothing (no such
+  // adapter or tool); kUnavailable when an adapter named cannot be reached now.
+  virtual Result<std::vector<std::shared_ptr<const Tool>>> resolve(
+      const std::vector<std::string>& names, const std::string& correlation_id) const = 0;
+};
+
+// The config's tool names (`config.tools` strings) that are not in a built-in namespace.
+std::vector<std::string> external_tool_names(const boost::json::object& config);
 
 // The built-in tools listed above.
 const ToolSet& builtin_tools();

@@ -23,6 +23,7 @@
 #include "workflow/hooks.hpp"
 #include "workflow/scheduler.hpp"
 #include "workflow/service.hpp"
+#include "workflow/tool_steps.hpp"
 #include "api/v1/routes.hpp"
 #include "app/build_info.hpp"
 #include "app/dashboard.hpp"
@@ -41,6 +42,7 @@
 #include "mcp/registry.hpp"
 #include "mcp/server.hpp"
 #include "mcp/tool_service.hpp"
+#include "agents/mcp_tools.hpp"
 #include "bus/event_bus.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
@@ -278,7 +280,16 @@ int run_serve(const ServeOptions& opts) {
   realtime::OutboxRelay relay(store, *bus, relay_opts);
   store.set_on_commit([&relay] { relay.notify(); });
 
+  // MCP adapters: one live client per registered server, health-checked periodically. Their
+  // tools also reach llm agents (mcp_tool_source) and workflow tool steps.
+  mcp::RegistryOptions mcp_opts;
+  mcp_opts.work_dir = cfg.data_dir + "/mcp";
+  mcp::Registry mcp_registry(mcp_opts);
+  mcp::ToolService tool_service(store, mcp_registry, secrets);
+  agents::McpToolSource mcp_tool_source(tool_service);
+
   agents::AgentService agent_service(store);
+  agent_service.set_tool_source(&mcp_tool_source);
   http::Router router;
   api::v1::register_agent_routes(router, agent_service);
   agents::MessageService message_service(store);
@@ -292,6 +303,7 @@ int run_serve(const ServeOptions& opts) {
   exec_opts.workspace_retention = std::chrono::hours(cfg.workspace_retention_hours);
   exec_opts.prices = cfg.llm_prices;
   exec_opts.docker_socket = cfg.docker_socket;
+  exec_opts.tool_source = &mcp_tool_source;  // MCP tools named in llm agents' config.tools
   agents::Executor executor(store, exec_opts);
   // Set below, before the server starts: remote agents are offered new tasks at once.
   agents::remote::RemoteHub* remote_ptr = nullptr;
@@ -306,6 +318,7 @@ int run_serve(const ServeOptions& opts) {
   engine_opts.node_id = node_id;
   engine_opts.lease = std::chrono::milliseconds(cfg.workflow_lease_ms);
   engine_opts.take_over_on_start = !cfg.distributed();
+  engine_opts.call_tool = workflow::mcp_tool_caller(tool_service);  // tool steps, audited
   workflow::Engine engine(store, task_service, engine_opts);
   workflow::WorkflowService workflow_service(
       store, [&engine] { engine.notify(); },
@@ -340,11 +353,6 @@ int run_serve(const ServeOptions& opts) {
   api::v1::register_workflow_hook_routes(router, hook_service);
   api::v1::register_audit_routes(router, audit_service);
   auth_service.set_recorder(&audit_recorder);
-  // MCP adapters: one live client per registered server, health-checked periodically.
-  mcp::RegistryOptions mcp_opts;
-  mcp_opts.work_dir = cfg.data_dir + "/mcp";
-  mcp::Registry mcp_registry(mcp_opts);
-  mcp::ToolService tool_service(store, mcp_registry, secrets);
   api::v1::register_tool_routes(router, tool_service);
   // devplane as an MCP server at /mcp: platform tools (each one /api/v1 route, dispatched
   // through this router with that route's access rule) and the adapters' tools (gateway).

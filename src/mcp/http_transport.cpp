@@ -5,9 +5,18 @@
 // `MCP-Protocol-Version`; close sends DELETE. Built on the blocking http::fetch, so `send`
 // runs the whole exchange on the caller's thread and delivers the messages of the reply to
 // the handler before returning.
+//
+// Server-initiated messages: once a session is set up (the first send after initialize
+// negotiated a version), a GET with `Accept: text/event-stream` opens the server's standalone
+// stream on a thread of its own; its messages (notifications, requests such as ping) go to
+// on_message on that thread. A server that offers none answers 405 and is not asked again in
+// this session; a stream that ends is reopened on a later send, at most every 5 s. A new
+// session (reset_session) or close ends it.
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <mutex>
+#include <thread>
 
 #include "core/log.hpp"
 #include "http/client.hpp"
@@ -34,7 +43,10 @@ bool contains_ci(std::string_view text, std::string_view needle) {
 class HttpTransport final : public Transport {
  public:
   explicit HttpTransport(HttpOptions o) : opt_(std::move(o)) {}
-  ~HttpTransport() override { close(); }
+  ~HttpTransport() override {
+    close();
+    stop_stream();
+  }
 
   Status start(TransportHandlers h) override {
     handlers_ = std::move(h);
@@ -118,6 +130,7 @@ class HttpTransport final : public Transport {
                    nullptr};
     }
     if (mode == Mode::kJson && !json_body.empty() && handlers_.on_message) handlers_.on_message(json_body);
+    maybe_open_stream();
     return Ok{};
   }
 
@@ -130,10 +143,14 @@ class HttpTransport final : public Transport {
     std::lock_guard lock(mu_);
     session_id_.clear();
     version_.clear();
+    stream_cancel_ = true;  // the old session's stream ends; the next session opens its own
+    stream_refused_ = false;
   }
 
   void close() override {
+    stream_cancel_ = true;
     if (closed_.exchange(true)) return;
+    stop_stream();
     std::string session;
     {
       std::lock_guard lock(mu_);
@@ -162,6 +179,77 @@ class HttpTransport final : public Transport {
     }
   }
 
+  // Opens the standalone GET stream when a session exists and none runs.
+  void maybe_open_stream() {
+    std::lock_guard lock(stream_mu_);
+    if (closed_ || stream_running_) return;
+    std::string session;
+    std::string version;
+    {
+      std::lock_guard l(mu_);
+      session = session_id_;
+      version = version_;
+      if (session.empty() || version.empty() || stream_refused_) return;
+    }
+    if (Clock::now() < next_stream_at_) return;
+    if (stream_.joinable()) {
+      if (std::this_thread::get_id() == stream_.get_id()) return;  // its last message's handler
+      stream_.join();
+    }
+    stream_cancel_ = false;
+    stream_running_ = true;
+    next_stream_at_ = Clock::now() + std::chrono::seconds(5);
+    stream_ = std::thread([this, session, version] { read_stream(session, version); });
+  }
+
+  void stop_stream() {
+    stream_cancel_ = true;
+    std::thread t;
+    {
+      // Joined outside the lock: the stream's thread takes it as it ends.
+      std::lock_guard lock(stream_mu_);
+      t = std::move(stream_);
+    }
+    if (!t.joinable()) return;
+    if (std::this_thread::get_id() == t.get_id()) {
+      t.detach();
+    } else {
+      t.join();
+    }
+  }
+
+  void read_stream(const std::string& session, const std::string& version) {
+    http::ClientRequest req;
+    req.method = "GET";
+    req.url = opt_.url;
+    req.headers = opt_.headers;
+    req.headers.emplace_back("Accept", "text/event-stream");
+    req.headers.emplace_back("Mcp-Session-Id", session);
+    req.headers.emplace_back("MCP-Protocol-Version", version);
+    req.connect_timeout = opt_.connect_timeout;
+    req.timeout = std::chrono::hours(24 * 365);  // as long as the session; cancelled on close
+    req.max_response_bytes = std::numeric_limits<std::size_t>::max() / 2;
+    req.cancel = &stream_cancel_;
+    SseParser sse(opt_.max_message_bytes);
+    req.on_body = [&](const http::ClientResponse&, std::string_view chunk) {
+      std::vector<SseEvent> events;
+      if (!sse.feed(chunk, events).ok()) return false;
+      for (const auto& e : events) {
+        if (e.event == "message" && !e.data.empty() && handlers_.on_message) handlers_.on_message(e.data);
+      }
+      return true;
+    };
+    auto res = http::fetch(req);
+    if (res.ok() && (res->status == 405 || res->status == 404 || res->status == 400)) {
+      // 405: the server offers no such stream; 404/400: the session is gone (the next POST
+      // finds out and the client initializes again).
+      std::lock_guard l(mu_);
+      if (session_id_ == session) stream_refused_ = true;
+    }
+    std::lock_guard lock(stream_mu_);
+    stream_running_ = false;
+  }
+
   Error session_expired(unsigned status) {
     reset_session();
     return Error{ErrorCode::kFailedPrecondition, "session_expired",
@@ -176,6 +264,13 @@ class HttpTransport final : public Transport {
   std::mutex mu_;
   std::string session_id_;
   std::string version_;
+  bool stream_refused_ = false;  // guarded by mu_
+  // The standalone GET stream.
+  std::mutex stream_mu_;
+  std::thread stream_;                  // guarded by stream_mu_
+  bool stream_running_ = false;         // guarded by stream_mu_
+  Clock::time_point next_stream_at_{};  // guarded by stream_mu_
+  std::atomic<bool> stream_cancel_{false};
 };
 
 }  // namespace

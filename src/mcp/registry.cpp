@@ -75,20 +75,20 @@ Result<ConnectionSpec> connection_spec(const std::string& adapter_id, const std:
     spec.transport = make_stdio_transport(std::move(o));
     return spec;
   }
-  if (transport == "http") {
+  if (transport == "http" || transport == "sse") {
     HttpOptions o;
     o.url = str(config, "url");
-    if (o.url.empty()) return invalid("an http adapter needs a url");
+    if (o.url.empty()) return invalid("an " + transport + " adapter needs a url");
     if (const auto* h = config.if_contains("headers"); h != nullptr && h->is_object()) {
       for (const auto& kv : h->get_object()) {
         if (kv.value().is_string()) o.headers.emplace_back(std::string(kv.key()), std::string(kv.value().get_string()));
       }
     }
     o.max_message_bytes = options.max_message_bytes;
-    spec.transport = make_http_transport(std::move(o));
+    spec.transport = transport == "sse" ? make_sse_transport(std::move(o)) : make_http_transport(std::move(o));
     return spec;
   }
-  return invalid("transport must be stdio or http");
+  return invalid("transport must be stdio, http or sse");
 }
 
 std::chrono::milliseconds Registry::backoff(int failures) const {

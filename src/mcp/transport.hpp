@@ -73,5 +73,8 @@ struct HttpOptions {
 
 std::unique_ptr<Transport> make_stdio_transport(StdioOptions options);
 std::unique_ptr<Transport> make_http_transport(HttpOptions options);
+// The legacy HTTP+SSE transport (2024-11-05): `url` is the server's SSE endpoint (GET); the
+// `endpoint` event it sends names where to POST (same origin only).
+std::unique_ptr<Transport> make_sse_transport(HttpOptions options);
 
 }  // namespace dp::mcp

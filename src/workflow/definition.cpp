@@ -308,6 +308,16 @@ class Checker {
   const Positions& pos_;
 };
 
+bool valid_adapter_ref(std::string_view n) {
+  if (n.empty() || n.size() > 64) return false;
+  for (char ch : n) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                    ch == '_' || ch == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 const std::vector<std::string_view> kTopKeys = {"name",  "description", "inputs",  "outputs",
                                                 "steps", "triggers",    "version", "$schema"};
 const std::vector<std::string_view> kStepTypes = {"agent", "tool", "approval", "workflow", "wait"};
@@ -318,7 +328,11 @@ const std::vector<std::string_view> kCommonStepKeys = {
 std::vector<std::string_view> step_keys(std::string_view type) {
   std::vector<std::string_view> keys = kCommonStepKeys;
   if (type == "agent") keys.push_back("agent");
-  if (type == "tool") keys.push_back("tool");
+  if (type == "tool") {
+    keys.push_back("tool");
+    keys.push_back("adapter");
+    keys.push_back("arguments");
+  }
   if (type == "approval") {
     keys.push_back("message");
     keys.push_back("approvers");
@@ -540,7 +554,9 @@ void parse_step(Checker& c, const json::value& v, std::size_t index, Definition&
     c.only_keys(o, path, step_keys(s.type), "for a step of type " + s.type);
   } else {
     std::vector<std::string_view> all = kCommonStepKeys;
-    for (auto k : {"agent", "tool", "message", "approvers", "workflow", "duration"}) all.push_back(k);
+    for (auto k : {"agent", "tool", "adapter", "arguments", "message", "approvers", "workflow", "duration"}) {
+      all.push_back(k);
+    }
     c.only_keys(o, path, all);
   }
   if (auto n = c.string(o, "name", path, false, 200)) s.name = *n;
@@ -597,11 +613,38 @@ void parse_step(Checker& c, const json::value& v, std::size_t index, Definition&
     }
   }
   if (s.type == "tool") {
+    // `adapter: A, tool: T` or the shorthand `tool: A/T`; `arguments` (or `inputs`) templated.
+    auto adapter = c.string(o, "adapter", path, false, 64);
     if (auto t = c.string(o, "tool", path, true, 256)) {
-      if (t->find('/') == std::string::npos) {
-        c.fail(child_path(path, "tool"), "bad_value", "tool is written 'adapter/tool'");
+      const auto slash = t->find('/');
+      if (adapter) {
+        s.adapter = *adapter;
+        s.tool = *t;
+      } else if (slash == std::string::npos || slash == 0 || slash + 1 == t->size()) {
+        c.fail(child_path(path, "tool"), "bad_value",
+               "tool is written 'adapter/tool', or names the tool of the step's `adapter`");
+      } else {
+        s.adapter = t->substr(0, slash);
+        s.tool = t->substr(slash + 1);
       }
-      s.tool = *t;
+      if (!s.adapter.empty() && !valid_adapter_ref(s.adapter)) {
+        c.fail(child_path(path, adapter ? "adapter" : "tool"), "bad_value",
+               "an adapter name is 1..64 letters, digits, '_' or '-'");
+      }
+      if (s.tool.empty()) c.fail(child_path(path, "tool"), "required", "a tool step names its tool");
+    }
+    if (const auto* a = o.if_contains("arguments"); a != nullptr && !a->is_null()) {
+      if (o.contains("inputs")) {
+        c.fail(child_path(path, "arguments"), "not_allowed",
+               "give the tool's arguments as `arguments` or as `inputs`, not both");
+      } else if (!a->is_object() && !a->is_string()) {
+        c.fail(child_path(path, "arguments"), "wrong_type",
+               "arguments must be a mapping or a '${{ ... }}' expression yielding one");
+      } else {
+        s.inputs = *a;
+      }
+    } else if (!s.inputs.is_null() && !s.inputs.is_object() && !s.inputs.is_string()) {
+      c.fail(child_path(path, "inputs"), "wrong_type", "a tool step's inputs are its arguments: a mapping");
     }
   }
   if (s.type == "approval") {

@@ -67,7 +67,9 @@ struct Step {
   std::vector<std::string> outputs;  // declared output names (optional; checked when given)
   // agent: an agent id or name, or {id | name | kind, labels}.
   boost::json::value agent;
-  // tool: "adapter/tool".
+  // tool: the adapter's name and the tool's (`adapter: A, tool: T` or `tool: A/T`); the
+  // arguments are `inputs` (written `arguments` or `inputs`).
+  std::string adapter;
   std::string tool;
   // approval
   std::string message;

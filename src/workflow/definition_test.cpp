@@ -91,7 +91,9 @@ TEST(DefinitionTest, ParsesAFullYamlDefinition) {
   EXPECT_EQ(d->steps[2].timeout_ms, 3'600'000);
   EXPECT_EQ(d->steps[3].duration_ms, 250);
   EXPECT_EQ(d->steps[4].workflow, "notify");
-  EXPECT_EQ(d->steps[5].tool, "fs/read_file");
+  EXPECT_EQ(d->steps[5].adapter, "fs");
+  EXPECT_EQ(d->steps[5].tool, "read_file");
+  EXPECT_EQ(d->steps[5].inputs.at("path"), "README.md");
   EXPECT_EQ(d->inputs.at("runs").type, "integer");
   EXPECT_EQ(*d->inputs.at("runs").default_value, json::value(2));
 }
@@ -222,6 +224,79 @@ steps:
   }
   EXPECT_NE(find(ps, "bad_expression", "steps[0].if"), nullptr);
   EXPECT_NE(find(ps, "duplicate_id", "steps[3].id"), nullptr);
+}
+
+TEST(DefinitionTest, ToolStepShapes) {
+  auto d = parse_definition(R"(name: tools
+steps:
+  - id: a
+    type: tool
+    adapter: files
+    tool: read_text_file
+    arguments: {path: "x/${{ inputs.dir }}"}
+  - id: b
+    type: tool
+    tool: files/dir/with/slash
+    needs: [a]
+    arguments: "${{ steps.a.outputs }}"
+inputs:
+  dir: string
+)");
+  ASSERT_TRUE(d.ok()) << json::serialize(d.error().details);
+  EXPECT_EQ(d->steps[0].adapter, "files");
+  EXPECT_EQ(d->steps[0].tool, "read_text_file");
+  EXPECT_EQ(d->steps[0].inputs.at("path"), "x/${{ inputs.dir }}");
+  EXPECT_EQ(d->steps[1].adapter, "files");
+  EXPECT_EQ(d->steps[1].tool, "dir/with/slash");
+
+  auto ps = problems_of(R"(name: bad-tools
+steps:
+  - id: noslash
+    type: tool
+    tool: read_text_file
+  - id: badadapter
+    type: tool
+    adapter: "no spaces"
+    tool: x
+  - id: both
+    type: tool
+    tool: a/b
+    inputs: {x: 1}
+    arguments: {x: 1}
+  - id: wrongtype
+    type: tool
+    tool: a/b
+    arguments: [1, 2]
+  - id: wronginputs
+    type: tool
+    tool: a/b
+    inputs: 5
+  - id: notool
+    type: tool
+    adapter: a
+  - id: emptyparts
+    type: tool
+    tool: /b
+  - id: badref
+    type: tool
+    tool: a/b
+    arguments: {x: "${{ steps.nope.outputs.y }}"}
+  - id: agentkey
+    type: tool
+    tool: a/b
+    agent: someone
+)");
+  EXPECT_NE(find(ps, "bad_value", "steps[0].tool"), nullptr) << dump(ps);
+  EXPECT_NE(find(ps, "bad_value", "steps[1].adapter"), nullptr) << dump(ps);
+  EXPECT_NE(find(ps, "not_allowed", "steps[2].arguments"), nullptr) << dump(ps);
+  EXPECT_NE(find(ps, "wrong_type", "steps[3].arguments"), nullptr) << dump(ps);
+  EXPECT_NE(find(ps, "wrong_type", "steps[4].inputs"), nullptr) << dump(ps);
+  EXPECT_NE(find(ps, "required", "steps[5].tool"), nullptr) << dump(ps);
+  EXPECT_NE(find(ps, "bad_value", "steps[6].tool"), nullptr) << dump(ps);
+  bool ref = false;
+  for (const auto& p : ps) ref |= p.path.starts_with("steps[7].inputs");
+  EXPECT_TRUE(ref) << dump(ps);
+  EXPECT_NE(find(ps, "unknown_key", "steps[8].agent"), nullptr) << dump(ps);
 }
 
 TEST(DefinitionTest, DocumentLevelErrors) {

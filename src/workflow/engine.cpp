@@ -6,6 +6,7 @@
 #include <random>
 #include <unordered_map>
 
+#include <boost/asio/post.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -132,6 +133,8 @@ class Pass {
   Status fail_attempt(std::size_t i, const std::string& kind, const std::string& error,
                       std::optional<std::int64_t> exit_code = std::nullopt);
   Status mark_running(std::size_t i, const std::string& task_id);
+  // The end of a tool step's call for the step's current attempt.
+  Status tool_done(std::size_t i, const ToolCallResult& result);
   std::optional<std::size_t> find(const std::string& step_id) const {
     auto it = index_.find(step_id);
     return it == index_.end() ? std::nullopt : std::optional(it->second);
@@ -144,6 +147,9 @@ class Pass {
       std::string agent_id;
       json::value input;
       std::string key;
+      bool tool = false;
+      std::string adapter;
+      std::string tool_name;
     };
     struct Cancel {
       std::string agent_id;
@@ -158,6 +164,18 @@ class Pass {
  private:
   const Step* spec(const model::ExecutionStep& r) const {
     return def_.step(r.parent_step.empty() ? r.step_id : r.parent_step);
+  }
+
+  Out::Dispatch tool_dispatch(const model::ExecutionStep& r, const Step& s) const {
+    Out::Dispatch d;
+    d.step_id = r.step_id;
+    d.attempt = r.attempt;
+    d.input = r.inputs;
+    d.key = e_.id + "/" + r.step_id + "/" + std::to_string(r.attempt);
+    d.tool = true;
+    d.adapter = s.adapter;
+    d.tool_name = s.tool;
+    return d;
   }
 
   json::object context(const model::ExecutionStep* item_row) {
@@ -356,7 +374,7 @@ Status Pass::start_attempt(std::size_t i) {
     r.wake_at = deadline;
     DP_TRY(save(i));
     out.dispatches.push_back({r.step_id, r.attempt, agent->id, task_input(r.inputs),
-                              e_.id + "/" + r.step_id + "/" + std::to_string(r.attempt)});
+                              e_.id + "/" + r.step_id + "/" + std::to_string(r.attempt), false, {}, {}});
     return Ok{};
   }
   if (s->type == "wait") {
@@ -418,10 +436,34 @@ Status Pass::start_attempt(std::size_t i) {
     r.wake_at = deadline;
     return save(i);
   }
-  // tool
-  record(r, "failed", "tool steps are not available in this build", "unavailable");
-  return finish_failed(i, "tool steps are not available in this build: the MCP module (src/mcp) "
-                          "is not merged yet");
+  // tool: the call runs after this transaction commits (Engine::call_tool); the step stays
+  // `dispatched` until its result is written.
+  if (!opts_.call_tool) {
+    record(r, "failed", "tool steps are not available on this node", "unavailable");
+    return finish_failed(i, "tool steps are not available on this node (no MCP tool service)");
+  }
+  if (r.inputs.is_null()) r.inputs = json::object{};
+  if (!r.inputs.is_object()) {
+    record(r, "failed", "arguments must be an object", "expression");
+    return finish_failed(i, "arguments must be an object, not " + json::serialize(r.inputs).substr(0, 200));
+  }
+  r.status = "dispatched";
+  r.lease_owner = opts_.node_id;
+  r.lease_until = now_ + opts_.lease.count();
+  r.wake_at = deadline;
+  DP_TRY(save(i));
+  out.dispatches.push_back(tool_dispatch(r, *s));
+  return Ok{};
+}
+
+Status Pass::tool_done(std::size_t i, const ToolCallResult& result) {
+  if (result.status == "succeeded") return succeed(i, result.output);
+  if (result.status == "refused") {
+    record(rows_[i], "failed", result.error, "refused");
+    return finish_failed(i, result.error);
+  }
+  const std::string kind = result.status == "timeout" || result.status == "unavailable" ? result.status : "failed";
+  return fail_attempt(i, kind, result.error);
 }
 
 Status Pass::fan_out(std::size_t i, const Step& s) {
@@ -583,6 +625,12 @@ Result<bool> Pass::advance(std::size_t i) {
       DP_TRY(fail_attempt(i, "timeout", "timed out before it started"));
       return true;
     }
+    if (s->type == "tool") {
+      // The call is in flight on this node (Engine skips a key it is calling), or it was lost
+      // with a crashed node: then it is made again (at least once).
+      out.dispatches.push_back(tool_dispatch(r, *s));
+      return false;
+    }
     // Not yet known to have reached TaskService (a crash, or the call failed): ask again with
     // the same key; TaskService returns the task if the first call made it.
     auto selector = expr::render(s->agent, context(item ? &r : nullptr));
@@ -592,7 +640,7 @@ Result<bool> Pass::advance(std::size_t i) {
       return true;
     }
     out.dispatches.push_back({r.step_id, r.attempt, agent->id, task_input(r.inputs),
-                              e_.id + "/" + r.step_id + "/" + std::to_string(r.attempt)});
+                              e_.id + "/" + r.step_id + "/" + std::to_string(r.attempt), false, {}, {}});
     return false;
   }
   if (r.status == "running") {
@@ -740,16 +788,23 @@ void Engine::start() {
   std::lock_guard lock(mu_);
   if (thread_.joinable()) return;
   stop_ = false;
+  if (!tool_pool_) tool_pool_ = std::make_unique<boost::asio::thread_pool>(
+                       static_cast<std::size_t>(std::max(1, options_.tool_threads)));
   thread_ = std::thread([this] { loop(); });
 }
 
 void Engine::stop() {
+  std::unique_ptr<boost::asio::thread_pool> pool;
   {
     std::lock_guard lock(mu_);
     stop_ = true;
+    pool = std::move(tool_pool_);
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  // Calls in flight end (bounded by their adapter's timeout); their results are written if the
+  // attempt is still current. A call cut by a crash instead is made again on recovery.
+  if (pool) pool->join();
 }
 
 void Engine::notify() {
@@ -884,6 +939,15 @@ void Engine::drive(const std::string& id) {
     dd.input = d.input;
     dd.key = d.key;
     dd.correlation_id = correlation_id;
+    if (d.tool) {
+      dd.tool = true;
+      dd.adapter = d.adapter;
+      dd.tool_name = d.tool_name;
+      std::lock_guard lock(mu_);
+      if (tool_pool_ == nullptr || stop_ || !tool_calls_.insert(dd.key).second) continue;
+      boost::asio::post(*tool_pool_, [this, dd] { call_tool(dd); });
+      continue;
+    }
     dispatch(dd);
   }
   if (out->finished) notify();  // a parent execution may be waiting on this one
@@ -935,6 +999,51 @@ void Engine::dispatch(const Dispatch& d) {
     logger.warn("recording a dispatched workflow step failed",
                 {{"executionId", d.execution_id}, {"stepId", d.step_id}, {"error", st.error().message}});
   }
+}
+
+void Engine::call_tool(const Dispatch& d) {
+  struct Done {
+    Engine* self;
+    const std::string& key;
+    ~Done() {
+      std::lock_guard lock(self->mu_);
+      self->tool_calls_.erase(key);
+    }
+  } done{this, d.key};
+  const log::Logger logger(d.correlation_id);
+  ToolCall call;
+  call.adapter = d.adapter;
+  call.tool = d.tool_name;
+  call.arguments = d.input.is_object() ? d.input.get_object() : json::object{};
+  call.caller = "execution:" + d.execution_id + "/" + d.step_id;
+  call.correlation_id = d.execution_id;
+  call.idempotency_key = d.key;
+  ToolCallResult result;
+  try {
+    result = options_.call_tool(call);
+  } catch (const std::exception& ex) {
+    result = ToolCallResult{"failed", nullptr, std::string("the tool call failed: ") + ex.what()};
+  }
+  const std::int64_t now = clock::now_ms();
+  auto st = store_.write([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(bool mine, tx.executions().lease(d.execution_id, options_.node_id, now,
+                                                         now + options_.lease.count()));
+    if (!mine) return Ok{};
+    DP_ASSIGN_OR_RETURN(model::Execution e, tx.executions().get(d.execution_id));
+    DP_ASSIGN_OR_RETURN(auto def, definition(tx, e.workflow_id, e.workflow_version));
+    DP_ASSIGN_OR_RETURN(auto rows, tx.executions().steps(d.execution_id));
+    Pass pass(tx, e, *def, rows, now, options_);
+    auto i = pass.find(d.step_id);
+    // Only the attempt that made this call moves on (fencing): a step that timed out,
+    // was cancelled or retried meanwhile keeps its state.
+    if (!i || rows[*i].status != "dispatched" || rows[*i].attempt != d.attempt) return Ok{};
+    return pass.tool_done(*i, result);
+  });
+  if (!st.ok()) {
+    logger.warn("recording a tool step's result failed; the call is made again",
+                {{"executionId", d.execution_id}, {"stepId", d.step_id}, {"error", st.error().message}});
+  }
+  notify();  // the execution moves on at once
 }
 
 }  // namespace dp::workflow

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,11 +30,34 @@
 #include <utility>
 #include <vector>
 
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
 #include "agents/task_service.hpp"
 #include "store/store.hpp"
 #include "workflow/definition.hpp"
 
 namespace dp::workflow {
+
+// A workflow `tool` step's call (an MCP tool), and how it ended.
+struct ToolCall {
+  std::string adapter;  // the adapter's name (or id)
+  std::string tool;
+  boost::json::object arguments;
+  std::string caller;          // "execution:<id>/<step>"
+  std::string correlation_id;  // the execution id
+  std::string idempotency_key;  // <execution>/<step>/<attempt>
+};
+struct ToolCallResult {
+  // succeeded | failed (the tool answered isError, or the call broke) | timeout | unavailable
+  // (the adapter is down) | refused (no such adapter or tool, a held tool, arguments that fail
+  // the schema: never retried)
+  std::string status;
+  boost::json::value output;  // the step's outputs when succeeded
+  std::string error;
+};
+using ToolCaller = std::function<ToolCallResult(const ToolCall&)>;
 
 struct EngineOptions {
   std::string node_id;
@@ -43,6 +67,10 @@ struct EngineOptions {
   // previous process's leases to lapse.
   bool take_over_on_start = false;
   int max_executions_per_tick = 256;
+  // Runs `tool` steps (workflow/tool_steps.hpp wires mcp::ToolService); empty: a tool step
+  // fails at once. Calls run on `tool_threads` threads of their own.
+  ToolCaller call_tool;
+  int tool_threads = 4;
 };
 
 class Engine {
@@ -71,6 +99,10 @@ class Engine {
     boost::json::value input;
     std::string key;
     std::string correlation_id;
+    // tool steps
+    bool tool = false;
+    std::string adapter;
+    std::string tool_name;
   };
   struct CancelTask {
     std::string agent_id;
@@ -86,6 +118,8 @@ class Engine {
   void loop();
   void drive(const std::string& execution_id);
   void dispatch(const Dispatch& d);
+  // A tool step's call, on the tool pool; its result is written if the attempt is still current.
+  void call_tool(const Dispatch& d);
   Result<std::shared_ptr<const Definition>> definition(store::Tx& tx, const std::string& workflow_id,
                                                        std::int64_t version);
 
@@ -103,6 +137,8 @@ class Engine {
   std::mutex defs_mu_;
   std::map<std::string, std::shared_ptr<const Definition>> definitions_;
   std::thread thread_;
+  std::unique_ptr<boost::asio::thread_pool> tool_pool_;  // guarded by mu_ (start/stop)
+  std::set<std::string> tool_calls_;  // idempotency keys of tool calls in flight; guarded by mu_
 };
 
 // The delay before attempt `attempt + 1` after `attempt` failed: backoff * factor^(attempt-1),

@@ -161,7 +161,7 @@ TEST_F(EngineTest, ACrashBetweenDispatchAndRecordingReusesTheKey) {
   back.status = "dispatched";
   back.task_id.clear();
   ASSERT_TRUE(store_->write([&](store::Tx& tx) { return tx.executions().update_step(back, "running", 1); }).ok());
-  Engine restarted(*store_, *tasks_, EngineOptions{"node-2", std::chrono::milliseconds(200), std::chrono::milliseconds(15'000), true, 256});
+  Engine restarted(*store_, *tasks_, EngineOptions{"node-2", std::chrono::milliseconds(200), std::chrono::milliseconds(15'000), true, 256, {}, 4});
   restarted.tick();
   auto again = step(ex, "a");
   EXPECT_EQ(again.status, "running");

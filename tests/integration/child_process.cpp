@@ -48,6 +48,22 @@ std::uint16_t free_loopback_port() {
   return ntohs(a.sin_port);
 }
 
+bool wait_for_port(std::uint16_t port, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    if (ok) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 std::string node_binary(const std::string& fallback) {
   if (const char* n = std::getenv("DEVPLANE_TEST_NODE"); n != nullptr && *n != '\0') return n;
   return fallback;

@@ -55,6 +55,9 @@ class ChildProcess {
 
 // A loopback port nothing listens on right now (the kernel's pick for a socket then closed).
 std::uint16_t free_loopback_port();
+// Waits until something accepts connections on 127.0.0.1:port (servers that announce their
+// readiness on stderr, which ChildProcess does not watch).
+bool wait_for_port(std::uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
 // Node for tests that run JavaScript helpers: DEVPLANE_TEST_NODE, else the one CMake found
 // (`fallback`).

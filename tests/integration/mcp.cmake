@@ -27,3 +27,23 @@ if(TARGET mcp_server_test)
     DP_NODE_BINARY="${DP_NODE_BINARY}"
     DP_MCP_TEST_DIR="${PROJECT_SOURCE_DIR}/tests/mcp")
 endif()
+
+# llm agents calling MCP tools (server-everything) against the scripted provider.
+dp_cc_test(NAME llm_mcp_tools_test SRCS llm_mcp_tools_test.cpp DEPS dp_it_harness LABELS "integration;mcp")
+if(TARGET llm_mcp_tools_test)
+  add_dependencies(llm_mcp_tools_test devplane)
+  target_compile_definitions(llm_mcp_tools_test PRIVATE
+    DP_NODE_BINARY="${DP_NODE_BINARY}"
+    DP_MCP_TEST_DIR="${PROJECT_SOURCE_DIR}/tests/mcp"
+    DP_SCRIPTED_PROVIDER="${PROJECT_SOURCE_DIR}/tests/llm/scripted_provider.mjs")
+endif()
+
+# Workflow tool steps against server-everything and server-filesystem.
+dp_cc_test(NAME workflow_tools_test SRCS workflow_tools_test.cpp DEPS dp_it_harness LABELS "integration;mcp")
+if(TARGET workflow_tools_test)
+  add_dependencies(workflow_tools_test devplane)
+  target_compile_definitions(workflow_tools_test PRIVATE
+    DP_NODE_BINARY="${DP_NODE_BINARY}"
+    DP_MCP_TEST_DIR="${PROJECT_SOURCE_DIR}/tests/mcp"
+    DP_EXAMPLES_DIR="${PROJECT_SOURCE_DIR}/examples")
+endif()

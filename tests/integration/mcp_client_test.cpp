@@ -181,24 +181,6 @@ TEST(McpClientTest, StdioAgainstServerEverything) {
   EXPECT_FALSE(c->call_tool("echo", json::object{{"message", "x"}}).ok());
 }
 
-// Waits until something accepts connections on 127.0.0.1:port (the servers announce readiness
-// on stderr, which ChildProcess does not watch).
-bool wait_for_port(std::uint16_t port, std::chrono::milliseconds timeout = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port);
-    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    if (ok) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return false;
-}
-
 std::string start_everything_http(ChildProcess& process, std::uint16_t port) {
   auto line = process.start({node_binary(DP_NODE_BINARY), "--require", mcp_dir() + "/localhost_only.cjs",
                              everything_js(), "streamableHttp"},
@@ -243,6 +225,116 @@ TEST(McpClientTest, StreamableHttpAgainstServerEverything) {
   std::this_thread::sleep_for(200ms);
   EXPECT_NE(again.stdout_text().find("session termination request"), std::string::npos)
       << again.stdout_text();
+}
+
+// The legacy HTTP+SSE transport against server-everything started in its `sse` mode.
+TEST(McpClientTest, LegacySseAgainstServerEverything) {
+  REQUIRE_SERVERS();
+  ChildProcess process;
+  const std::uint16_t port = free_loopback_port();
+  process.start({node_binary(DP_NODE_BINARY), "--require", mcp_dir() + "/localhost_only.cjs", everything_js(), "sse"},
+                {{"PORT", std::to_string(port)}}, "");
+  ASSERT_TRUE(wait_for_port(port)) << process.stderr_text();
+  mcp::HttpOptions ho;
+  ho.url = "http://127.0.0.1:" + std::to_string(port) + "/sse";
+  ClientOptions co;
+  co.log_name = "sse-test";
+  Client c(mcp::make_sse_transport(ho), co);
+  auto s = c.connect();
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  exercise_everything(c);
+  // Concurrent calls share the stream; replies find their callers.
+  std::atomic<int> good{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        const std::string msg = "s" + std::to_string(t) + "-" + std::to_string(i);
+        auto r = c.call_tool("echo", json::object{{"message", msg}});
+        if (r.ok() && first_text(*r) == "Echo: " + msg) ++good;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(good.load(), 40);
+  // The server dies: the stream ends, the connection is unhealthy and calls fail clearly.
+  process.stop();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (c.healthy() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(c.healthy());
+  EXPECT_FALSE(c.call_tool("echo", json::object{{"message", "gone"}}).ok());
+  c.close();
+}
+
+TEST(McpHostileServerTest, LegacySseEndpointsOnAnotherOriginOrNeverSentAreRefused) {
+  REQUIRE_SERVERS();
+  for (const std::string mode : {"foreign", "silent", "refuse"}) {
+    SCOPED_TRACE(mode);
+    ChildProcess process;
+    const std::uint16_t port = free_loopback_port();
+    process.start({node_binary(DP_NODE_BINARY), mcp_dir() + "/fake_sse_server.mjs", mode},
+                  {{"PORT", std::to_string(port)}}, "");
+    ASSERT_TRUE(wait_for_port(port)) << process.stderr_text();
+    mcp::HttpOptions ho;
+    ho.url = "http://127.0.0.1:" + std::to_string(port) + "/sse";
+    ho.connect_timeout = 1s;
+    Client c(mcp::make_sse_transport(ho), {});
+    const auto t0 = std::chrono::steady_clock::now();
+    auto s = c.connect();
+    ASSERT_FALSE(s.ok());
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 15s);
+    if (mode == "foreign") {
+      EXPECT_NE(s.error().message.find("origin"), std::string::npos) << s.error().message;
+    }
+    if (mode == "silent") {
+      EXPECT_EQ(s.error().reason, "timeout") << s.error().message;
+    }
+    if (mode == "refuse") {
+      EXPECT_NE(s.error().message.find("403"), std::string::npos) << s.error().message;
+    }
+  }
+}
+
+// Server-initiated messages over Streamable HTTP arrive on the standalone GET stream:
+// server-everything's simulated logging sends notifications/message outside any request.
+TEST(McpClientTest, StreamableHttpGetStreamCarriesServerInitiatedMessages) {
+  REQUIRE_SERVERS();
+  HttpEverything server;
+  ASSERT_EQ(server.start(), "");
+  mcp::HttpOptions ho;
+  ho.url = server.url;
+  ClientOptions co;
+  co.log_name = "http-get-stream";
+  std::mutex mu;
+  std::vector<std::string> logs;
+  co.on_notification = [&](const std::string& method, const json::value& params) {
+    if (method != "notifications/message") return;
+    std::lock_guard lock(mu);
+    logs.push_back(json::serialize(params));
+  };
+  Client c(mcp::make_http_transport(ho), co);
+  ASSERT_TRUE(c.connect().ok());
+  auto on = c.call_tool("toggle-simulated-logging", json::object{});
+  ASSERT_TRUE(on.ok()) << on.error().message;
+  const auto deadline = std::chrono::steady_clock::now() + 12s;
+  for (;;) {
+    {
+      std::lock_guard lock(mu);
+      if (!logs.empty() || std::chrono::steady_clock::now() > deadline) break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  {
+    std::lock_guard lock(mu);
+    ASSERT_FALSE(logs.empty()) << "no server-initiated notification arrived";
+    EXPECT_NE(logs[0].find("SessionId"), std::string::npos) << logs[0];
+  }
+  // Requests still work beside the stream, and close ends it without hanging.
+  auto echo = c.call_tool("echo", json::object{{"message", "beside the stream"}});
+  ASSERT_TRUE(echo.ok()) << echo.error().message;
+  const auto t0 = std::chrono::steady_clock::now();
+  c.close();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
 }
 
 TEST(McpClientTest, HttpServerThatIsNotThereIsAClearError) {

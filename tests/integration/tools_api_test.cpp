@@ -257,6 +257,30 @@ TEST_P(ToolsApiTest, BadInputGetsAClearErrorAndChangesNothing) {
   EXPECT_EQ(query("SELECT count(*) FROM tool_executions").at(0), "1");
 }
 
+TEST_P(ToolsApiTest, AnAdapterOverTheLegacySseTransport) {
+  ChildProcess sse;
+  const std::uint16_t port = free_loopback_port();
+  sse.start({node_binary(DP_NODE_BINARY), "--require", mcp_dir() + "/localhost_only.cjs", everything_js(), "sse"},
+            {{"PORT", std::to_string(port)}}, "");
+  ASSERT_TRUE(wait_for_port(port)) << sse.stderr_text();
+  auto created = register_adapter(
+      "legacy", json::object{{"transport", "sse"}, {"url", "http://127.0.0.1:" + std::to_string(port) + "/sse"},
+                             {"headers", json::object{{"X-Api-Key", "sse-secret-value"}}}});
+  ASSERT_EQ(created.status, 201u) << created.describe();
+  EXPECT_EQ(created.str("/data/status"), "healthy") << created.describe();
+  EXPECT_EQ(created.str("/data/config/transport"), "sse");
+  EXPECT_EQ(created.body.find("sse-secret-value"), std::string::npos);
+  const std::string id = created.str("/data/id");
+  auto echo = execute(id, "echo", {{"message", "over sse"}});
+  ASSERT_EQ(echo.status, 200u) << echo.describe();
+  EXPECT_NE(echo.body.find("Echo: over sse"), std::string::npos) << echo.describe();
+  auto health = client_->get("/api/v1/tools/" + id + "/health");
+  ASSERT_EQ(health.status, 200u) << health.describe();
+  // An sse adapter takes the http keys only.
+  auto bad = register_adapter("legacy2", json::object{{"transport", "sse"}, {"command", "node"}});
+  ASSERT_EQ(bad.status, 422u) << bad.describe();
+}
+
 TEST_P(ToolsApiTest, AChangedToolIsHeldUntilApproved) {
   TempDir dir;
   const std::string flag = dir.str() + "/mutated";

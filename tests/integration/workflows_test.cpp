@@ -319,7 +319,9 @@ TEST_P(WorkflowsTest, ToolStepsFailClearlyAndCancelStopsAnExecution) {
   const std::string tool = create("name: tool\nsteps:\n  - {id: t, type: tool, tool: fs/read_file}\n");
   auto failed = wait_done(execute(tool));
   EXPECT_EQ(failed.str("/data/status"), "failed");
-  EXPECT_NE(failed.str("/data/error").find("not available"), std::string::npos) << failed.describe();
+  // No adapter named `fs` is registered: the step fails at once, naming it (tool steps proper
+  // are tested in workflow_tools_test.cpp).
+  EXPECT_NE(failed.str("/data/error").find("no MCP adapter named 'fs'"), std::string::npos) << failed.describe();
 
   const std::string slow = create("name: slow\nsteps:\n  - {id: w, type: wait, duration: 1h}\n");
   const std::string ex = execute(slow);

@@ -43,7 +43,7 @@ Result<mcp::AdapterInput> parse_adapter(std::string_view body) {
   (void)v.integer(o, "version", "version", false, 1, std::numeric_limits<std::int64_t>::max());
   const json::object* c = v.object(o, "config", "config", true);
   if (c != nullptr) {
-    auto transport = v.one_of(*c, "transport", "config.transport", true, {"stdio", "http"});
+    auto transport = v.one_of(*c, "transport", "config.transport", true, {"stdio", "http", "sse"});
     (void)v.integer(*c, "timeoutMs", "config.timeoutMs", false, 100, 600'000);
     (void)v.integer(*c, "maxConcurrent", "config.maxConcurrent", false, 1, 64);
     if (transport == "stdio") {
@@ -66,7 +66,7 @@ Result<mcp::AdapterInput> parse_adapter(std::string_view body) {
           }
         }
       }
-    } else if (transport == "http") {
+    } else if (transport == "http" || transport == "sse") {
       v.only_keys(*c, {"transport", "url", "headers", "timeoutMs", "maxConcurrent"}, "config.");
       if (auto url = v.string(*c, "url", "config.url", true, 1, 2048)) {
         if (!url->starts_with("http://") && !url->starts_with("https://")) {

@@ -1,0 +1,291 @@
+// Workflow `tool` steps on the real binary against real MCP servers from npm (server-everything
+// and server-filesystem over stdio, tests/mcp), on SQLite and PostgreSQL: templated arguments,
+// outputs from content and from structuredContent feeding later steps, the audit rows (caller
+// the execution's step, correlation id the execution), isError failing the step and retried per
+// its policy, refusals (no such adapter, arguments that fail the schema) never retried, and
+// examples/workflows/fan-out-files-mcp.yaml end to end.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <boost/json.hpp>
+
+#include "child_process.hpp"
+#include "harness.hpp"
+
+namespace dp::it {
+namespace {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+std::string backend_name(const ::testing::TestParamInfo<Backend>& p) { return to_string(p.param); }
+std::string mcp_dir() { return DP_MCP_TEST_DIR; }
+std::string package_js(const std::string& name) {
+  return mcp_dir() + "/node_modules/@modelcontextprotocol/" + name + "/dist/index.js";
+}
+std::string text_of(const json::value* v) {
+  return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
+}
+
+class WorkflowToolsTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(package_js("server-everything"))) << "run `npm ci` in tests/mcp (scripts/test does)";
+    node_ = node_binary(DP_NODE_BINARY);
+    ASSERT_FALSE(node_.empty());
+    // A short lease so that a restarted PostgreSQL node takes over quickly.
+    server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{},
+                                           Env{{"DEVPLANE_WORKFLOW_LEASE_MS", "2000"}});
+    ASSERT_EQ(server_->error(), "") << "server did not start";
+    client_ = std::make_unique<HttpClient>(server_->port());
+  }
+  void TearDown() override {
+    client_.reset();
+    if (server_ && server_->process().running()) {
+      EXPECT_EQ(server_->process().stop(), 0) << server_->process().stderr_text();
+    }
+    server_.reset();
+  }
+
+  std::string register_adapter(const std::string& name, json::array args) {
+    auto r = client_->post("/api/v1/tools", json::serialize(json::object{
+        {"name", name},
+        {"config", json::object{{"transport", "stdio"}, {"command", node_}, {"args", std::move(args)},
+                                {"sandbox", false}, {"timeoutMs", 10'000}}}}));
+    EXPECT_EQ(r.status, 201u) << r.describe();
+    return r.str("/data/id");
+  }
+  std::string create(const std::string& yaml) {
+    auto r = client_->post("/api/v1/workflows", json::serialize(json::object{{"definition", yaml}}));
+    EXPECT_EQ(r.status, 201u) << r.describe();
+    return r.str("/data/id");
+  }
+  std::string execute(const std::string& wf, const json::object& inputs = {}) {
+    auto r = client_->post("/api/v1/workflows/" + wf + "/execute", json::serialize(json::object{{"inputs", inputs}}));
+    EXPECT_EQ(r.status, 202u) << r.describe();
+    return r.str("/data/id");
+  }
+  HttpResponse wait_done(const std::string& id) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+    HttpResponse r;
+    while (std::chrono::steady_clock::now() < deadline) {
+      r = client_->get("/api/v1/executions/" + id);
+      const auto s = r.str("/data/status");
+      if (s == "succeeded" || s == "failed" || s == "cancelled") return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "execution did not finish in time: " << r.describe();
+    return r;
+  }
+  static const json::object* step(const HttpResponse& r, const std::string& id) {
+    const auto* steps = r.at("/data/steps");
+    if (steps == nullptr) return nullptr;
+    for (const auto& s : steps->as_array()) {
+      if (s.as_object().at("stepId").as_string() == id) return &s.as_object();
+    }
+    return nullptr;
+  }
+  std::vector<json::object> executions(const std::string& adapter_id) {
+    auto r = client_->get("/api/v1/tools/" + adapter_id + "/executions?limit=500");
+    EXPECT_EQ(r.status, 200u) << r.describe();
+    std::vector<json::object> out;
+    if (const auto* items = r.at("/data"); items != nullptr && items->is_array()) {
+      for (const auto& e : items->as_array()) out.push_back(e.as_object());
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.at("id").as_string() < b.at("id").as_string(); });
+    return out;
+  }
+
+  std::string node_;
+  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+TEST_P(WorkflowToolsTest, ToolStepsCallMcpToolsAndFeedTheirOutputsOn) {
+  const std::string adapter = register_adapter("everything", json::array{package_js("server-everything"), "stdio"});
+  const std::string wf = create(R"(
+name: tools-chain
+inputs:
+  who: {type: string, default: world}
+outputs:
+  said: ${{ steps.again.outputs.text }}
+  sum: ${{ steps.sum.outputs.text }}
+steps:
+  - id: greet
+    type: tool
+    tool: everything/echo
+    arguments: {message: "hello ${{ inputs.who }}"}
+  - id: sum
+    type: tool
+    adapter: everything
+    tool: get-sum
+    inputs: {a: 19, b: 23}
+  - id: again
+    type: tool
+    tool: everything/echo
+    needs: [greet, sum]
+    arguments:
+      message: "${{ steps.greet.outputs.text }} / ${{ steps.sum.outputs.text }}"
+)");
+  const std::string ex = execute(wf, {{"who", "devplane"}});
+  auto done = wait_done(ex);
+  ASSERT_EQ(done.str("/data/status"), "succeeded") << done.describe();
+  const auto* greet = step(done, "greet");
+  ASSERT_NE(greet, nullptr);
+  EXPECT_EQ(text_of(&greet->at("outputs").at("text")), "Echo: hello devplane");
+  EXPECT_EQ(greet->at("outputs").at("content").at(0).at("type"), "text");
+  EXPECT_EQ(text_of(&greet->at("inputs").at("message")), "hello devplane");
+  const std::string said = done.str("/data/outputs/said");
+  EXPECT_NE(said.find("Echo: Echo: hello devplane / "), std::string::npos) << said;
+  EXPECT_NE(said.find("42"), std::string::npos) << said;
+
+  // Audited: one row per call, the caller the execution's step, the correlation id the execution.
+  const auto rows = executions(adapter);
+  ASSERT_EQ(rows.size(), 3u);
+  std::set<std::string> callers;
+  for (const auto& row : rows) {
+    EXPECT_EQ(text_of(&row.at("correlationId")), ex);
+    EXPECT_EQ(text_of(&row.at("status")), "succeeded");
+    callers.insert(text_of(&row.at("caller")));
+  }
+  EXPECT_EQ(callers, (std::set<std::string>{"execution:" + ex + "/greet", "execution:" + ex + "/sum",
+                                            "execution:" + ex + "/again"}));
+}
+
+TEST_P(WorkflowToolsTest, IsErrorFailsTheStepAfterItsRetriesAndRefusalsAreNotRetried) {
+  TempDir dir;
+  const std::string adapter = register_adapter("files", json::array{package_js("server-filesystem"), dir.str()});
+  const std::string wf = create(R"(
+name: tool-failures
+inputs:
+  dir: string
+steps:
+  - id: missing
+    type: tool
+    tool: files/read_text_file
+    retry: {maxAttempts: 3, backoff: 100ms}
+    continueOnError: true
+    arguments: {path: "${{ inputs.dir }}/no-such-file.txt"}
+  - id: badargs
+    type: tool
+    tool: files/read_text_file
+    retry: {maxAttempts: 3, backoff: 100ms}
+    continueOnError: true
+    arguments: {path: 42}
+  - id: noadapter
+    type: tool
+    tool: nosuch/read_text_file
+    retry: {maxAttempts: 3, backoff: 100ms}
+    continueOnError: true
+)");
+  const std::string ex = execute(wf, {{"dir", dir.str()}});
+  auto done = wait_done(ex);
+  ASSERT_EQ(done.str("/data/status"), "succeeded") << done.describe();
+  const auto* missing = step(done, "missing");
+  ASSERT_NE(missing, nullptr);
+  EXPECT_EQ(text_of(&missing->at("status")), "failed");
+  EXPECT_EQ(missing->at("attempt").to_number<int>(), 3) << json::serialize(*missing);
+  EXPECT_NE(text_of(&missing->at("error")).find("the tool answered with an error"), std::string::npos)
+      << json::serialize(*missing);
+  const auto* bad = step(done, "badargs");
+  ASSERT_NE(bad, nullptr);
+  EXPECT_EQ(text_of(&bad->at("status")), "failed");
+  EXPECT_EQ(bad->at("attempt").to_number<int>(), 1) << json::serialize(*bad);
+  EXPECT_NE(text_of(&bad->at("error")).find("validation_failed"), std::string::npos) << json::serialize(*bad);
+  const auto* none = step(done, "noadapter");
+  ASSERT_NE(none, nullptr);
+  EXPECT_EQ(none->at("attempt").to_number<int>(), 1);
+  EXPECT_NE(text_of(&none->at("error")).find("no MCP adapter named 'nosuch'"), std::string::npos);
+  // Three tool_error rows for the retried call; the schema failure never reached the server.
+  int tool_errors = 0;
+  for (const auto& row : executions(adapter)) tool_errors += text_of(&row.at("status")) == "tool_error";
+  EXPECT_EQ(tool_errors, 3);
+}
+
+TEST_P(WorkflowToolsTest, TheFanOutExampleReadsEveryFileThroughTheFilesystemServer) {
+  TempDir dir;
+  for (const auto& [name, text] : std::vector<std::pair<std::string, std::string>>{
+           {"README.md", "# readme\n"}, {"NOTES.txt", "some notes\n"}, {"TODO.txt", "- ship it\n"}}) {
+    std::ofstream(dir.path() / name) << text;
+  }
+  // Sandboxed, as the example's README registers it: the server sees the folder as /workspace.
+  auto reg = client_->post("/api/v1/tools", json::serialize(json::object{
+      {"name", "files"},
+      {"config", json::object{{"transport", "stdio"}, {"command", node_},
+                              {"args", json::array{package_js("server-filesystem"), "/workspace"}},
+                              {"sandbox", true}, {"cwd", dir.str()},
+                              {"readOnlyPaths", json::array{mcp_dir() + "/node_modules"}},
+                              {"timeoutMs", 10'000}}}}));
+  ASSERT_EQ(reg.status, 201u) << reg.describe();
+  ASSERT_EQ(reg.str("/data/status"), "healthy") << reg.describe();
+  std::ifstream in(std::string(DP_EXAMPLES_DIR) + "/workflows/fan-out-files-mcp.yaml");
+  std::stringstream yaml;
+  yaml << in.rdbuf();
+  const std::string wf = create(yaml.str());
+  const std::string ex = execute(wf, {{"dir", "/workspace"}});
+  auto done = wait_done(ex);
+  ASSERT_EQ(done.str("/data/status"), "succeeded") << done.describe();
+  EXPECT_EQ(done.num("/data/outputs/read"), 3);
+  EXPECT_NE(done.str("/data/outputs/report").find("report.json"), std::string::npos) << done.describe();
+  std::ifstream report(dir.path() / "report.json");
+  std::stringstream got;
+  got << report.rdbuf();
+  const auto parsed = json::parse(got.str());
+  ASSERT_TRUE(parsed.is_array()) << got.str();
+  ASSERT_EQ(parsed.as_array().size(), 3u);
+  EXPECT_EQ(parsed.as_array()[0].at("content"), "# readme\n");
+  EXPECT_EQ(parsed.as_array()[2].at("content"), "- ship it\n");
+}
+
+// kill -9 while a tool step's call is in flight: the restarted server makes the call again
+// (at least once, the same attempt) and the execution finishes.
+TEST_P(WorkflowToolsTest, AToolCallCutByACrashIsMadeAgainOnResume) {
+  const std::string adapter = register_adapter("everything", json::array{package_js("server-everything"), "stdio"});
+  const std::string wf = create(R"(
+name: slow-tool
+steps:
+  - id: slow
+    type: tool
+    tool: everything/trigger-long-running-operation
+    arguments: {duration: 3, steps: 3}
+  - id: after
+    type: tool
+    tool: everything/echo
+    needs: [slow]
+    arguments: {message: done}
+)");
+  const std::string ex = execute(wf);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto r = client_->get("/api/v1/executions/" + ex);
+    const auto* s = step(r, "slow");
+    if (s != nullptr && text_of(&s->at("status")) == "dispatched") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));  // the call is in flight
+  server_->process().kill9();
+  ASSERT_EQ(server_->restart(), "");
+  client_ = std::make_unique<HttpClient>(server_->port());
+  auto done = wait_done(ex);
+  ASSERT_EQ(done.str("/data/status"), "succeeded") << done.describe();
+  const auto* slow = step(done, "slow");
+  ASSERT_NE(slow, nullptr);
+  EXPECT_EQ(slow->at("attempt").to_number<int>(), 1) << json::serialize(*slow);
+  EXPECT_NE(text_of(&slow->at("outputs").at("text")).find("completed"), std::string::npos) << json::serialize(*slow);
+  // The cut call left no row (a row is written when a call ends); the repeated one did.
+  int slow_rows = 0;
+  for (const auto& row : executions(adapter)) {
+    slow_rows += text_of(&row.at("caller")) == "execution:" + ex + "/slow";
+  }
+  EXPECT_EQ(slow_rows, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, WorkflowToolsTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         backend_name);
+
+}  // namespace
+}  // namespace dp::it
