@@ -19,7 +19,9 @@ TEST(PolicyTest, EveryRuleIsUniqueAndGrantsSomebody) {
   }
 }
 
-TEST(PolicyTest, OnlyHealthSignInAndTheDashboardArePublic) {
+// Public: health, sign-in, the dashboard's files, and signed webhooks (their signature is
+// their credential, checked by the workflow service).
+TEST(PolicyTest, OnlyHealthSignInTheDashboardAndSignedWebhooksArePublic) {
   std::set<std::string> pub;
   for (const auto& r : rules()) {
     if (r.is_public) pub.insert(std::string(r.method) + " " + std::string(r.route));
@@ -30,7 +32,8 @@ TEST(PolicyTest, OnlyHealthSignInAndTheDashboardArePublic) {
                                         "POST /api/v1/auth/login", "POST /api/v1/auth/refresh",
                                         "GET /api/v1/auth/oidc",
                                         "GET /api/v1/auth/oidc/login",
-                                        "GET /api/v1/auth/oidc/callback"}));
+                                        "GET /api/v1/auth/oidc/callback",
+                                        "POST /api/v1/workflows/:id/hooks/:hookId"}));
 }
 
 TEST(PolicyTest, AgentsReachOnlyTheAgentProtocolAndTheToolGateway) {
@@ -51,8 +54,13 @@ TEST(PolicyTest, ViewersOnlyRead) {
     if (r.is_public || (r.roles & kViewer) == 0) continue;
     // Logout ends the viewer's own session: the one write a viewer makes.
     if (r.route == "/api/v1/auth/logout") continue;
+    // /mcp carries JSON-RPC over POST (and DELETE ends a session): each tool call is checked
+    // against the rule of the route it stands for, so a viewer only reads through it too.
+    if (r.route == "/mcp") continue;
     EXPECT_EQ(r.method, "GET") << "viewers may " << r.method << " " << r.route;
   }
+  EXPECT_TRUE(role_allows("viewer", "GET", "/api/v1/agents"));
+  EXPECT_FALSE(role_allows("viewer", "POST", "/api/v1/agents/:id/start"));
 }
 
 TEST(PolicyTest, UserManagementAndAuditAreAdminOnly) {
