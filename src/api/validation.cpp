@@ -1,6 +1,7 @@
 #include "api/validation.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include "core/ids.hpp"
@@ -50,6 +51,29 @@ bool has_control_chars(std::string_view s) noexcept {
     const auto u = static_cast<unsigned char>(c);
     return u < 0x20 || u == 0x7F;
   });
+}
+
+void Validator::query_limit(std::string_view value, int max, int& out) {
+  int n = 0;
+  auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+  if (ec != std::errc() || p != value.data() + value.size() || n < 1 || n > max) {
+    fail("limit", "out_of_range", "limit must be an integer in 1.." + std::to_string(max));
+    return;
+  }
+  out = n;
+}
+
+void Validator::query_cursor(std::string_view value, std::optional<std::string>& out) {
+  if (!ids::is_uuid(value)) {
+    fail("cursor", "bad_format", "cursor must be the `next` value of a previous page");
+    return;
+  }
+  out = std::string(value);
+}
+
+void Validator::unknown_query(std::string_view key) {
+  const std::string name(key.substr(0, 64));
+  fail(name, "unknown_parameter", "unknown query parameter '" + name + "'");
 }
 
 void Validator::fail(std::string field, std::string code, std::string message) {

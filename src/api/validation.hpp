@@ -22,6 +22,15 @@ class Validator {
   // Ok, or the 422 error listing every problem.
   Status status(std::string_view what) const;
 
+  // Query parameters shared by the list routes. A bad value records a problem under the
+  // parameter's name and leaves `out` as it was.
+  // `limit`: an integer in 1..max ("out_of_range").
+  void query_limit(std::string_view value, int max, int& out);
+  // `cursor`: the `next` value of a previous page, a UUID ("bad_format").
+  void query_cursor(std::string_view value, std::optional<std::string>& out);
+  // A parameter the route does not know ("unknown_parameter"; the name is cut to 64 bytes).
+  void unknown_query(std::string_view key);
+
   // Reports keys of `o` not in `allowed` ("unknown_field"). `prefix` names the parent ("config.").
   void only_keys(const boost::json::object& o, std::initializer_list<std::string_view> allowed,
                  std::string_view prefix = "");

@@ -269,6 +269,40 @@ TEST(Utf8Test, RejectsMalformedSequences) {
   }
 }
 
+TEST(ValidatorTest, QueryPagingParameters) {
+  Validator v;
+  int limit = 50;
+  std::optional<std::string> cursor;
+  v.query_limit("20", 500, limit);
+  v.query_cursor("0190aaaa-bbbb-7ccc-8ddd-000000000001", cursor);
+  EXPECT_TRUE(v.ok());
+  EXPECT_EQ(limit, 20);
+  EXPECT_EQ(cursor, "0190aaaa-bbbb-7ccc-8ddd-000000000001");
+  // Bad values are reported and change nothing.
+  for (const char* bad : {"0", "501", "-1", "1x", "", " 5", "99999999999"}) {
+    Validator b;
+    b.query_limit(bad, 500, limit);
+    EXPECT_FALSE(b.ok()) << bad;
+    EXPECT_EQ(limit, 20) << bad;
+  }
+  Validator c;
+  c.query_cursor("../etc", cursor);
+  c.unknown_query(std::string(100, 'k'));
+  auto s = c.status("invalid query");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(cursor, "0190aaaa-bbbb-7ccc-8ddd-000000000001");
+  const auto& problems = s.error().details.as_array();
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[0].at("field"), "cursor");
+  EXPECT_EQ(problems[0].at("code"), "bad_format");
+  EXPECT_EQ(problems[1].at("field").as_string().size(), 64u);
+  EXPECT_EQ(problems[1].at("code"), "unknown_parameter");
+  Validator m;
+  m.query_limit("10001", 10'000, limit);
+  EXPECT_EQ(m.status("q").error().details.as_array()[0].at("message"),
+            "limit must be an integer in 1..10000");
+}
+
 TEST(Utf8Test, ControlCharacters) {
   EXPECT_FALSE(has_control_chars("plain text é"));
   EXPECT_FALSE(has_control_chars(""));

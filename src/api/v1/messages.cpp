@@ -1,5 +1,4 @@
 // /api/v1/agents/:id/messages: send a message to an agent, page through its messages.
-#include <charconv>
 
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
@@ -92,26 +91,16 @@ Response list(agents::MessageService& svc, Request& req) {
   bool undelivered = false;
   for (const auto& [k, val] : req.query) {
     if (k == "limit") {
-      int n = 0;
-      auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
-      if (ec != std::errc() || p != val.data() + val.size() || n < 1 || n > kMaxLimit) {
-        v.fail("limit", "out_of_range", "limit must be an integer in 1..500");
-      } else {
-        limit = n;
-      }
+      v.query_limit(val, kMaxLimit, limit);
     } else if (k == "cursor") {
-      if (!ids::is_uuid(val)) {
-        v.fail("cursor", "bad_format", "cursor must be the `next` value of a previous page");
-      } else {
-        cursor = val;
-      }
+      v.query_cursor(val, cursor);
     } else if (k == "undelivered") {
       if (val != "true" && val != "false") {
         v.fail("undelivered", "wrong_type", "undelivered must be true or false");
       }
       undelivered = val == "true";
     } else {
-      v.fail(k.substr(0, 64), "unknown_parameter", "unknown query parameter '" + k.substr(0, 64) + "'");
+      v.unknown_query(k);
     }
   }
   if (auto s = v.status("invalid query"); !s.ok()) return fail(s.error(), req);

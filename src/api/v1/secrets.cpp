@@ -17,7 +17,7 @@ Response list(auth::SecretService& svc, Request& req) {
   if (!req.query.empty()) {
     Validator v;
     for (const auto& [k, val] : req.query) {
-      v.fail(k.substr(0, 64), "unknown_parameter", "unknown query parameter '" + k.substr(0, 64) + "'");
+      v.unknown_query(k);
     }
     return fail(v.status("invalid query").error(), req);
   }

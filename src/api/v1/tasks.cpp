@@ -1,5 +1,4 @@
 // /api/v1/agents/:id/tasks: give an agent a task, read its status and result, cancel it.
-#include <charconv>
 
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
@@ -139,13 +138,7 @@ Response list(agents::TaskService& svc, Request& req) {
   Validator v;
   for (const auto& [k, val] : req.query) {
     if (k == "limit") {
-      int n = 0;
-      auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
-      if (ec != std::errc() || p != val.data() + val.size() || n < 1 || n > 500) {
-        v.fail("limit", "out_of_range", "limit must be an integer in 1..500");
-      } else {
-        f.limit = n;
-      }
+      v.query_limit(val, 500, f.limit);
     } else if (k == "status") {
       if (val != "queued" && val != "running" && val != "succeeded" && val != "failed" && val != "cancelled") {
         v.fail("status", "not_allowed", "status must be one of: queued, running, succeeded, failed, cancelled");
@@ -153,13 +146,9 @@ Response list(agents::TaskService& svc, Request& req) {
         f.status = val;
       }
     } else if (k == "cursor") {
-      if (!ids::is_uuid(val)) {
-        v.fail("cursor", "bad_format", "cursor must be the `next` value of a previous page");
-      } else {
-        f.after = val;
-      }
+      v.query_cursor(val, f.after);
     } else {
-      v.fail(k.substr(0, 64), "unknown_parameter", "unknown query parameter '" + k.substr(0, 64) + "'");
+      v.unknown_query(k);
     }
   }
   if (auto s = v.status("invalid query"); !s.ok()) return fail(s.error(), req);
@@ -208,13 +197,7 @@ Response metrics(agents::TaskService& svc, Request& req) {
   Validator v;
   for (const auto& [k, val] : req.query) {
     if (k == "limit") {
-      int n = 0;
-      auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
-      if (ec != std::errc() || p != val.data() + val.size() || n < 1 || n > 10'000) {
-        v.fail("limit", "out_of_range", "limit must be an integer in 1..10000");
-      } else {
-        f.limit = n;
-      }
+      v.query_limit(val, 10'000, f.limit);
     } else if (k == "taskId") {
       if (!ids::is_uuid(val)) {
         v.fail("taskId", "bad_format", "taskId must be a task id");
@@ -228,7 +211,7 @@ Response metrics(agents::TaskService& svc, Request& req) {
         f.metric_type = val;
       }
     } else {
-      v.fail(k.substr(0, 64), "unknown_parameter", "unknown query parameter '" + k.substr(0, 64) + "'");
+      v.unknown_query(k);
     }
   }
   if (auto s = v.status("invalid query"); !s.ok()) return fail(s.error(), req);

@@ -1,6 +1,5 @@
 // /api/v1/tools: MCP adapters (register, read, change, delete), their health and catalog,
 // approval of changed tools, and audited tool calls. See mcp/tool_service.hpp.
-#include <charconv>
 
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
@@ -85,7 +84,7 @@ Response list(mcp::ToolService& svc, Request& req) {
   if (!req.query.empty()) {
     Validator v;
     for (const auto& [k, val] : req.query) {
-      v.fail(k.substr(0, 64), "unknown_parameter", "unknown query parameter '" + k.substr(0, 64) + "'");
+      v.unknown_query(k);
     }
     return fail(v.status("invalid query").error(), req);
   }
@@ -243,13 +242,7 @@ Response executions(mcp::ToolService& svc, Request& req) {
   Validator v;
   for (const auto& [k, val] : req.query) {
     if (k == "limit") {
-      int n = 0;
-      auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
-      if (ec != std::errc() || p != val.data() + val.size() || n < 1 || n > 500) {
-        v.fail("limit", "out_of_range", "limit must be an integer in 1..500");
-      } else {
-        f.limit = n;
-      }
+      v.query_limit(val, 500, f.limit);
     } else if (k == "tool") {
       if (val.empty() || val.size() > 128) {
         v.fail("tool", "bad_format", "tool must be 1..128 characters");
@@ -257,13 +250,9 @@ Response executions(mcp::ToolService& svc, Request& req) {
         f.tool_name = val;
       }
     } else if (k == "cursor") {
-      if (!ids::is_uuid(val)) {
-        v.fail("cursor", "bad_format", "cursor must be the `next` value of a previous page");
-      } else {
-        f.after = val;
-      }
+      v.query_cursor(val, f.after);
     } else {
-      v.fail(k.substr(0, 64), "unknown_parameter", "unknown query parameter '" + k.substr(0, 64) + "'");
+      v.unknown_query(k);
     }
   }
   if (auto s = v.status("invalid query"); !s.ok()) return fail(s.error(), req);

@@ -68,15 +68,6 @@ json::value next_of(const std::optional<std::string>& c) {
   return c ? json::value(*c) : json::value(nullptr);
 }
 
-Result<int> parse_limit(std::string_view val) {
-  int n = 0;
-  auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
-  if (ec != std::errc() || p != val.data() + val.size() || n < 1 || n > 500) {
-    return Error::invalid_argument("invalid", "limit");
-  }
-  return n;
-}
-
 Response create(WorkflowService& svc, Request& req) {
   auto body = parse_object_body(req.body);
   if (!body.ok()) return fail(body.error(), req);
@@ -96,12 +87,7 @@ Response list(WorkflowService& svc, Request& req) {
   Validator v;
   for (const auto& [k, val] : req.query) {
     if (k == "limit") {
-      auto n = parse_limit(val);
-      if (!n.ok()) {
-        v.fail("limit", "out_of_range", "limit must be an integer in 1..500");
-      } else {
-        f.limit = *n;
-      }
+      v.query_limit(val, 500, f.limit);
     } else if (k == "name") {
       if (val.empty() || val.size() > 200) {
         v.fail("name", "bad_value", "name must be 1..200 characters");
@@ -115,13 +101,9 @@ Response list(WorkflowService& svc, Request& req) {
         f.include_archived = val == "true";
       }
     } else if (k == "cursor") {
-      if (!ids::is_uuid(val)) {
-        v.fail("cursor", "bad_format", "cursor must be the `next` value of a previous page");
-      } else {
-        f.after = val;
-      }
+      v.query_cursor(val, f.after);
     } else {
-      v.fail(k.substr(0, 64), "unknown_parameter", "unknown query parameter '" + k.substr(0, 64) + "'");
+      v.unknown_query(k);
     }
   }
   if (auto s = v.status("invalid query"); !s.ok()) return fail(s.error(), req);
@@ -215,12 +197,7 @@ Response list_executions(WorkflowService& svc, Request& req) {
   Validator v;
   for (const auto& [k, val] : req.query) {
     if (k == "limit") {
-      auto n = parse_limit(val);
-      if (!n.ok()) {
-        v.fail("limit", "out_of_range", "limit must be an integer in 1..500");
-      } else {
-        f.limit = *n;
-      }
+      v.query_limit(val, 500, f.limit);
     } else if (k == "status") {
       if (val != "pending" && val != "running" && val != "succeeded" && val != "failed" &&
           val != "cancelled") {
@@ -245,7 +222,7 @@ Response list_executions(WorkflowService& svc, Request& req) {
         f.after = val;
       }
     } else {
-      v.fail(k.substr(0, 64), "unknown_parameter", "unknown query parameter '" + k.substr(0, 64) + "'");
+      v.unknown_query(k);
     }
   }
   if (auto s = v.status("invalid query"); !s.ok()) return fail(s.error(), req);
