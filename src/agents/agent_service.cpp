@@ -110,6 +110,17 @@ Result<store::Page<model::Agent>> AgentService::list(const store::AgentFilter& f
   return std::move(*out);
 }
 
+Result<std::map<std::string, std::int64_t>> AgentService::count_by_status(
+    const store::AgentFilter& filter) {
+  std::optional<std::map<std::string, std::int64_t>> out;
+  DP_TRY(store_.read([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(auto counts, tx.agents().count_by_status(filter));
+    out = std::move(counts);
+    return Ok{};
+  }));
+  return std::move(*out);
+}
+
 Result<model::Agent> AgentService::update(const std::string& id, AgentPatch&& patch,
                                           std::int64_t expected_version,
                                           const std::string& correlation_id) {

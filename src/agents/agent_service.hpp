@@ -61,6 +61,8 @@ class AgentService {
   Result<model::Agent> create(NewAgent&& spec, const std::string& correlation_id);
   Result<model::Agent> get(const std::string& id);
   Result<store::Page<model::Agent>> list(const store::AgentFilter& filter);
+  // Agents per status under the filter's type and name (see AgentRepository::count_by_status).
+  Result<std::map<std::string, std::int64_t>> count_by_status(const store::AgentFilter& filter);
   // kFailedPrecondition `version_conflict` when `expected_version` is stale;
   // kFailedPrecondition `invalid_transition` on a decommissioned agent.
   Result<model::Agent> update(const std::string& id, AgentPatch&& patch,

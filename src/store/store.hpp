@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,6 +62,11 @@ class AgentRepository {
   // kNotFound when absent (decommissioned agents are returned).
   virtual Result<model::Agent> get(std::string_view id) = 0;
   virtual Result<Page<model::Agent>> list(const AgentFilter& filter) = 0;
+  // How many agents are in each status, under the filter's `type` and `name_contains` (its
+  // status, paging and include_decommissioned are ignored): one GROUP BY, whatever the number
+  // of agents. Statuses without agents are absent.
+  virtual Result<std::map<std::string, std::int64_t>> count_by_status(
+      const AgentFilter& filter) = 0;
   // Writes every field of `agent` if the stored version equals `expected_version`.
   // kFailedPrecondition (reason version_conflict) on a stale version, kNotFound when absent,
   // kAlreadyExists when the new name is taken.

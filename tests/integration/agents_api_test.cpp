@@ -142,6 +142,45 @@ TEST_P(AgentsApiTest, ListFiltersByStatusTypeAndName) {
   EXPECT_EQ(none.at("/data")->as_array().size(), 0u);
 }
 
+// Counts per status in one answer, whatever the number of agents (the dashboard reads it).
+TEST_P(AgentsApiTest, CountsByStatusFollowTransitionsAndFilters) {
+  auto counts = [&](const std::string& query = "") {
+    auto r = client_->get("/api/v1/agents/counts" + query);
+    EXPECT_EQ(r.status, 200u) << r.describe();
+    return r;
+  };
+  auto empty = counts();
+  EXPECT_EQ(empty.num("/data/total"), 0);
+  ASSERT_NE(empty.at("/data/byStatus"), nullptr) << empty.describe();
+  EXPECT_EQ(empty.at("/data/byStatus")->as_object().size(), 7u) << empty.describe();
+  for (const auto& [k, v] : empty.at("/data/byStatus")->as_object()) EXPECT_EQ(v.as_int64(), 0) << k;
+
+  const auto a = create_id("alpha-build");
+  const auto b = create_id("beta-build");
+  create_id("gamma-review", "llm");
+  ASSERT_EQ(client_->post("/api/v1/agents/" + a + "/start", "").status, 200u);
+  ASSERT_EQ(client_->request("DELETE", "/api/v1/agents/" + b, "", {}).status, 200u);
+
+  auto all = counts();
+  EXPECT_EQ(all.num("/data/total"), 2);  // the decommissioned one is not counted
+  EXPECT_EQ(all.num("/data/byStatus/running"), 1);
+  EXPECT_EQ(all.num("/data/byStatus/created"), 1);
+  EXPECT_EQ(all.num("/data/byStatus/decommissioned"), 1);
+  EXPECT_EQ(all.num("/data/byStatus/stopped"), 0);
+  EXPECT_EQ(all.num("/data/total"), total());  // the same as the list's total
+
+  auto llm = counts("?type=llm");
+  EXPECT_EQ(llm.num("/data/total"), 1);
+  EXPECT_EQ(llm.num("/data/byStatus/created"), 1);
+  EXPECT_EQ(llm.num("/data/byStatus/running"), 0);
+  auto build = counts("?q=BUILD");
+  EXPECT_EQ(build.num("/data/total"), 1);
+  EXPECT_EQ(build.num("/data/byStatus/decommissioned"), 1);
+  // LIKE wildcards in q are literal.
+  EXPECT_EQ(counts("?q=%25").num("/data/total"), 0);
+  EXPECT_EQ(counts("?q=&type=command").num("/data/total"), 1);
+}
+
 TEST_P(AgentsApiTest, ListPagesWithLimitOffsetAndCursor) {
   std::set<std::string> created;
   for (int i = 0; i < 7; ++i) created.insert(create_id("page-" + std::to_string(i)));
@@ -415,6 +454,14 @@ std::vector<BadCase> bad_cases() {
        "validation_failed", "status"},
       {"garbage cursor", "GET", "/api/v1/agents?cursor=%27%20OR%201%3D1", "", {}, 422,
        "validation_failed", "cursor"},
+      {"counts: unknown query parameter", "GET", "/api/v1/agents/counts?status=running", "", {},
+       422, "validation_failed", "status"},
+      {"counts: unknown type", "GET", "/api/v1/agents/counts?type=robot", "", {}, 422,
+       "validation_failed", "type"},
+      {"counts: q of 10k chars", "GET", "/api/v1/agents/counts?q=" + repeat('q', 10000), "", {},
+       422, "validation_failed", "q"},
+      {"counts: not writable", "POST", "/api/v1/agents/counts", "{}", {}, 405,
+       "method_not_allowed", ""},
       {"purge not a boolean", "DELETE", "/api/v1/agents/{id}?purge=maybe", "", {}, 422,
        "validation_failed", "purge"},
       {"unknown query on delete", "DELETE", "/api/v1/agents/{id}?force=1", "", {}, 422,

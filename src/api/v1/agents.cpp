@@ -145,6 +145,44 @@ Response list(agents::AgentService& svc, Request& req) {
   return http::data_response(200, std::move(items), std::move(meta), req.request_id);
 }
 
+// GET /api/v1/agents/counts: how many agents are in each status (every status, zero included)
+// and the total without the decommissioned ones, under the optional `type` and `q` filters
+// of the list. One query whatever the number of agents: what the dashboard draws.
+Response counts(agents::AgentService& svc, Request& req) {
+  store::AgentFilter f;
+  Validator v;
+  for (const auto& [k, val] : req.query) {
+    if (k != "type" && k != "q") v.unknown_query(k);
+  }
+  if (auto t = req.query_param("type")) {
+    if (!model::is_agent_kind(*t)) {
+      v.fail("type", "not_allowed", "type must be one of: command, llm, remote");
+    } else {
+      f.type = std::string(*t);
+    }
+  }
+  if (auto q = req.query_param("q")) {
+    if (q->size() > kMaxName) {
+      v.fail("q", "too_long", "q must be at most 128 characters");
+    } else if (!q->empty()) {
+      f.name_contains = std::string(*q);
+    }
+  }
+  if (auto s = v.status("invalid query"); !s.ok()) return fail(std::move(s), req);
+  auto c = svc.count_by_status(f);
+  if (!c.ok()) return fail(c.error(), req);
+  boost::json::object by_status;
+  std::int64_t total = 0;
+  for (std::string_view s : model::agent_statuses()) {
+    auto it = c->find(std::string(s));
+    const std::int64_t n = it == c->end() ? 0 : it->second;
+    by_status[s] = n;
+    if (s != model::to_string(model::AgentStatus::kDecommissioned)) total += n;
+  }
+  boost::json::object data{{"total", total}, {"byStatus", std::move(by_status)}};
+  return http::data_response(200, std::move(data), {}, req.request_id);
+}
+
 Response get_one(agents::AgentService& svc, Request& req) {
   const std::string id(req.param("id"));
   if (auto e = check_id(id)) return fail(*e, req);
@@ -285,6 +323,8 @@ void register_agent_routes(http::Router& router, agents::AgentService& svc) {
   auto* s = &svc;
   router.add("GET", "/api/v1/agents", [s](Request& r) { return list(*s, r); });
   router.add("POST", "/api/v1/agents", [s](Request& r) { return create(*s, r); });
+  // Before /:id, which would take "counts" for an id (the first matching route wins).
+  router.add("GET", "/api/v1/agents/counts", [s](Request& r) { return counts(*s, r); });
   router.add("GET", "/api/v1/agents/:id", [s](Request& r) { return get_one(*s, r); });
   router.add("PUT", "/api/v1/agents/:id", [s](Request& r) { return update(*s, r); });
   router.add("DELETE", "/api/v1/agents/:id", [s](Request& r) { return remove(*s, r); });

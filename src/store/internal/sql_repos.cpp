@@ -96,19 +96,25 @@ Result<model::Agent> SqlAgentRepository::get(std::string_view id) {
   return agent_from_row(rows, 0);
 }
 
-Result<Page<model::Agent>> SqlAgentRepository::list(const AgentFilter& f) {
+// The WHERE clause of the agent filters. `params` may hold views of `f` and of `like`, which
+// must outlive the query. `by_status`: honour f.status / include_decommissioned.
+std::string SqlAgentRepository::where_clause(const AgentFilter& f, bool by_status,
+                                             std::vector<SqlValue>& params, std::string& like) {
   std::string where;
-  std::vector<SqlValue> params;
-  std::string like;
   auto add = [&](std::string_view clause) {
     where += where.empty() ? " WHERE " : " AND ";
     where += clause;
   };
-  auto placeholder = [&]() { return "$" + std::to_string(params.size()); };
-  if (f.status) {
+  // (Built with += : gcc 12 warns of a false -Wrestrict on "$" + std::to_string(...) here.)
+  auto placeholder = [&]() {
+    std::string p = "$";
+    p += std::to_string(params.size());
+    return p;
+  };
+  if (by_status && f.status) {
     params.emplace_back(std::string_view(*f.status));
     add("status = " + placeholder());
-  } else if (!f.include_decommissioned) {
+  } else if (by_status && !f.include_decommissioned) {
     add("status <> 'decommissioned'");
   }
   if (f.type) {
@@ -121,6 +127,32 @@ Result<Page<model::Agent>> SqlAgentRepository::list(const AgentFilter& f) {
     add(std::string(conn_.dialect() == Dialect::kPostgres ? "name ILIKE " : "name LIKE ") +
         placeholder() + " ESCAPE '\\'");
   }
+  return where;
+}
+
+Result<std::map<std::string, std::int64_t>> SqlAgentRepository::count_by_status(
+    const AgentFilter& f) {
+  std::vector<SqlValue> params;
+  std::string like;
+  const std::string where = where_clause(f, false, params, like);
+  DP_ASSIGN_OR_RETURN(
+      Rows rows, conn_.query("SELECT status, count(*) FROM agents" + where + " GROUP BY status",
+                             params));
+  std::map<std::string, std::int64_t> out;
+  for (std::size_t r = 0; r < rows.size(); ++r) out[rows.text(r, 0)] = rows.integer(r, 1);
+  return out;
+}
+
+Result<Page<model::Agent>> SqlAgentRepository::list(const AgentFilter& f) {
+  std::vector<SqlValue> params;
+  std::string like;
+  const std::string where = where_clause(f, true, params, like);
+  // (Built with += : gcc 12 warns of a false -Wrestrict on "$" + std::to_string(...) here.)
+  auto placeholder = [&]() {
+    std::string p = "$";
+    p += std::to_string(params.size());
+    return p;
+  };
   // Total is counted under the same filters, without the cursor.
   DP_ASSIGN_OR_RETURN(Rows count, conn_.query("SELECT count(*) FROM agents" + where, params));
   Page<model::Agent> page;

@@ -14,6 +14,7 @@ class SqlAgentRepository final : public AgentRepository {
   Status insert(const model::Agent& agent) override;
   Result<model::Agent> get(std::string_view id) override;
   Result<Page<model::Agent>> list(const AgentFilter& filter) override;
+  Result<std::map<std::string, std::int64_t>> count_by_status(const AgentFilter& filter) override;
   Status update(const model::Agent& agent, std::int64_t expected_version) override;
   Status purge(std::string_view id) override;
   Status append_state(const model::AgentStateEntry& entry) override;
@@ -21,6 +22,9 @@ class SqlAgentRepository final : public AgentRepository {
                                                       int limit) override;
 
  private:
+  std::string where_clause(const AgentFilter& f, bool by_status, std::vector<SqlValue>& params,
+                           std::string& like);
+
   SqlConn& conn_;
 };
 
