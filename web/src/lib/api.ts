@@ -114,6 +114,12 @@ export interface Agent {
   updatedAt: string;
 }
 
+/** `GET /api/v1/agents/counts`: agents per status; `total` leaves out the decommissioned. */
+export interface AgentCounts {
+  total: number;
+  byStatus: Record<AgentStatus, number>;
+}
+
 export interface AgentInput {
   name?: string;
   type?: AgentType;
@@ -742,6 +748,8 @@ export class ApiClient {
       } while (cursor && out.length < max);
       return out;
     },
+    /** Agents per status, one request whatever their number. */
+    counts: (q: { type?: string; q?: string } = {}) => this.get<AgentCounts>('/api/v1/agents/counts', { query: q }),
     get: (id: string) => this.get<Agent>(`/api/v1/agents/${encodeURIComponent(id)}`),
     create: (input: AgentInput) => this.post<Agent>('/api/v1/agents', input),
     update: (id: string, version: number, input: AgentInput) =>

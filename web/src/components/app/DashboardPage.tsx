@@ -1,6 +1,6 @@
 import * as React from 'react';
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
-import { AGENT_STATUSES, type Agent, type AgentStatus, type SystemHealth } from '../../lib/api';
+import { AGENT_STATUSES, type AgentCounts as AgentCountsData, type AgentStatus, type SystemHealth } from '../../lib/api';
 import { api } from '../../lib/client';
 import { useAsync, useLiveEvents, useResync } from '../../lib/hooks';
 import { formatBytes } from '../../lib/utils';
@@ -189,29 +189,32 @@ function HealthCharts() {
   );
 }
 
+/** Waiting time before the counts are read again after agent events: a burst of transitions
+ * (500 agents started at once) costs one request, not one per event. */
+const COUNTS_REFRESH_MS = 250;
+
 function AgentCounts() {
-  const agents = useAsync<Agent[]>(() => api.agents.listAll());
-  const [status, setStatus] = React.useState<Map<string, AgentStatus>>(new Map());
-  React.useEffect(() => {
-    if (agents.data) setStatus(new Map(agents.data.map((a) => [a.id, a.status])));
-  }, [agents.data]);
-  useResync(agents.reload);
-  useLiveEvents({ topics: ['agent.status.update', 'agent.purged'] }, (e) => {
-    const d = e.data as { agentId?: string; status?: AgentStatus };
-    if (!d.agentId) return;
-    setStatus((m) => {
-      const n = new Map(m);
-      if (e.topic === 'agent.purged') n.delete(d.agentId!);
-      else if (d.status === 'decommissioned') n.delete(d.agentId!);
-      else if (d.status) n.set(d.agentId!, d.status);
-      return n;
-    });
+  // One request whatever the number of agents (GET /api/v1/agents/counts), read again after
+  // agent events instead of keeping every agent's status here.
+  const agents = useAsync<AgentCountsData>(() => api.agents.counts().then((r) => r.data));
+  const reload = agents.reload;
+  const timer = React.useRef<ReturnType<typeof setTimeout> | null>(null);
+  React.useEffect(
+    () => () => {
+      if (timer.current) clearTimeout(timer.current);
+    },
+    [],
+  );
+  useResync(reload);
+  useLiveEvents({ topics: ['agent.status.update', 'agent.purged'] }, () => {
+    if (timer.current) return;
+    timer.current = setTimeout(() => {
+      timer.current = null;
+      reload();
+    }, COUNTS_REFRESH_MS);
   });
-  const counts = React.useMemo(() => {
-    const c: Partial<Record<AgentStatus, number>> = {};
-    for (const s of status.values()) c[s] = (c[s] ?? 0) + 1;
-    return c;
-  }, [status]);
+  const counts = agents.data?.byStatus;
+  const total = agents.data?.total ?? 0;
 
   return (
     <section aria-labelledby="agents-title" className="grid gap-3">
@@ -227,7 +230,7 @@ function AgentCounts() {
         <LoadingState rows={1} label="Loading agents" />
       ) : agents.error ? (
         <ErrorState error={agents.error} onRetry={agents.reload} />
-      ) : status.size === 0 ? (
+      ) : total === 0 ? (
         <EmptyState title="No agents yet">
           <a className="text-primary underline" href="/agents">
             Create one
@@ -241,8 +244,8 @@ function AgentCounts() {
                 <span className="size-2 rounded-full" style={{ background: STATUS_COLOR[s] }} aria-hidden="true" />
                 {s}
               </div>
-              <div className="text-2xl font-semibold tabular-nums" data-count={counts[s] ?? 0}>
-                {counts[s] ?? 0}
+              <div className="text-2xl font-semibold tabular-nums" data-count={counts?.[s] ?? 0}>
+                {counts?.[s] ?? 0}
               </div>
             </a>
           ))}
