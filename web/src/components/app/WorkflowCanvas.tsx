@@ -15,6 +15,8 @@ import {
   type NodeChange,
   type NodeProps,
   type ReactFlowInstance,
+  type ReactFlowState,
+  useStore,
 } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import { AlertTriangle } from 'lucide-react';
@@ -43,9 +45,38 @@ function summary(step: Step): string {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
+/** Below this zoom a step's text cannot be read: nodes are drawn as plain boxes (coloured by
+ * status and problems, the step id in the tooltip and the accessible name). */
+const DETAIL_ZOOM = 0.45;
+const detailedZoom = (s: ReactFlowState) => s.transform[2] >= DETAIL_ZOOM;
+
+/** Workflows from this many steps get the cheaper drawing: only what is in view, straight
+ * edges with a thin hit area, no raising of the selected node. */
+const LARGE = 60;
+const NO_PROBLEMS: Record<string, DefinitionProblem[]> = {};
+
 const StepNode = React.memo(function StepNode({ data, selected }: NodeProps<StepNodeType>) {
   const { step, problems, status } = data;
   const bad = problems.length > 0;
+  // A boolean: a node redraws when the zoom crosses the threshold, not on every zoom step.
+  const detailed = useStore(detailedZoom);
+  const border = bad ? 'border-red-600' : status ? (STATUS_RING[status] ?? 'border-border') : 'border-border';
+  if (!detailed) {
+    return (
+      <div
+        data-testid="wf-node"
+        data-step-id={String(step.id)}
+        data-problems={problems.length}
+        data-status={status}
+        data-detail="box"
+        className={cn('h-[58px] w-[220px] rounded-md border-2 bg-background', bad ? 'border-[6px]' : null, border, selected && 'outline outline-[6px] outline-primary')}
+        title={[String(step.id), ...problems.map((p) => `${p.path}: ${p.message ?? p.code}`)].join('\n')}
+      >
+        <Handle type="target" position={Position.Left} aria-label={`needs of ${step.id}`} />
+        <Handle type="source" position={Position.Right} aria-label={`${step.id} is needed by`} />
+      </div>
+    );
+  }
   return (
     <div
       data-testid="wf-node"
@@ -54,7 +85,7 @@ const StepNode = React.memo(function StepNode({ data, selected }: NodeProps<Step
       data-status={status}
       className={cn(
         'w-[220px] rounded-md border-2 bg-background px-3 py-2 text-left text-xs shadow-sm',
-        bad ? 'border-red-600' : status ? (STATUS_RING[status] ?? 'border-border') : 'border-border',
+        border,
         selected && 'ring-2 ring-primary ring-offset-1',
       )}
       title={problems.map((p) => `${p.path}: ${p.message ?? p.code}`).join('\n') || undefined}
@@ -81,6 +112,7 @@ const StepNode = React.memo(function StepNode({ data, selected }: NodeProps<Step
 });
 
 const nodeTypes = { step: StepNode };
+const ARROW = { type: MarkerType.ArrowClosed };
 
 export interface WorkflowCanvasProps {
   def: Definition;
@@ -93,7 +125,7 @@ export interface WorkflowCanvasProps {
   className?: string;
 }
 
-export function WorkflowCanvas({ def, problems = {}, statuses, readOnly, selected, onSelect, onChange, className }: WorkflowCanvasProps) {
+export function WorkflowCanvas({ def, problems = NO_PROBLEMS, statuses, readOnly, selected, onSelect, onChange, className }: WorkflowCanvasProps) {
   // Where the user dragged nodes; the rest are laid out from the needs.
   const [positions, setPositions] = React.useState<Record<string, { x: number; y: number }>>({});
   const graph = React.useMemo(() => toGraph(def, positions, problems), [def, positions, problems]);
@@ -122,17 +154,26 @@ export function WorkflowCanvas({ def, problems = {}, statuses, readOnly, selecte
     nodeCache.current = next;
     return out;
   }, [graph.nodes, statuses, selected]);
+  const large = def.steps.length >= LARGE;
   const edgeCache = React.useRef(new Map<string, Edge>());
+  const edgeLook = React.useRef(large);
   const edges: Edge[] = React.useMemo(() => {
+    // The cached edges are drawn the way the size asked for when they were made.
+    if (edgeLook.current !== large) edgeCache.current.clear();
+    edgeLook.current = large;
     const next = new Map<string, Edge>();
     const out = graph.edges.map((e) => {
-      const edge = edgeCache.current.get(e.id) ?? { ...e, markerEnd: { type: MarkerType.ArrowClosed }, ariaLabel: `${e.target} needs ${e.source}` };
+      const edge =
+        edgeCache.current.get(e.id) ??
+        (large
+          ? { ...e, type: 'straight', interactionWidth: 6, markerEnd: ARROW, ariaLabel: `${e.target} needs ${e.source}` }
+          : { ...e, markerEnd: ARROW, ariaLabel: `${e.target} needs ${e.source}` });
       next.set(e.id, edge);
       return edge;
     });
     edgeCache.current = next;
     return out;
-  }, [graph.edges]);
+  }, [graph.edges, large]);
 
   // Re-fit when steps or needs come or go (the layout moves then), not on every edit.
   const flow = React.useRef<ReactFlowInstance<StepNodeType, Edge> | null>(null);
@@ -199,7 +240,8 @@ export function WorkflowCanvas({ def, problems = {}, statuses, readOnly, selecte
         nodesDraggable
         elementsSelectable
         deleteKeyCode={readOnly ? null : ['Delete', 'Backspace']}
-        onlyRenderVisibleElements={def.steps.length > 60}
+        onlyRenderVisibleElements={large}
+        elevateNodesOnSelect={!large}
         fitView
         fitViewOptions={{ maxZoom: 1, padding: 0.2 }}
         minZoom={0.1}

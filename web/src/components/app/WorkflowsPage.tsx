@@ -139,12 +139,57 @@ const MAIN_KEY: Record<StepType, { key: string; label: string; hint: string }> =
   wait: { key: 'duration', label: 'Duration', hint: 'e.g. 250ms, 30s, 5m' },
 };
 
+/** How long typing in a step's field may pause before the definition (canvas, YAML) follows. */
+const DRAFT_COMMIT_MS = 250;
+
+/**
+ * A text field of the step settings that keeps what is typed to itself and hands it on once
+ * typing pauses (in a transition, so a key pressed meanwhile comes first), when the field is
+ * left, or when it goes away: a key press redraws this field, not the canvas and the YAML of a
+ * large workflow. A change from outside (the YAML) shows unless a draft is waiting.
+ */
+function DraftInput({ value, onCommit, onBlur, ...props }: Omit<React.InputHTMLAttributes<HTMLInputElement>, 'value' | 'onChange'> & { value: string; onCommit: (v: string) => void }) {
+  const [draft, setDraft] = React.useState(value);
+  const pending = React.useRef<{ v: string; timer: ReturnType<typeof setTimeout> } | null>(null);
+  const commit = React.useRef(onCommit);
+  commit.current = onCommit;
+  React.useEffect(() => {
+    if (!pending.current) setDraft(value);
+  }, [value]);
+  const flush = React.useCallback((transition: boolean) => {
+    const p = pending.current;
+    if (!p) return;
+    clearTimeout(p.timer);
+    pending.current = null;
+    if (transition) React.startTransition(() => commit.current(p.v));
+    else commit.current(p.v);
+  }, []);
+  React.useEffect(() => () => flush(false), [flush]);
+  return (
+    <Input
+      {...props}
+      value={draft}
+      onChange={(e) => {
+        const v = e.target.value;
+        setDraft(v);
+        if (pending.current) clearTimeout(pending.current.timer);
+        pending.current = { v, timer: setTimeout(() => flush(true), DRAFT_COMMIT_MS) };
+      }}
+      onBlur={(e) => {
+        flush(false);
+        onBlur?.(e);
+      }}
+    />
+  );
+}
+
 function StepSettings({
   def,
   id,
   readOnly,
   problems,
   onChange,
+  onUpdate,
   onSelect,
 }: {
   def: Definition;
@@ -152,6 +197,8 @@ function StepSettings({
   readOnly: boolean;
   problems: DefinitionProblem[];
   onChange: (d: Definition) => void;
+  /** An edit of the current definition (applied to the newest one, also after a pause). */
+  onUpdate: (edit: (d: Definition) => Definition) => void;
   onSelect: (id: string | null) => void;
 }) {
   const step = def.steps.find((s) => String(s.id) === id);
@@ -162,7 +209,7 @@ function StepSettings({
   const main = type ? MAIN_KEY[type] : null;
   const errFor = (key: string) => problems.find((p) => (p.path ?? p.field ?? '').replace(/^steps\[\d+\]\.?/, '').split(/[.[]/)[0] === key);
   const fmt = (p?: DefinitionProblem) => (p ? `${p.code}${p.message ? `: ${p.message}` : ''}` : undefined);
-  const set = (patch: Record<string, unknown>) => onChange(updateStep(def, id, patch));
+  const set = (patch: Record<string, unknown>) => onUpdate((d) => updateStep(d, id, patch));
   const others = def.steps.map((s) => String(s.id)).filter((x) => x !== id);
   const needs = needsOf(step);
   const mainValue = main ? step[main.key] : undefined;
@@ -227,33 +274,33 @@ function StepSettings({
         {main ? (
           <Field id="step-main" label={main.label} hint={main.hint} error={fmt(errFor(main.key))}>
             {(p) => (
-              <Input
+              <DraftInput
                 {...p}
                 readOnly={readOnly || (mainValue !== undefined && typeof mainValue !== 'string')}
                 value={typeof mainValue === 'string' ? mainValue : mainValue === undefined ? '' : JSON.stringify(mainValue)}
-                onChange={(e) => set({ [main.key]: e.target.value })}
+                onCommit={(v) => set({ [main.key]: v })}
               />
             )}
           </Field>
         ) : null}
         <Field id="step-name" label="Name" hint="for people" error={fmt(errFor('name'))}>
-          {(p) => <Input {...p} readOnly={readOnly} value={typeof step.name === 'string' ? step.name : ''} onChange={(e) => set({ name: e.target.value })} />}
+          {(p) => <DraftInput {...p} readOnly={readOnly} value={typeof step.name === 'string' ? step.name : ''} onCommit={(v) => set({ name: v })} />}
         </Field>
         <Field id="step-timeout" label="Timeout" hint="a duration; empty: none" error={fmt(errFor('timeout'))}>
-          {(p) => <Input {...p} readOnly={readOnly} value={typeof step.timeout === 'string' ? step.timeout : ''} onChange={(e) => set({ timeout: e.target.value })} />}
+          {(p) => <DraftInput {...p} readOnly={readOnly} value={typeof step.timeout === 'string' ? step.timeout : ''} onCommit={(v) => set({ timeout: v })} />}
         </Field>
         <Field id="step-if" label="Run if" hint="an expression; empty: always" error={fmt(errFor('if'))}>
-          {(p) => <Input {...p} readOnly={readOnly} value={typeof step.if === 'string' ? step.if : ''} onChange={(e) => set({ if: e.target.value })} />}
+          {(p) => <DraftInput {...p} readOnly={readOnly} value={typeof step.if === 'string' ? step.if : ''} onCommit={(v) => set({ if: v })} />}
         </Field>
         {type === 'approval' ? (
           <Field id="step-approvers" label="Approvers" hint="roles, comma separated; empty: admin, operator" error={fmt(errFor('approvers'))}>
             {(p) => (
-              <Input
+              <DraftInput
                 {...p}
                 readOnly={readOnly}
                 value={Array.isArray(step.approvers) ? (step.approvers as string[]).join(', ') : ''}
-                onChange={(e) => {
-                  const roles = e.target.value.split(',').map((r) => r.trim()).filter(Boolean);
+                onCommit={(v) => {
+                  const roles = v.split(',').map((r) => r.trim()).filter(Boolean);
                   set({ approvers: roles.length ? roles : undefined });
                 }}
               />
@@ -477,6 +524,14 @@ function Editor({ workflow, onSaved, go }: { workflow: Workflow | null; onSaved:
     setDirty(true);
   }, []);
 
+  // An edit applied to the newest definition (the step settings hand theirs on after a pause).
+  const updateDef = React.useCallback((edit: (d: Definition) => Definition) => {
+    setDef(edit);
+    setSource('canvas');
+    setSyntax(null);
+    setDirty(true);
+  }, []);
+
   const fromText = (t: string) => {
     setText(t);
     setSource('text');
@@ -605,7 +660,8 @@ function Editor({ workflow, onSaved, go }: { workflow: Workflow | null; onSaved:
         <div className="grid content-start gap-3">
           <WorkflowCanvas def={def} problems={byStep} readOnly={readOnly} selected={selected} onSelect={setSelected} onChange={fromCanvas} className="xl:h-[520px]" />
           {selected ? (
-            <StepSettings def={def} id={selected} readOnly={readOnly} problems={byStep[selected] ?? []} onChange={fromCanvas} onSelect={setSelected} />
+            // Keyed by the step: its fields' drafts belong to it (and are handed on when another is selected).
+            <StepSettings key={selected} def={def} id={selected} readOnly={readOnly} problems={byStep[selected] ?? []} onChange={fromCanvas} onUpdate={updateDef} onSelect={setSelected} />
           ) : (
             <p className="text-xs text-muted-foreground">
               {readOnly ? 'Select a step to see its settings.' : 'Select a step to edit it; drag from a step’s right handle to another’s left to add a need; Delete removes the selection.'}
