@@ -12,11 +12,14 @@
 //   8 ms resolution) with AGENTS agents on /agents (typing in the search, filtering by status,
 //   opening a card) and a STEPS-step workflow on /workflows (selecting nodes, typing a step's
 //   name, which re-renders the YAML and the canvas on every key), p50, p98 and max.
+// With BENCH_TRACE=1 the workflow interactions are also traced (Chrome's tracing) and the
+// renderer main thread's time is summed by kind (script, style, layout, paint, ...).
 // Bounded: every wait has a timeout; nothing outside 127.0.0.1.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { writeFileSync } from 'node:fs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(path.join(here, '../../web/package.json'));
@@ -49,6 +52,46 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 const ms = (x) => `${Math.round(x)} ms`;
+
+// Main-thread time of a Chrome trace by kind: each event's self time (its duration less its
+// children's) goes to its own kind, or to the nearest enclosing event's kind ("other" if none
+// is known), so a layout forced by a script counts as layout.
+const KINDS = {
+  FunctionCall: 'script', EvaluateScript: 'script', EventDispatch: 'script', TimerFire: 'script', FireAnimationFrame: 'script', 'v8.callFunction': 'script', RunMicrotasks: 'script', 'V8.Execute': 'script',
+  UpdateLayoutTree: 'style', RecalculateStyles: 'style', ParseAuthorStyleSheet: 'style',
+  Layout: 'layout', UpdateLayerTree: 'layout', 'IntersectionObserverController::computeIntersections': 'layout',
+  PrePaint: 'paint', Paint: 'paint', Layerize: 'paint', Commit: 'paint', CompositeLayers: 'paint', 'PaintArtifactCompositor::Update': 'paint',
+  MajorGC: 'gc', MinorGC: 'gc', 'V8.GC_SCAVENGER': 'gc', 'BlinkGC.AtomicPhase': 'gc',
+  HitTest: 'hit test',
+};
+function traceSummary(buf, name) {
+  if (process.env.BENCH_TRACE_DIR) writeFileSync(path.join(process.env.BENCH_TRACE_DIR, `${name}.json`), buf);
+  const events = JSON.parse(buf.toString()).traceEvents ?? [];
+  const main = new Set(events.filter((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`));
+  const xs = events
+    .filter((e) => e.ph === 'X' && e.dur > 0 && main.has(`${e.pid}:${e.tid}`))
+    .sort((a, b) => a.ts - b.ts || b.dur - a.dur)
+    .map((e) => ({ name: e.name, ts: e.ts, end: e.ts + e.dur, dur: e.dur, child: 0, kind: KINDS[e.name] }));
+  const stack = [];
+  let busy = 0;
+  for (const e of xs) {
+    while (stack.length && stack[stack.length - 1].end <= e.ts) stack.pop();
+    const parent = stack[stack.length - 1];
+    if (parent) {
+      parent.child += e.dur;
+      e.kind ??= parent.kind;
+    } else busy += e.dur;
+    stack.push(e);
+  }
+  const by = {};
+  for (const e of xs) by[e.kind ?? 'other'] = (by[e.kind ?? 'other'] ?? 0) + Math.max(0, e.dur - e.child) / 1000;
+  const parts = Object.entries(by).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${Math.round(v)} ms`);
+  return `main thread busy ${Math.round(busy / 1000)} ms (${parts.join(', ')})`;
+}
+const TRACE = process.env.BENCH_TRACE === '1';
+// BENCH_ONLY=workflows (or dashboard, agents; comma separated): measure only these parts.
+const PARTS = new Set((process.env.BENCH_ONLY || 'dashboard,agents,workflows').split(','));
+const CATEGORIES = ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8.execute', 'blink', 'cc', 'gpu', 'toplevel'];
 
 const login = await call('POST', '/api/v1/auth/login', { username, password });
 const session = {
@@ -96,7 +139,7 @@ try {
   const loads = [];
   const ready = [];
   let js = null;
-  for (let r = 0; r < RUNS + 1; r++) {
+  for (let r = 0; PARTS.has('dashboard') && r < RUNS + 1; r++) {
     const ctx = await signedInContext();
     const page = await ctx.newPage();
     const scripts = new Map();
@@ -146,57 +189,79 @@ try {
     return byInteraction;
   };
 
-  await page.goto(base + '/agents', { timeout: T });
-  await page.waitForFunction((n) => document.querySelectorAll('[data-testid="agent-card"]').length >= n, AGENTS, { timeout: T });
-  const cards = await page.locator('[data-testid="agent-card"]').count();
-  await observe();
+  let agentsIx = [];
+  let cards = 0;
   let n = 0;
-  const search = page.getByLabel('Search');
-  await search.click();
-  n++;
-  for (const ch of `bench-${tag}-4`) {
-    await page.keyboard.type(ch, { delay: 40 });
+  if (PARTS.has('agents')) {
+    await page.goto(base + '/agents', { timeout: T });
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="agent-card"]').length >= n, AGENTS, { timeout: T });
+    cards = await page.locator('[data-testid="agent-card"]').count();
+    await observe();
+    const search = page.getByLabel('Search');
+    await search.click();
     n++;
+    for (const ch of `bench-${tag}-4`) {
+      await page.keyboard.type(ch, { delay: 40 });
+      n++;
+    }
+    for (let i = 0; i < 6; i++) {
+      await page.keyboard.press('Backspace', { delay: 40 });
+      n++;
+    }
+    await search.fill('');
+    agentsIx = await collect(n);
   }
-  for (let i = 0; i < 6; i++) {
-    await page.keyboard.press('Backspace', { delay: 40 });
-    n++;
-  }
-  await search.fill('');
-  const agentsIx = await collect(n);
 
-  await page.goto(`${base}/workflows?id=${wf.id}`, { timeout: T });
-  await page.locator('[data-testid="wf-node"]').first().waitFor({ timeout: T });
-  await observe();
-  n = 0;
-  const nodes = page.locator('[data-testid="wf-node"]');
-  const visible = await nodes.count();
-  for (let i = 0; i < Math.min(8, visible); i++) {
-    await nodes.nth(i).click();
+  let selectIx = [];
+  let typeIx = [];
+  let selectTrace = null;
+  let typeTrace = null;
+  let visible = 0;
+  if (PARTS.has('workflows')) {
+    await page.goto(`${base}/workflows?id=${wf.id}`, { timeout: T });
+    await page.locator('[data-testid="wf-node"]').first().waitFor({ timeout: T });
+    await observe();
+    n = 0;
+    const nodes = page.locator('[data-testid="wf-node"]');
+    visible = await nodes.count();
+    if (TRACE) await browser.startTracing(page, { categories: CATEGORIES });
+    for (let i = 0; i < Math.min(8, visible); i++) {
+      await nodes.nth(i).click();
+      n++;
+    }
+    selectIx = await collect(n);
+    selectTrace = TRACE ? traceSummary(await browser.stopTracing(), 'select') : null;
+    await observe();
+    n = 0;
+    const nameField = page.getByTestId('step-settings').getByLabel('Name');
+    if (TRACE) await browser.startTracing(page, { categories: CATEGORIES });
+    await nameField.click();
     n++;
+    for (const ch of 'renamed step') {
+      await page.keyboard.type(ch, { delay: 40 });
+      n++;
+    }
+    typeIx = await collect(n);
+    typeTrace = TRACE ? traceSummary(await browser.stopTracing(), 'type') : null;
   }
-  const selectIx = await collect(n);
-  await observe();
-  n = 0;
-  const nameField = page.getByTestId('step-settings').getByLabel('Name');
-  await nameField.click();
-  n++;
-  for (const ch of 'renamed step') {
-    await page.keyboard.type(ch, { delay: 40 });
-    n++;
-  }
-  const typeIx = await collect(n);
   const wfIx = [...selectIx, ...typeIx];
   await ctx.close();
 
   const line = (what, xs) => `${what}: p50 ${ms(pct(xs, 50))}, p98 ${ms(pct(xs, 98))}, max ${ms(Math.max(...xs))} (${xs.length} interactions)`;
-  console.log(`dashboard first load (signed in, cold cache, ${RUNS} runs): load event p50 ${ms(pct(loads, 50))}, max ${ms(Math.max(...loads))}; ready (health status + agent counts) p50 ${ms(pct(ready, 50))}, max ${ms(Math.max(...ready))}`);
-  console.log(`JavaScript for /dashboard: ${js.files} files, ${(js.raw / 1024).toFixed(1)} KiB as served, ${(js.gzip / 1024).toFixed(1)} KiB gzipped`);
-  console.log(line(`interaction to paint, /agents with ${cards} agent cards`, agentsIx));
-  console.log(line(`interaction to paint, /workflows with a ${STEPS}-step workflow (${visible} nodes drawn)`, wfIx));
-  console.log(`  of which selecting nodes: ${line('', selectIx).slice(2)}; typing a step's name: ${line('', typeIx).slice(2)}`);
-  const ok = pct(loads, 50) < 1000 && js.gzip < 300 * 1024 && Math.max(...agentsIx) < 200 && Math.max(...wfIx) < 200;
-  console.log(`budgets (load < 1 s, JS < 300 KB gzipped, interaction to paint < 200 ms): ${ok ? 'met' : 'NOT met'}`);
+  if (PARTS.has('dashboard')) {
+    console.log(`dashboard first load (signed in, cold cache, ${RUNS} runs): load event p50 ${ms(pct(loads, 50))}, max ${ms(Math.max(...loads))}; ready (health status + agent counts) p50 ${ms(pct(ready, 50))}, max ${ms(Math.max(...ready))}`);
+    console.log(`JavaScript for /dashboard: ${js.files} files, ${(js.raw / 1024).toFixed(1)} KiB as served, ${(js.gzip / 1024).toFixed(1)} KiB gzipped`);
+  }
+  if (PARTS.has('agents')) console.log(line(`interaction to paint, /agents with ${cards} agent cards`, agentsIx));
+  if (PARTS.has('workflows')) {
+    console.log(line(`interaction to paint, /workflows with a ${STEPS}-step workflow (${visible} nodes drawn)`, wfIx));
+    console.log(`  of which selecting nodes: ${line('', selectIx).slice(2)}; typing a step's name: ${line('', typeIx).slice(2)}`);
+    if (TRACE) console.log(`  trace, selecting 8 nodes: ${selectTrace}\n  trace, typing 12 characters: ${typeTrace}`);
+  }
+  if (PARTS.size === 3) {
+    const ok = pct(ready, 50) < 1000 && js.gzip < 300 * 1024 && Math.max(...agentsIx) < 200 && Math.max(...wfIx) < 200;
+    console.log(`budgets (ready < 1 s, JS < 300 KB gzipped, interaction to paint < 200 ms): ${ok ? 'met' : 'NOT met'}`);
+  }
 } finally {
   await browser.close();
 }
