@@ -225,11 +225,30 @@ try {
     const nodes = page.locator('[data-testid="wf-node"]');
     visible = await nodes.count();
     if (TRACE) await browser.startTracing(page, { categories: CATEGORIES });
+    const prof = process.env.BENCH_CPUPROFILE ? await page.context().newCDPSession(page) : null;
+    if (prof) {
+      await prof.send('Profiler.enable');
+      await prof.send('Profiler.setSamplingInterval', { interval: 200 });
+      await prof.send('Profiler.start');
+    }
     for (let i = 0; i < Math.min(8, visible); i++) {
       await nodes.nth(i).click();
       n++;
     }
     selectIx = await collect(n);
+    if (prof) {
+      // Self time by function (BENCH_CPUPROFILE=1; readable with an unminified build).
+      const { profile } = await prof.send('Profiler.stop');
+      const dt = new Map();
+      profile.samples.forEach((id, i) => dt.set(id, (dt.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+      const self = new Map();
+      for (const nd of profile.nodes) {
+        const f = nd.callFrame;
+        const key = `${f.functionName || '(anon)'} ${f.url.split('/').pop()}:${f.lineNumber}`;
+        self.set(key, (self.get(key) ?? 0) + (dt.get(nd.id) ?? 0) / 1000);
+      }
+      for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`  cpu ${v.toFixed(1)} ms ${k}`);
+    }
     selectTrace = TRACE ? traceSummary(await browser.stopTracing(), 'select') : null;
     await observe();
     n = 0;

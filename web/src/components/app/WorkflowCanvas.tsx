@@ -121,7 +121,9 @@ export interface WorkflowCanvasProps {
   readOnly?: boolean;
   selected?: string | null;
   onSelect?: (id: string | null) => void;
-  onChange?: (def: Definition) => void;
+  /** An edit, applied by the owner to its newest definition (not to the one drawn here, which
+   * may lag behind a step field's pending text). */
+  onChange?: (edit: (def: Definition) => Definition) => void;
   className?: string;
 }
 
@@ -185,7 +187,7 @@ export function WorkflowCanvas({ def, problems = NO_PROBLEMS, statuses, readOnly
 
   const onNodesChange = React.useCallback(
     (changes: NodeChange<StepNodeType>[]) => {
-      let next = def;
+      const removed: string[] = [];
       for (const c of changes) {
         if (c.type === 'position' && c.position) {
           const p = c.position;
@@ -193,34 +195,35 @@ export function WorkflowCanvas({ def, problems = NO_PROBLEMS, statuses, readOnly
         } else if (c.type === 'select' && c.selected) {
           onSelect?.(c.id);
         } else if (c.type === 'remove' && !readOnly) {
-          next = removeStep(next, c.id);
+          removed.push(c.id);
         }
       }
-      if (next !== def) onChange?.(next);
+      if (removed.length) onChange?.((d) => removed.reduce(removeStep, d));
     },
-    [def, onChange, onSelect, readOnly],
+    [onChange, onSelect, readOnly],
   );
 
   const onEdgesChange = React.useCallback(
     (changes: EdgeChange[]) => {
       if (readOnly) return;
-      let next = def;
+      const cut: { source: string; target: string }[] = [];
       for (const c of changes) {
         if (c.type !== 'remove') continue;
         const e = graph.edges.find((x) => x.id === c.id);
-        if (e) next = disconnect(next, e.source, e.target);
+        if (e) cut.push(e);
       }
-      if (next !== def) onChange?.(next);
+      if (cut.length) onChange?.((d) => cut.reduce((x, e) => disconnect(x, e.source, e.target), d));
     },
-    [def, graph.edges, onChange, readOnly],
+    [graph.edges, onChange, readOnly],
   );
 
   const onConnect = React.useCallback(
     (c: Connection) => {
       if (readOnly || !c.source || !c.target) return;
-      onChange?.(connect(def, c.source, c.target));
+      const { source, target } = c;
+      onChange?.((d) => connect(d, source, target));
     },
-    [def, onChange, readOnly],
+    [onChange, readOnly],
   );
 
   return (

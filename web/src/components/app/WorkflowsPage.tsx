@@ -183,12 +183,13 @@ function DraftInput({ value, onCommit, onBlur, ...props }: Omit<React.InputHTMLA
   );
 }
 
+// The text fields are keyed by the step: a draft belongs to its step and is handed on when
+// another step is selected (the field goes away), while the rest of the panel is only updated.
 function StepSettings({
   def,
   id,
   readOnly,
   problems,
-  onChange,
   onUpdate,
   onSelect,
 }: {
@@ -196,7 +197,6 @@ function StepSettings({
   id: string;
   readOnly: boolean;
   problems: DefinitionProblem[];
-  onChange: (d: Definition) => void;
   /** An edit of the current definition (applied to the newest one, also after a pause). */
   onUpdate: (edit: (d: Definition) => Definition) => void;
   onSelect: (id: string | null) => void;
@@ -224,7 +224,7 @@ function StepSettings({
             variant="ghost"
             className="text-destructive"
             onClick={() => {
-              onChange(removeStep(def, id));
+              onUpdate((d) => removeStep(d, id));
               onSelect(null);
             }}
           >
@@ -275,6 +275,7 @@ function StepSettings({
           <Field id="step-main" label={main.label} hint={main.hint} error={fmt(errFor(main.key))}>
             {(p) => (
               <DraftInput
+                key={id}
                 {...p}
                 readOnly={readOnly || (mainValue !== undefined && typeof mainValue !== 'string')}
                 value={typeof mainValue === 'string' ? mainValue : mainValue === undefined ? '' : JSON.stringify(mainValue)}
@@ -284,18 +285,19 @@ function StepSettings({
           </Field>
         ) : null}
         <Field id="step-name" label="Name" hint="for people" error={fmt(errFor('name'))}>
-          {(p) => <DraftInput {...p} readOnly={readOnly} value={typeof step.name === 'string' ? step.name : ''} onCommit={(v) => set({ name: v })} />}
+          {(p) => <DraftInput key={id} {...p} readOnly={readOnly} value={typeof step.name === 'string' ? step.name : ''} onCommit={(v) => set({ name: v })} />}
         </Field>
         <Field id="step-timeout" label="Timeout" hint="a duration; empty: none" error={fmt(errFor('timeout'))}>
-          {(p) => <DraftInput {...p} readOnly={readOnly} value={typeof step.timeout === 'string' ? step.timeout : ''} onCommit={(v) => set({ timeout: v })} />}
+          {(p) => <DraftInput key={id} {...p} readOnly={readOnly} value={typeof step.timeout === 'string' ? step.timeout : ''} onCommit={(v) => set({ timeout: v })} />}
         </Field>
         <Field id="step-if" label="Run if" hint="an expression; empty: always" error={fmt(errFor('if'))}>
-          {(p) => <DraftInput {...p} readOnly={readOnly} value={typeof step.if === 'string' ? step.if : ''} onCommit={(v) => set({ if: v })} />}
+          {(p) => <DraftInput key={id} {...p} readOnly={readOnly} value={typeof step.if === 'string' ? step.if : ''} onCommit={(v) => set({ if: v })} />}
         </Field>
         {type === 'approval' ? (
           <Field id="step-approvers" label="Approvers" hint="roles, comma separated; empty: admin, operator" error={fmt(errFor('approvers'))}>
             {(p) => (
               <DraftInput
+                key={id}
                 {...p}
                 readOnly={readOnly}
                 value={Array.isArray(step.approvers) ? (step.approvers as string[]).join(', ') : ''}
@@ -316,7 +318,7 @@ function StepSettings({
             <span key={n} className="inline-flex items-center gap-1 rounded-full border border-border px-2 py-0.5 text-xs" data-need={n}>
               {n}
               {!readOnly ? (
-                <button type="button" className="rounded-full px-1 hover:bg-muted" aria-label={`Remove need ${n}`} onClick={() => onChange(disconnect(def, n, id))}>
+                <button type="button" className="rounded-full px-1 hover:bg-muted" aria-label={`Remove need ${n}`} onClick={() => onUpdate((d) => disconnect(d, n, id))}>
                   ×
                 </button>
               ) : null}
@@ -327,7 +329,10 @@ function StepSettings({
               aria-label={`Add a need to ${id}`}
               className="h-8 w-44 text-xs"
               value=""
-              onChange={(e) => e.target.value && onChange(connect(def, e.target.value, id))}
+              onChange={(e) => {
+                const need = e.target.value;
+                if (need) onUpdate((d) => connect(d, need, id));
+              }}
             >
               <option value="">add a need…</option>
               {others
@@ -517,14 +522,8 @@ function Editor({ workflow, onSaved, go }: { workflow: Workflow | null; onSaved:
 
   // Which side was edited last: after a canvas edit the text is rendered from the definition.
   const [source, setSource] = React.useState<'text' | 'canvas'>('text');
-  const fromCanvas = React.useCallback((d: Definition) => {
-    setDef(d);
-    setSource('canvas');
-    setSyntax(null);
-    setDirty(true);
-  }, []);
-
-  // An edit applied to the newest definition (the step settings hand theirs on after a pause).
+  // Canvas and step-settings edits are functions of the newest definition: a step field hands
+  // its text on after a pause, and an edit made meanwhile must not undo it.
   const updateDef = React.useCallback((edit: (d: Definition) => Definition) => {
     setDef(edit);
     setSource('canvas');
@@ -608,7 +607,7 @@ function Editor({ workflow, onSaved, go }: { workflow: Workflow | null; onSaved:
             data-testid="add-step"
             onClick={() => {
               const r = addStep(def, addType);
-              fromCanvas(r.def);
+              updateDef((d) => (d === def ? r.def : addStep(d, addType).def));
               setSelected(r.id);
             }}
           >
@@ -658,10 +657,9 @@ function Editor({ workflow, onSaved, go }: { workflow: Workflow | null; onSaved:
       ) : null}
       <div className="grid gap-3 xl:grid-cols-[minmax(0,3fr)_minmax(0,2fr)]">
         <div className="grid content-start gap-3">
-          <WorkflowCanvas def={def} problems={byStep} readOnly={readOnly} selected={selected} onSelect={setSelected} onChange={fromCanvas} className="xl:h-[520px]" />
+          <WorkflowCanvas def={def} problems={byStep} readOnly={readOnly} selected={selected} onSelect={setSelected} onChange={updateDef} className="xl:h-[520px]" />
           {selected ? (
-            // Keyed by the step: its fields' drafts belong to it (and are handed on when another is selected).
-            <StepSettings key={selected} def={def} id={selected} readOnly={readOnly} problems={byStep[selected] ?? []} onChange={fromCanvas} onUpdate={updateDef} onSelect={setSelected} />
+            <StepSettings def={def} id={selected} readOnly={readOnly} problems={byStep[selected] ?? []} onUpdate={updateDef} onSelect={setSelected} />
           ) : (
             <p className="text-xs text-muted-foreground">
               {readOnly ? 'Select a step to see its settings.' : 'Select a step to edit it; drag from a step’s right handle to another’s left to add a need; Delete removes the selection.'}
