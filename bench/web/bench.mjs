@@ -12,8 +12,11 @@
 //   8 ms resolution) with AGENTS agents on /agents (typing in the search, filtering by status,
 //   opening a card) and a STEPS-step workflow on /workflows (selecting nodes, typing a step's
 //   name, which re-renders the YAML and the canvas on every key), p50, p98 and max.
-// With BENCH_TRACE=1 the workflow interactions are also traced (Chrome's tracing) and the
-// renderer main thread's time is summed by kind (script, style, layout, paint, ...).
+// Environment: BENCH_ONLY=workflows (or dashboard, agents; comma separated) measures only
+// these parts; BENCH_TRACE=1 also traces the workflow interactions (Chrome's tracing) and sums
+// the renderer main thread's time by kind (script, style, layout, paint, ...), BENCH_TRACE_DIR
+// keeps the raw traces; BENCH_CPUPROFILE=1 prints the top self-time functions of selecting
+// nodes (readable with an unminified build).
 // Bounded: every wait has a timeout; nothing outside 127.0.0.1.
 import { createRequire } from 'node:module';
 import path from 'node:path';
