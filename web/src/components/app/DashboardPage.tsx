@@ -1,5 +1,4 @@
 import * as React from 'react';
-import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { AGENT_STATUSES, type AgentCounts as AgentCountsData, type AgentStatus, type SystemHealth } from '../../lib/api';
 import { api } from '../../lib/client';
 import { useAsync, useLiveEvents, useResync } from '../../lib/hooks';
@@ -14,7 +13,7 @@ import { STATUS_COLOR, STATUS_VARIANT } from './agentStatus';
 import { EmptyState, ErrorState, LoadingState } from './states';
 
 /** One `system.health.status` event, flattened for the charts. */
-interface HealthPoint {
+export interface HealthPoint {
   t: number;
   time: string;
   nodeId: string;
@@ -29,6 +28,11 @@ interface HealthPoint {
 }
 
 const MAX_POINTS = 120;
+
+// The charts (recharts and d3, most of the page's script) are loaded apart and after the
+// first render: counts and status are drawn without waiting for them to be evaluated.
+const loadChart = () => import('./HealthChart');
+const HealthLineChart = React.lazy(loadChart);
 
 function toPoint(e: LiveEvent): HealthPoint {
   const d = e.data as Record<string, any>;
@@ -87,18 +91,9 @@ function MetricChart({
         {data.length === 0 ? (
           <div className="flex h-full items-center justify-center text-sm text-muted-foreground">Waiting for the first health report…</div>
         ) : (
-          <ResponsiveContainer width="100%" height="100%">
-            <LineChart data={data} margin={{ top: 4, right: 8, bottom: 0, left: -16 }}>
-              <CartesianGrid strokeDasharray="3 3" stroke="#e2e8f0" />
-              <XAxis dataKey="time" tick={{ fontSize: 10 }} minTickGap={40} />
-              <YAxis tick={{ fontSize: 10 }} allowDecimals />
-              <Tooltip formatter={(v) => (typeof v === 'number' ? `${v.toFixed(2)}${unit ?? ''}` : String(v))} />
-              {lines.length > 1 ? <Legend wrapperStyle={{ fontSize: 11 }} /> : null}
-              {lines.map((l) => (
-                <Line key={String(l.key)} type="monotone" dataKey={l.key as string} name={l.name} stroke={l.color} dot={false} isAnimationActive={false} connectNulls />
-              ))}
-            </LineChart>
-          </ResponsiveContainer>
+          <React.Suspense fallback={<div className="flex h-full items-center justify-center text-sm text-muted-foreground">Loading the chart…</div>}>
+            <HealthLineChart data={data} lines={lines} unit={unit} />
+          </React.Suspense>
         )}
       </CardContent>
     </Card>
@@ -109,11 +104,19 @@ function HealthCharts() {
   const [points, setPoints] = React.useState<HealthPoint[]>([]);
   const [node, setNode] = React.useState<string>('');
   const health = useAsync<SystemHealth>(() => api.system.health().then((r) => r.data));
+  React.useEffect(() => {
+    void loadChart();
+  }, []);
 
+  // Redrawing five charts is the page's heaviest work: it waits behind the counts, the status
+  // and the user's input (a transition), so a report arriving while the page opens does not
+  // hold them back.
   useLiveEvents({ topics: ['system.health.status'] }, (e) => {
     const p = toPoint(e);
-    setPoints((xs) => [...xs, p].slice(-MAX_POINTS * 8));
-    setNode((n) => n || p.nodeId);
+    React.startTransition(() => {
+      setPoints((xs) => [...xs, p].slice(-MAX_POINTS * 8));
+      setNode((n) => n || p.nodeId);
+    });
   });
 
   const nodes = React.useMemo(() => [...new Set(points.map((p) => p.nodeId))], [points]);
@@ -258,7 +261,7 @@ function AgentCounts() {
 function EventFeed() {
   const [events, setEvents] = React.useState<LiveEvent[]>([]);
   const [showHealth, setShowHealth] = React.useState(false);
-  useLiveEvents({ topics: ['*'] }, (e) => setEvents((xs) => [e, ...xs].slice(0, 200)));
+  useLiveEvents({ topics: ['*'] }, (e) => React.startTransition(() => setEvents((xs) => [e, ...xs].slice(0, 200))));
   const shown = events.filter((e) => showHealth || e.topic !== 'system.health.status').slice(0, 50);
   return (
     <section aria-labelledby="feed-title" className="grid gap-3">
