@@ -16,7 +16,7 @@
 // these parts; BENCH_TRACE=1 also traces the workflow interactions (Chrome's tracing) and sums
 // the renderer main thread's time by kind (script, style, layout, paint, ...), BENCH_TRACE_DIR
 // keeps the raw traces; BENCH_CPUPROFILE=1 prints the top self-time functions of selecting
-// nodes (readable with an unminified build).
+// nodes (readable with an unminified build); BENCH_SHOT=FILE.png saves the canvas page.
 // Bounded: every wait has a timeout; nothing outside 127.0.0.1.
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -246,6 +246,7 @@ try {
   if (PARTS.has('workflows')) {
     await page.goto(`${base}/workflows?id=${wf.id}`, { timeout: T });
     await page.locator('[data-testid="wf-node"]').first().waitFor({ timeout: T });
+    if (process.env.BENCH_SHOT) await page.waitForTimeout(500).then(() => page.screenshot({ path: process.env.BENCH_SHOT }));
     await observe();
     n = 0;
     const nodes = page.locator('[data-testid="wf-node"]');

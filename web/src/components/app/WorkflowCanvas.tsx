@@ -69,7 +69,12 @@ const StepNode = React.memo(function StepNode({ data, selected }: NodeProps<Step
         data-problems={problems.length}
         data-status={status}
         data-detail="box"
-        className={cn('h-[58px] w-[220px] rounded-md border-2 bg-background', bad ? 'border-[6px]' : null, border, selected && 'outline outline-[6px] outline-primary')}
+        // Drawn at a tenth of their size or less: filled, with thick borders, to stay visible.
+        className={cn(
+          'h-[58px] w-[220px] rounded-md border-[10px] bg-slate-300',
+          bad || status ? border : 'border-slate-500',
+          selected && 'outline outline-[24px] outline-primary',
+        )}
         title={[String(step.id), ...problems.map((p) => `${p.path}: ${p.message ?? p.code}`)].join('\n')}
       >
         <Handle type="target" position={Position.Left} aria-label={`needs of ${step.id}`} />
