@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <random>
 #include <set>
@@ -453,6 +454,38 @@ TEST_P(StoreTest, ListFiltersByStatusTypeAndName) {
   EXPECT_EQ(p.total, 0);
   EXPECT_TRUE(p.items.empty());
   EXPECT_FALSE(p.next_cursor.has_value());
+}
+
+TEST_P(StoreTest, CountByStatusGroupsUnderTypeAndNameIgnoringStatusAndPaging) {
+  insert_ok("builder-1", "command", AgentStatus::kRunning);
+  insert_ok("Builder-2", "llm", AgentStatus::kRunning);
+  insert_ok("reviewer", "llm", AgentStatus::kStopped);
+  insert_ok("tester", "command", AgentStatus::kCreated);
+  insert_ok("retired", "command", AgentStatus::kDecommissioned);
+  auto counts = [&](const AgentFilter& f) {
+    std::map<std::string, std::int64_t> out;
+    Status s = store_->read([&](Tx& tx) -> Status {
+      DP_ASSIGN_OR_RETURN(out, tx.agents().count_by_status(f));
+      return Ok{};
+    });
+    EXPECT_TRUE(s.ok()) << s.error().message;
+    return out;
+  };
+  using Counts = std::map<std::string, std::int64_t>;
+  AgentFilter f;
+  f.status = "running";  // ignored, as are paging and include_decommissioned
+  f.limit = 1;
+  f.offset = 3;
+  EXPECT_EQ(counts(f),
+            (Counts{{"created", 1}, {"decommissioned", 1}, {"running", 2}, {"stopped", 1}}));
+  f = {};
+  f.type = "llm";
+  EXPECT_EQ(counts(f), (Counts{{"running", 1}, {"stopped", 1}}));
+  f = {};
+  f.name_contains = "BUILD";
+  EXPECT_EQ(counts(f), (Counts{{"running", 2}}));
+  f.name_contains = "%";
+  EXPECT_TRUE(counts(f).empty());
 }
 
 TEST_P(StoreTest, NameContainsTreatsWildcardsLiterally) {
