@@ -3,6 +3,8 @@
 // used by one thread at a time.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,6 +61,12 @@ struct Response {
   // tool_executions row): the server then writes no request-level audit entry for a success.
   // Refusals (401, 403) are audited whatever this says.
   bool audited_by_handler = false;
+  // A body sent over time (chunked; e.g. Server-Sent Events): `body` goes first, then the
+  // server calls `stream` on the blocking pool every `stream_poll` and sends what it returns
+  // ("" sends nothing), until it returns nullopt, the client leaves or the server shuts down.
+  // The connection then closes.
+  std::function<std::optional<std::string>()> stream;
+  std::chrono::milliseconds stream_poll{200};
 
   void set_header(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

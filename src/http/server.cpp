@@ -341,6 +341,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
       req.body = std::move(breq.body());
 
       Response r = co_await dispatch(req);
+      if (r.stream && req.method != "HEAD") {
+        co_await stream_response(s, version, req.request_id, std::move(r));
+        break;
+      }
 
       bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
       res.set(bhttp::field::server, "devplane");
@@ -362,6 +366,44 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
     beast::error_code ignored;
     s.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     s.stream.close();
+  }
+
+  // Sends `r` chunked: its body, then what its `stream` produces until that ends, a write
+  // fails (the client left) or the server shuts down. The connection closes after it.
+  asio::awaitable<void> stream_response(SessionState& s, unsigned version, std::string_view request_id,
+                                        Response r) {
+    bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(r.status), version};
+    res.set(bhttp::field::server, "devplane");
+    res.set(bhttp::field::content_type, r.content_type);
+    res.set(bhttp::field::cache_control, "no-store");
+    res.set("X-Request-Id", request_id);
+    res.set("X-Content-Type-Options", "nosniff");
+    for (auto& [k, v] : r.headers) res.set(k, v);
+    res.keep_alive(false);
+    res.chunked(true);
+    bhttp::response_serializer<bhttp::empty_body> sr{res};
+    s.stream.expires_after(options.request_timeout);
+    auto [hec, hn] = co_await bhttp::async_write_header(s.stream, sr, kUseTuple);
+    if (hec) co_return;
+    auto send = [&](const std::string& data) -> asio::awaitable<bool> {
+      if (data.empty()) co_return true;
+      s.stream.expires_after(options.request_timeout);
+      auto [ec, n] = co_await asio::async_write(s.stream, bhttp::make_chunk(asio::buffer(data)), kUseTuple);
+      co_return !ec;
+    };
+    if (!co_await send(r.body)) co_return;
+    asio::steady_timer timer(s.stream.get_executor());
+    while (!stopping.load()) {
+      auto next = co_await asio::co_spawn(
+          blocking, [&r]() -> asio::awaitable<std::optional<std::string>> { co_return r.stream(); },
+          asio::use_awaitable);
+      if (!next) break;
+      if (!co_await send(*next)) co_return;
+      timer.expires_after(r.stream_poll);
+      co_await timer.async_wait(kUseTuple);
+    }
+    s.stream.expires_after(options.request_timeout);
+    co_await asio::async_write(s.stream, bhttp::make_chunk_last(), kUseTuple);
   }
 
   static std::optional<std::string> request_id_of(const bhttp::request<bhttp::string_body>& head) {
