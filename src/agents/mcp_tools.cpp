@@ -42,6 +42,8 @@ class McpTool final : public Tool {
     req.arguments = arguments;
     req.caller = "agent:" + context.agent_id;
     req.correlation_id = context.correlation_id;
+    // The task's cancel flag: a cancel, a stopped agent or a shutdown ends the call in flight.
+    req.cancel = context.cancel;
     auto r = service_.execute(std::move(req));
     if (!r.ok()) {
       // Refused (held, invalid arguments, adapter down) or failed: the model reads why.

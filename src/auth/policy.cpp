@@ -107,7 +107,7 @@ const std::vector<Rule> kRules = {
     // stands for (a viewer lists and reads, an operator acts), and gatewayed tools take the
     // roles of POST /api/v1/tools/:id/execute plus agent keys.
     only("POST", "/mcp", A | O | V | G, "MCP session; each tool checks its own route's rule"),
-    only("GET", "/mcp", A | O | V | G, "MCP: no server stream (405)"),
+    only("GET", "/mcp", A | O | V | G, "MCP: the session's event stream"),
     only("DELETE", "/mcp", A | O | V | G, "MCP session end"),
 
     // Users: admins only.

@@ -1,5 +1,7 @@
 #include "mcp/client.hpp"
 
+#include <algorithm>
+
 #include "core/log.hpp"
 
 namespace dp::mcp {
@@ -126,6 +128,9 @@ Result<json::value> Client::request_once(const std::string& method, const json::
     }
   } release{this, key};
 
+  if (options.cancel != nullptr && options.cancel->load()) {
+    return Error{ErrorCode::kAborted, "cancelled", method + " was cancelled before it was sent", nullptr};
+  }
   json::value ps = params;
   if (options.on_progress) {
     if (!ps.is_object()) ps = json::object{};
@@ -142,11 +147,28 @@ Result<json::value> Client::request_once(const std::string& method, const json::
       return Error{ErrorCode::kUnavailable, "no_reply",
                    "the MCP server's reply to " + method + " carried no response", nullptr};
     }
-    cv_.wait_until(lock, deadline, [&] { return p->done || failed_.has_value(); });
+    auto stopped = [&] { return options.cancel != nullptr && options.cancel->load(); };
+    if (options.cancel == nullptr) {
+      cv_.wait_until(lock, deadline, [&] { return p->done || failed_.has_value(); });
+    } else {
+      // The cancel flag is a plain atomic (the agents' and the HTTP client's token): look at it
+      // every kCancelPoll while waiting.
+      while (!p->done && !failed_ && !stopped() && Clock::now() < deadline) {
+        cv_.wait_until(lock, std::min(deadline, Clock::now() + kCancelPoll));
+      }
+    }
     if (p->done) {
       reply = std::move(p->reply);
     } else if (failed_) {
       return *failed_;
+    } else if (stopped()) {
+      lock.unlock();
+      (void)transport_->send(
+          jsonrpc::encode(jsonrpc::notification(
+              "notifications/cancelled", json::object{{"requestId", id}, {"reason", "cancelled by the caller"}})),
+          Clock::now() + std::chrono::seconds(1));
+      return Error{ErrorCode::kAborted, "cancelled",
+                   method + " to MCP server '" + opt_.log_name + "' was cancelled", nullptr};
     }
   }
   if (reply.kind != jsonrpc::Kind::kResult && reply.kind != jsonrpc::Kind::kError) {

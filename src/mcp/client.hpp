@@ -17,6 +17,7 @@
 // not block or call back into this client's close().
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -57,7 +58,13 @@ using ProgressFn = std::function<void(const boost::json::object& params)>;
 struct CallOptions {
   std::optional<std::chrono::milliseconds> timeout;  // else the client's request_timeout
   ProgressFn on_progress;  // asks the server for progress notifications
+  // Set by the caller to give up: the request ends with kAborted `cancelled` and the server is
+  // told with notifications/cancelled (seen within kCancelPoll; HTTP servers, which answer
+  // during the POST, only when the answer is awaited separately, i.e. over stdio and SSE).
+  const std::atomic<bool>* cancel = nullptr;
 };
+
+inline constexpr std::chrono::milliseconds kCancelPoll{20};
 
 class Client {
  public:

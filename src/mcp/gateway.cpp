@@ -36,6 +36,8 @@ bool GatewayTools::may_call(const http::Caller& caller) const {
   return caller.role == "agent" || authenticator_.authorize(caller, "POST", kExecuteRoute).ok();
 }
 
+std::uint64_t GatewayTools::generation() const { return tools_.catalog_generation(); }
+
 bool GatewayTools::owns(std::string_view name) const {
   return name.find(kGatewaySeparator) != std::string_view::npos;
 }
@@ -90,6 +92,8 @@ Result<json::object> GatewayTools::call(std::string_view name, const json::value
   req.arguments = arguments;
   req.caller = ctx.caller->kind + ":" + ctx.caller->id;
   req.correlation_id = ctx.correlation_id;
+  req.cancel = ctx.cancel;
+  req.on_progress = ctx.on_progress;
   auto r = tools_.execute(std::move(req));
   if (!r.ok()) {
     if (r.error().reason == "tool_not_found") return unknown_tool(name);

@@ -34,6 +34,7 @@ class GatewayTools final : public ToolSource {
   bool owns(std::string_view name) const override;
   Result<boost::json::object> call(std::string_view name, const boost::json::value& arguments,
                                    const CallContext& ctx) override;
+  std::uint64_t generation() const override;
 
  private:
   bool may_call(const http::Caller& caller) const;

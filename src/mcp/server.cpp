@@ -26,6 +26,44 @@ Error invalid_params(std::string message) {
 McpServer::McpServer(std::vector<ToolSource*> sources, McpServerOptions options)
     : sources_(std::move(sources)), options_(std::move(options)) {}
 
+McpServer::~McpServer() {
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [key, flag] : in_flight_) flag->store(true);
+  }
+  std::unordered_map<std::thread::id, std::thread> workers;
+  {
+    std::lock_guard lock(workers_mu_);
+    closing_ = true;
+    workers.swap(workers_);
+  }
+  for (auto& [id, t] : workers) t.join();
+}
+
+bool McpServer::spawn(std::function<void()> work) {
+  std::lock_guard lock(workers_mu_);
+  if (closing_) return false;
+  // Join the threads that ended; they are done, so this does not wait.
+  for (const auto& id : finished_) {
+    auto it = workers_.find(id);
+    if (it == workers_.end()) continue;
+    it->second.join();
+    workers_.erase(it);
+  }
+  finished_.clear();
+  if (workers_.size() >= options_.max_background_calls) return false;
+  std::thread t([this, work = std::move(work)] {
+    work();
+    std::lock_guard l(workers_mu_);
+    // The destructor joins what is left in workers_ (swapped out): only report the end when
+    // this thread is still listed.
+    if (!closing_) finished_.push_back(std::this_thread::get_id());
+  });
+  const auto id = t.get_id();
+  workers_.emplace(id, std::move(t));
+  return true;
+}
+
 std::string McpServer::caller_key(const http::Caller& caller) {
   return caller.authenticated() ? caller.kind + ":" + caller.id : std::string("anonymous");
 }
@@ -62,7 +100,23 @@ Status McpServer::end(std::string_view session_id, std::string_view caller_id) {
     return e;
   }
   sessions_.erase(it);
+  // Its calls still running have nobody to answer any more: cancel them.
+  const std::string prefix = std::string(session_id) + "\n";
+  for (auto& [key, flag] : in_flight_) {
+    if (key.starts_with(prefix)) flag->store(true);
+  }
   return Ok{};
+}
+
+std::uint64_t McpServer::catalog_generation() const {
+  std::uint64_t g = 0;
+  for (const auto* src : sources_) g += src->generation();
+  return g;
+}
+
+std::size_t McpServer::calls_in_flight() const {
+  std::lock_guard lock(mu_);
+  return in_flight_.size();
 }
 
 bool is_session_error(const Error& e) noexcept {
@@ -114,7 +168,7 @@ Result<McpServer::Outcome> McpServer::initialize(const jsonrpc::Message& m, cons
   }
   json::object result{
       {"protocolVersion", version},
-      {"capabilities", json::object{{"tools", json::object{{"listChanged", false}}}}},
+      {"capabilities", json::object{{"tools", json::object{{"listChanged", true}}}}},
       {"serverInfo", json::object{{"name", "devplane"},
                                   {"title", "devplane control plane"},
                                   {"version", options_.server_version}}}};
@@ -162,8 +216,26 @@ Result<McpServer::Outcome> McpServer::handle(const jsonrpc::Message& m, std::str
   Outcome out;
   if (m.kind != jsonrpc::Kind::kRequest) {
     // Notifications (initialized, cancelled, progress, roots changes) and responses to requests
-    // devplane never sends: nothing to answer. A tool call runs to its end on the blocking pool;
-    // a cancellation cannot reach it there, so it is only acknowledged.
+    // devplane never sends: nothing to answer. A cancellation raises the flag of the session's
+    // call with that id, if it still runs (a late or unknown one changes nothing).
+    if (m.kind == jsonrpc::Kind::kNotification && m.method == "notifications/cancelled" &&
+        m.params.is_object()) {
+      if (const auto* rid = m.params.get_object().if_contains("requestId");
+          rid != nullptr && (rid->is_string() || rid->is_int64() || rid->is_uint64())) {
+        bool found = false;
+        {
+          std::lock_guard lock(mu_);
+          auto it = in_flight_.find(std::string(session_id) + "\n" + jsonrpc::id_key(*rid));
+          if (it != in_flight_.end()) {
+            it->second->store(true);
+            found = true;
+          }
+        }
+        log::Logger(ctx.correlation_id)
+            .info(found ? "mcp client cancelled a tool call in flight" : "mcp client cancelled no call in flight",
+                  {{"requestId", *rid}});
+      }
+    }
     return out;
   }
   if (!initialized && m.method != "ping") {
@@ -176,7 +248,28 @@ Result<McpServer::Outcome> McpServer::handle(const jsonrpc::Message& m, std::str
   view.id = std::string(session_id);
   view.protocol_version = version;
   view.initialized = initialized;
-  auto r = dispatch(m, view, ctx);
+  CallContext call_ctx = ctx;
+  std::string flight_key;
+  auto flag = std::make_shared<std::atomic<bool>>(false);
+  if (m.method == "tools/call") {
+    flight_key = std::string(session_id) + "\n" + jsonrpc::id_key(m.id);
+    std::lock_guard lock(mu_);
+    // A client reusing the id of a call still running: the newer call takes the key.
+    in_flight_[flight_key] = flag;
+    call_ctx.cancel = flag.get();
+  }
+  struct Unregister {
+    McpServer* server;
+    const std::string& key;
+    const std::shared_ptr<std::atomic<bool>>& flag;
+    ~Unregister() {
+      if (key.empty()) return;
+      std::lock_guard lock(server->mu_);
+      auto it = server->in_flight_.find(key);
+      if (it != server->in_flight_.end() && it->second == flag) server->in_flight_.erase(it);
+    }
+  } unregister{this, flight_key, flag};
+  auto r = dispatch(m, view, call_ctx);
   if (r.ok()) {
     out.reply = std::move(*r);
   } else {

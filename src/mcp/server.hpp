@@ -12,18 +12,27 @@
 // - Version: the client's protocolVersion when devplane supports it, else the latest.
 // - Tools come from ToolSources (platform tools, the gateway), asked in order. A source shows
 //   only the tools the caller's role may call and checks the role again on each call.
+// - Cancellation: a client's notifications/cancelled for a tools/call of its session that is
+//   still running raises that call's cancel flag (CallContext::cancel); the gateway passes it
+//   to the adapter, which is sent notifications/cancelled in turn. The call's answer is then
+//   an error, which the client ignores (it has cancelled).
+// - capabilities.tools.listChanged is true: the endpoint's GET stream tells the client when
+//   `catalog_generation` moves.
 //
 // Safe from any thread (one mutex over the session table, never held while a tool runs).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -32,6 +41,7 @@
 
 #include "core/result.hpp"
 #include "http/message.hpp"
+#include "mcp/client.hpp"
 #include "mcp/jsonrpc.hpp"
 #include "mcp/protocol.hpp"
 
@@ -43,6 +53,11 @@ struct CallContext {
   std::string correlation_id;
   std::string remote_address;
   std::string session_id;
+  // Set while a tools/call runs: raised when the client sends notifications/cancelled for it.
+  const std::atomic<bool>* cancel = nullptr;
+  // Progress of the call (the adapter's notifications/progress params, its own token), when
+  // the client asked for progress and the answer can carry it (an SSE answer).
+  ProgressFn on_progress;
 };
 
 // A set of tools offered on /mcp. Implementations: PlatformTools, GatewayTools.
@@ -59,6 +74,9 @@ class ToolSource {
   // the model sees them. Errors are protocol errors: kNotFound `unknown_tool`.
   virtual Result<boost::json::object> call(std::string_view name, const boost::json::value& arguments,
                                            const CallContext& ctx) = 0;
+  // A number that changes whenever the set of tools this source may list changes (for
+  // notifications/tools/list_changed); 0 for a fixed set.
+  virtual std::uint64_t generation() const { return 0; }
 };
 
 struct McpServerOptions {
@@ -67,6 +85,7 @@ struct McpServerOptions {
   std::chrono::milliseconds idle_timeout{30 * 60 * 1000};
   std::string server_version;
   std::string instructions;
+  std::size_t max_background_calls = 64;
 };
 
 // Errors of `McpServer::handle` about the session itself (none, unknown, initialized twice,
@@ -76,6 +95,10 @@ bool is_session_error(const Error& e) noexcept;
 class McpServer {
  public:
   McpServer(std::vector<ToolSource*> sources, McpServerOptions options);
+  // Raises the cancel flag of every call in flight and waits for the background calls.
+  ~McpServer();
+  McpServer(const McpServer&) = delete;
+  McpServer& operator=(const McpServer&) = delete;
 
   struct Session {
     std::string id;
@@ -103,11 +126,20 @@ class McpServer {
   // The negotiated version of a live session of `caller_id` (empty when none: unknown,
   // expired or another caller's). Does not touch the idle clock.
   std::string session_version(std::string_view session_id, std::string_view caller_id);
-  // Ends the session; kNotFound when it is unknown or another caller's.
+  // Ends the session and cancels its tool calls still running; kNotFound when it is unknown
+  // or another caller's.
   Status end(std::string_view session_id, std::string_view caller_id);
   std::size_t sessions() const;
+  // The sum of the sources' generations: changes when the tools on offer may have changed.
+  std::uint64_t catalog_generation() const;
+  // Tool calls in flight (for tests and diagnostics).
+  std::size_t calls_in_flight() const;
 
   static std::string caller_key(const http::Caller& caller);
+
+  // Runs `work` (a tools/call answered as a stream) on a thread owned by this server, at most
+  // `max_background_calls` at once. False when all are busy: the caller answers inline.
+  bool spawn(std::function<void()> work);
 
  private:
   Result<jsonrpc::Message> dispatch(const jsonrpc::Message& m, Session& s, const CallContext& ctx);
@@ -120,6 +152,13 @@ class McpServer {
   McpServerOptions options_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Session>> sessions_;  // guarded by mu_
+  // Cancel flags of the tools/calls in flight, by session id + "\n" + request id key.
+  std::unordered_map<std::string, std::shared_ptr<std::atomic<bool>>> in_flight_;  // guarded by mu_
+  // Background calls: running threads, and the ids of those that ended (joined by the next spawn).
+  std::mutex workers_mu_;
+  std::unordered_map<std::thread::id, std::thread> workers_;  // guarded by workers_mu_
+  std::vector<std::thread::id> finished_;                     // guarded by workers_mu_
+  bool closing_ = false;                                      // guarded by workers_mu_
 };
 
 }  // namespace dp::mcp

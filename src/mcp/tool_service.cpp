@@ -160,6 +160,7 @@ Result<model::Adapter> ToolService::create(AdapterInput&& input, const std::stri
     }
   }
   auto h = check_health(a.id, correlation_id);
+  ++catalog_gen_;
   if (h.ok()) return std::move(h->adapter);
   return a;
 }
@@ -210,6 +211,7 @@ Result<model::Adapter> ToolService::update(const std::string& id, AdapterInput&&
   }));
   if (on_commit_) on_commit_();
   if (reconnect) registry_.forget(id);
+  ++catalog_gen_;
   return std::move(*out);
 }
 
@@ -222,6 +224,7 @@ Status ToolService::remove(const std::string& id, const std::string& correlation
   }));
   if (on_commit_) on_commit_();
   registry_.forget(id);
+  ++catalog_gen_;
   return Ok{};
 }
 
@@ -263,7 +266,10 @@ Result<HealthReport> ToolService::check_health(const std::string& id, const std:
     report.adapter = std::move(cur);
     return Ok{};
   }));
-  if (report.changed && on_commit_) on_commit_();
+  if (report.changed) {
+    ++catalog_gen_;
+    if (on_commit_) on_commit_();
+  }
   return report;
 }
 
@@ -327,6 +333,8 @@ model::Adapter ToolService::sync_pins(model::Adapter a, const std::vector<Tool>&
     return a;
   }
   if (on_commit_) on_commit_();
+  // The first pin offers what is live already: only a change of the held set changes the tools.
+  if (!first || !flagged.empty()) ++catalog_gen_;
   if (stored) {
     if (!flagged.empty()) {
       log::Logger(correlation_id).warn("mcp tools changed since approval and are held",
@@ -398,6 +406,7 @@ Result<model::Adapter> ToolService::approve(const std::string& id, const std::ve
     return Ok{};
   }));
   if (on_commit_) on_commit_();
+  ++catalog_gen_;
   return std::move(*out);
 }
 
@@ -483,14 +492,18 @@ Result<model::ToolExecution> ToolService::execute(ExecuteRequest&& req) {
     json::object base;
     std::string correlation_id;
     std::atomic<std::int64_t> last_ms{0};
+    ProgressFn forward;
   };
   auto state = std::make_shared<ProgressState>();
   state->store = &store_;
   state->on_commit = on_commit_;
   state->base = json::object{{"executionId", e.id}, {"adapterId", a.id}, {"tool", req.tool}};
   state->correlation_id = req.correlation_id;
+  state->forward = std::move(req.on_progress);
   CallOptions opts;
+  opts.cancel = req.cancel;
   opts.on_progress = [state](const json::object& p) {
+    if (state->forward) state->forward(p);
     const std::int64_t now = clock::now_ms();
     std::int64_t last = state->last_ms.load();
     if (now - last < 100 || !state->last_ms.compare_exchange_strong(last, now)) return;
@@ -507,7 +520,7 @@ Result<model::ToolExecution> ToolService::execute(ExecuteRequest&& req) {
   auto r = (*client)->call_tool(req.tool, req.arguments, opts);
   e.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   if (!r.ok()) {
-    e.status = "failed";
+    e.status = r.error().reason == "cancelled" ? "cancelled" : "failed";
     e.error = r.error().reason + ": " + r.error().message;
     DP_TRY(record(e, a.name));
     Error err = std::move(r).error();

@@ -54,6 +54,13 @@ struct ExecuteRequest {
   boost::json::value arguments;  // an object
   std::string caller;            // "user:<id>", "apikey:<id>", "workflow:<id>", ...
   std::string correlation_id;
+  // Cancel token (the agents' flag, or /mcp's for a client's notifications/cancelled): setting
+  // it ends a call in flight (the server is sent notifications/cancelled) with kAborted
+  // `cancelled`, recorded with status "cancelled".
+  const std::atomic<bool>* cancel = nullptr;
+  // Every notifications/progress the adapter sends for this call (its params as sent, the
+  // token devplane's own), on a transport thread, possibly after execute returned.
+  ProgressFn on_progress;
 };
 
 struct HealthReport {
@@ -108,6 +115,10 @@ class ToolService {
   Result<model::ToolExecution> execute(ExecuteRequest&& request);
   Result<store::Page<model::ToolExecution>> executions(const store::ToolExecutionFilter& filter);
 
+  // Moves whenever the tools callers may see could have changed on this node: an adapter
+  // registered, updated, approved or removed, its health status changed, or tools held.
+  std::uint64_t catalog_generation() const { return catalog_gen_.load(); }
+
   void start_health_checker(std::chrono::milliseconds interval);
   void stop_health_checker();
 
@@ -134,6 +145,7 @@ class ToolService {
   std::mutex checker_mu_;
   std::condition_variable checker_cv_;
   bool stopping_ = false;
+  std::atomic<std::uint64_t> catalog_gen_{0};
 };
 
 // Name rules for adapters: 1..64 of [A-Za-z0-9_-].

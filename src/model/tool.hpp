@@ -43,6 +43,7 @@ struct ToolExecution {
   boost::json::value result;      // the tools/call result; null on failure
   std::string error;              // empty on success
   // succeeded | tool_error (isError) | failed (no result) | refused (held, invalid, unhealthy)
+  // | cancelled (the caller gave up while the call was in flight)
   std::string status;
   std::int64_t duration_ms = 0;
   std::string caller;

@@ -294,6 +294,56 @@ TEST_P(LlmMcpToolsTest, AnAdapterRemovedLaterFailsTheTaskWithTheReason) {
   EXPECT_TRUE(recorded().empty());
 }
 
+// A task cancelled while its MCP tool call runs: the call stops (server-everything is sent
+// notifications/cancelled), its record says cancelled, the task ends cancelled long before
+// the 30 s the operation would take, and the adapter serves the next task.
+TEST_P(LlmMcpToolsTest, CancellingTheTaskStopsItsMcpCallInFlight) {
+  const std::string adapter = register_adapter("everything", everything_config());
+  const std::string id = agent("mcp-cancel", llm_config("openai", json::array{"everything.*"}));
+  script(json::array{tool_step("everything_trigger-long-running-operation", {{"duration", 30}, {"steps", 30}}, 100, 10),
+                     text_step("never reached", 10, 1)});
+  auto r = client_->post("/api/v1/agents/" + id + "/tasks", json::serialize(json::object{{"input", "wait long"}}),
+                         {{"X-Request-Id", "llm-mcp-cancel"}});
+  ASSERT_EQ(r.status, 201u) << r.describe();
+  const std::string task_id = r.str("/data/id");
+  // Wait until the tool call is in flight: its progress reaches the outbox as events.
+  bool in_flight = false;
+  for (int i = 0; i < 200 && !in_flight; ++i) {
+    auto t = client_->get("/api/v1/agents/" + id + "/tasks/" + task_id);
+    in_flight = t.str("/data/status") == "running" && recorded().size() == 1u;
+    if (!in_flight) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(in_flight);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(executions(adapter, "llm-mcp-cancel").size(), 0u);  // still running
+  const auto t0 = std::chrono::steady_clock::now();
+  auto c = client_->post("/api/v1/agents/" + id + "/tasks/" + task_id + "/cancel", "");
+  ASSERT_LT(c.status, 300u) << c.describe();
+  std::string status;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)) {
+    status = client_->get("/api/v1/agents/" + id + "/tasks/" + task_id).str("/data/status");
+    if (status == "cancelled" || status == "failed" || status == "succeeded") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(status, "cancelled");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  std::vector<json::object> rows;
+  for (int i = 0; i < 100 && rows.empty(); ++i) {
+    rows = executions(adapter, "llm-mcp-cancel");
+    if (rows.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].at("tool"), "trigger-long-running-operation");
+  EXPECT_EQ(rows[0].at("status"), "cancelled");
+  EXPECT_LT(rows[0].at("durationMs").to_number<double>(), 20'000.0);
+  // The model was never asked again.
+  EXPECT_EQ(recorded().size(), 1u);
+
+  script(json::array{tool_step("everything_echo", {{"message", "still here"}}, 10, 1), text_step("done", 10, 1)});
+  auto done = run_task(id, "echo", "llm-mcp-after-cancel");
+  EXPECT_EQ(done.str("/data/status"), "succeeded") << done.describe();
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, LlmMcpToolsTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          backend_name);
 

@@ -327,6 +327,105 @@ TEST_P(McpServerTest, ViewerReadsButCannotActAndNothingChanges) {
   EXPECT_EQ(count_executions(adapter), 0);
 }
 
+// A gatewayed call with a progress token from the SDK client (which reads SSE): the adapter's
+// progress reaches its onprogress callback before the result.
+TEST_P(McpServerTest, SdkClientGetsTheProgressOfAGatewayedCall) {
+  const std::string adapter = register_everything();
+  const auto [op_id, op_key] = key("mcp-progress", "operator");
+  auto r = run({node_binary(DP_NODE_BINARY), mcp_dir() + "/devplane_stream_client.mjs", url_, op_key, "progress",
+                "everything__trigger-long-running-operation",
+                json::serialize(json::object{{"duration", 2}, {"steps", 4}})});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto out = last_json(r.out);
+  ASSERT_TRUE(out.is_object()) << r.out << r.err;
+  SCOPED_TRACE(json::serialize(out));
+  ASSERT_TRUE(out.as_object().contains("result"));
+  EXPECT_FALSE(is_error(out.at("result")));
+  const auto& progress = out.at("progress").as_array();
+  ASSERT_EQ(progress.size(), 4u);
+  for (std::size_t i = 0; i < progress.size(); ++i) {
+    EXPECT_EQ(progress[i].at("progress").to_number<double>(), static_cast<double>(i + 1));
+    EXPECT_EQ(progress[i].at("total").to_number<double>(), 4.0);
+  }
+  // Audited as any gatewayed call.
+  EXPECT_EQ(count_executions(adapter), 1);
+}
+
+// The session's GET stream tells the SDK client when an adapter is registered; its next
+// tools/list shows the new tools.
+TEST_P(McpServerTest, SdkClientIsToldWhenTheToolsChange) {
+  const auto [op_id, op_key] = key("mcp-watcher", "operator");
+  ChildProcess p;
+  p.start({node_binary(DP_NODE_BINARY), mcp_dir() + "/devplane_stream_client.mjs", url_, op_key, "list_changed"},
+          {}, "READY");
+  ASSERT_TRUE(p.running()) << p.stdout_text() << p.stderr_text();
+  // The SDK opens its GET stream right after initialize, without waiting for it: give it time.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  register_everything();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(70);
+  while (p.running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(p.running());
+  EXPECT_EQ(p.exit_code(), 0) << p.stdout_text() << p.stderr_text();
+  auto out = last_json(p.stdout_text());
+  ASSERT_TRUE(out.is_object()) << p.stdout_text() << p.stderr_text();
+  SCOPED_TRACE(json::serialize(out));
+  EXPECT_GE(out.at("notified").to_number<double>(), 1.0);
+  auto has = [](const json::value& names, std::string_view n) {
+    for (const auto& t : names.as_array()) {
+      if (t.as_string() == n) return true;
+    }
+    return false;
+  };
+  EXPECT_FALSE(has(out.at("before"), "everything__echo"));
+  EXPECT_TRUE(has(out.at("before"), "list_agents"));
+  EXPECT_TRUE(has(out.at("after"), "everything__echo"));
+}
+
+// The SDK client aborts a gatewayed call in flight: devplane cancels the adapter's call
+// (notifications/cancelled over stdio), records it as cancelled, and the adapter serves the
+// next call.
+TEST_P(McpServerTest, SdkClientCancelsAGatewayedCallInFlight) {
+  const std::string adapter = register_everything();
+  const auto [op_id, op_key] = key("mcp-canceller", "operator");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = run({node_binary(DP_NODE_BINARY), mcp_dir() + "/devplane_stream_client.mjs", url_, op_key, "cancel",
+                "everything__trigger-long-running-operation",
+                json::serialize(json::object{{"duration", 30}, {"steps", 30}})});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto out = last_json(r.out);
+  ASSERT_TRUE(out.is_object()) << r.out << r.err;
+  SCOPED_TRACE(json::serialize(out));
+  EXPECT_TRUE(out.as_object().contains("error"));
+  EXPECT_FALSE(out.as_object().contains("result"));
+  EXPECT_GE(out.at("progress").to_number<double>(), 1.0);
+  // The record says cancelled, well before the 30 s the operation would have taken.
+  std::string status;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (status.empty() && std::chrono::steady_clock::now() < deadline) {
+    auto execs = http_->get("/api/v1/tools/" + adapter + "/executions");
+    if (execs.num("/meta/total") == 1) status = execs.str("/data/0/status");
+    if (status.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(status, "cancelled") << http_->get("/api/v1/tools/" + adapter + "/executions").body << "\n"
+                                 << [&] {
+                                   std::string picked, all = server_->process().stdout_text() + server_->process().stderr_text();
+                                   std::size_t b = 0;
+                                   while (b < all.size()) {
+                                     const auto e = std::min(all.find('\n', b), all.size());
+                                     const auto line = all.substr(b, e - b);
+                                     if (line.find("cancel") != std::string::npos || line.find("/mcp") != std::string::npos) picked += line + "\n";
+                                     b = e + 1;
+                                   }
+                                   return picked;
+                                 }();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+  auto again = sdk(op_key, json::array{json::object{{"name", "everything__echo"}, {"arguments", json::object{{"message", "after"}}}}});
+  ASSERT_TRUE(again.is_object());
+  EXPECT_EQ(text_of(again.at("calls").at(0).at("result")), "Echo: after") << again;
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, McpServerTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          backend_name);
 
@@ -447,10 +546,43 @@ TEST_P(McpProtocolTest, RefusesWhatItMustAndChangesNothing) {
   r = post(call_msg("start_agent", json::object{{"agentId", agent_id + "/../x"}}), {{"Mcp-Session-Id", sid}});
   EXPECT_EQ(r.at("/result/isError") != nullptr && r.at("/result/isError")->as_bool(), true) << r.describe();
   EXPECT_EQ(agent_status(agent_id), "created");
-  // GET offers no stream.
-  r = http_->get("/mcp", {{"Mcp-Session-Id", sid}, {"Accept", "text/event-stream"}});
-  EXPECT_EQ(r.status, 405u) << r.describe();
-  EXPECT_EQ(r.header("Allow"), "POST, DELETE");
+  // GET is the session's event stream (the SDK tests read it): refused without Accept
+  // text/event-stream, without a session, for another caller's or an unknown one, and with a
+  // malformed id.
+  r = http_->get("/mcp", {{"Mcp-Session-Id", sid}, {"Accept", "application/json"}});
+  EXPECT_EQ(r.status, 406u) << r.describe();
+  r = http_->get("/mcp", {{"Accept", "text/event-stream"}});
+  EXPECT_EQ(r.status, 400u) << r.describe();
+  EXPECT_EQ(r.str("/error/data/reason"), "session_required");
+  r = http_->get("/mcp", {{"Mcp-Session-Id", sid}, {"Accept", "text/event-stream"}, {"Authorization", "Bearer " + op_key}});
+  EXPECT_EQ(r.status, 404u) << r.describe();
+  r = http_->get("/mcp", {{"Mcp-Session-Id", std::string(40, 'z')}, {"Accept", "text/event-stream"}});
+  EXPECT_EQ(r.status, 404u) << r.describe();
+  r = http_->get("/mcp", {{"Mcp-Session-Id", std::string(200, 'z')}, {"Accept", "text/event-stream"}});
+  EXPECT_EQ(r.status, 400u) << r.describe();
+  r = http_->get("/mcp", {{"Mcp-Session-Id", sid}, {"Accept", "text/event-stream"}, {"Host", "evil.example"}});
+  EXPECT_EQ(r.status, 403u) << r.describe();
+  // A progress token the client cannot read SSE for, or of the wrong type: a plain JSON answer.
+  {
+    json::object call = call_msg("get_agent", json::object{{"agentId", agent_id}}, 21);
+    call["params"].as_object()["_meta"] = json::object{{"progressToken", "p1"}};
+    r = http_->post("/mcp", json::serialize(call),
+                    {{"Content-Type", "application/json"}, {"Accept", "application/json"}, {"Mcp-Session-Id", sid}});
+    EXPECT_EQ(r.status, 200u) << r.describe();
+    EXPECT_EQ(r.header("Content-Type"), "application/json");
+    EXPECT_EQ(r.num("/id", 0), 21) << r.describe();
+    call["params"].as_object()["_meta"] = json::object{{"progressToken", json::object{}}};
+    r = post(call, {{"Mcp-Session-Id", sid}});
+    EXPECT_EQ(r.status, 200u) << r.describe();
+    EXPECT_EQ(r.header("Content-Type"), "application/json");
+  }
+  // A cancellation for no call in flight, or malformed: accepted, changes nothing.
+  for (const auto& params : {json::value(json::object{{"requestId", 999}}), json::value(json::object{{"requestId", json::object{}}}),
+                             json::value(json::array{})}) {
+    r = post(json::object{{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", params}},
+             {{"Mcp-Session-Id", sid}});
+    EXPECT_EQ(r.status, 202u) << r.describe();
+  }
   // DELETE: without an id, another caller's, then its own; the id is dead afterwards.
   r = http_->del("/mcp");
   EXPECT_EQ(r.status, 400u) << r.describe();

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <utility>
 #include <variant>
 
 #include <boost/json/serialize.hpp>
@@ -113,6 +116,102 @@ std::variant<std::monostate, std::string, Response> session_header(const Request
   return std::string(*s);
 }
 
+bool accepts_sse(std::string_view accept) {
+  const std::string a = lower(accept);
+  return a.find("text/event-stream") != std::string::npos || a.find("*/*") != std::string::npos ||
+         a.find("text/*") != std::string::npos;
+}
+
+// One SSE event carrying a JSON-RPC message (JSON is written on one line, so one data line).
+std::string sse_message(const jsonrpc::Message& m) {
+  return "event: message\ndata: " + jsonrpc::encode(m) + "\n\n";
+}
+
+// The client's progress token of a tools/call (a string or an integer), or null.
+json::value progress_token(const jsonrpc::Message& m) {
+  if (m.kind != jsonrpc::Kind::kRequest || m.method != "tools/call" || !m.params.is_object()) return nullptr;
+  const auto* meta = m.params.get_object().if_contains("_meta");
+  if (meta == nullptr || !meta->is_object()) return nullptr;
+  const auto* t = meta->get_object().if_contains("progressToken");
+  if (t == nullptr) return nullptr;
+  if ((t->is_string() && !t->get_string().empty() && t->get_string().size() <= 256) || t->is_int64() ||
+      t->is_uint64()) {
+    return *t;
+  }
+  return nullptr;
+}
+
+// A tools/call answered over SSE: the call runs on a McpServer thread and fills `pending`;
+// the HTTP server polls it out. Shared by both.
+struct StreamedCall {
+  std::mutex mu;
+  std::string pending;  // SSE text not sent yet
+  bool done = false;
+  http::Caller caller;  // the request's, which ends before the call does
+
+  void push(std::string text, bool last) {
+    std::lock_guard lock(mu);
+    pending += text;
+    done = done || last;
+  }
+  std::optional<std::string> poll() {
+    std::lock_guard lock(mu);
+    if (!pending.empty()) return std::exchange(pending, std::string());
+    if (done) return std::nullopt;
+    return std::string();
+  }
+};
+
+// Counts the open GET streams, per session and in all.
+struct GetStreams {
+  std::mutex mu;
+  std::map<std::string, std::size_t> per_session;
+  std::size_t total = 0;
+};
+
+std::optional<Response> streamed_call(mcp::McpServer& server, Request& req, const jsonrpc::Message& msg,
+                                      const std::string& session, const json::value& token) {
+  auto call = std::make_shared<StreamedCall>();
+  call->caller = req.caller;
+  mcp::CallContext ctx;
+  ctx.caller = &call->caller;
+  ctx.correlation_id = req.request_id;
+  ctx.remote_address = req.remote_address;
+  ctx.session_id = session;
+  ctx.on_progress = [call, token](const json::object& p) {
+    json::object params;
+    params["progressToken"] = token;
+    for (const char* k : {"progress", "total", "message"}) {
+      if (const auto* v = p.if_contains(k)) params[k] = *v;
+    }
+    call->push(sse_message(jsonrpc::notification("notifications/progress", std::move(params))), false);
+  };
+  const std::string request_id = req.request_id;
+  const bool spawned = server.spawn([call, &server, msg, session, ctx = std::move(ctx), request_id]() mutable {
+    ctx.caller = &call->caller;
+    auto out = server.handle(msg, session, ctx);
+    jsonrpc::Message reply;
+    if (out.ok() && out->reply) {
+      reply = std::move(*out->reply);
+    } else {
+      const Error e = out.ok() ? Error::internal("no answer") : out.error();
+      auto eo = jsonrpc::to_error_object(e);
+      json::object data = eo.data.is_object() ? eo.data.get_object() : json::object{};
+      data["requestId"] = request_id;
+      reply = jsonrpc::error(msg.id, eo.code, std::move(eo.message), std::move(data));
+    }
+    call->push(sse_message(reply), true);
+  });
+  if (!spawned) return std::nullopt;  // every background slot busy: answer inline, without progress
+  Response r;
+  r.status = 200;
+  r.content_type = "text/event-stream";
+  r.audited_by_handler = true;
+  r.stream = [call]() { return call->poll(); };
+  r.stream_poll = std::chrono::milliseconds(10);
+  return r;
+}
+
 bool accepts_json(std::string_view accept) {
   const std::string a = lower(accept);
   return a.find("application/json") != std::string::npos || a.find("*/*") != std::string::npos ||
@@ -160,6 +259,12 @@ Response post(mcp::McpServer& server, const Options& o, Request& req) {
                      nullptr, req.request_id);
   }
   const auto& msg = decoded->front();
+  // A call that can report progress, from a client that reads SSE, on a live session: stream.
+  if (const auto accept = req.header("accept"); accept && accepts_sse(*accept) && !session.empty()) {
+    if (json::value token = progress_token(msg); !token.is_null() && !server.session_version(session, caller).empty()) {
+      if (auto r = streamed_call(server, req, msg, session, token)) return std::move(*r);
+    }
+  }
   mcp::CallContext ctx;
   ctx.caller = &req.caller;
   ctx.correlation_id = req.request_id;
@@ -197,12 +302,80 @@ Response remove(mcp::McpServer& server, const Options& o, Request& req) {
   return r;
 }
 
-Response get(const Options& o, Request& req) {
+Response get(mcp::McpServer& server, const Options& o, const std::shared_ptr<GetStreams>& streams, Request& req) {
   if (auto r = check_site(req, o)) return std::move(*r);
-  Response r = rpc_error(405, jsonrpc::kInvalidRequest,
-                         "devplane offers no server-initiated stream on GET /mcp; POST messages instead",
-                         "method_not_allowed", nullptr, req.request_id);
-  r.set_header("Allow", "POST, DELETE");
+  if (const auto accept = req.header("accept"); !accept || !accepts_sse(*accept)) {
+    return rpc_error(406, jsonrpc::kInvalidRequest, "GET /mcp is the server's event stream: Accept text/event-stream",
+                     "not_acceptable", nullptr, req.request_id);
+  }
+  auto sid = session_header(req);
+  if (auto* r = std::get_if<Response>(&sid)) return std::move(*r);
+  if (!std::holds_alternative<std::string>(sid)) {
+    return rpc_error(400, jsonrpc::kInvalidRequest, "GET /mcp needs the Mcp-Session-Id of an initialized session",
+                     "session_required", nullptr, req.request_id);
+  }
+  const std::string session = std::get<std::string>(sid);
+  const std::string caller = mcp::McpServer::caller_key(req.caller);
+  if (server.session_version(session, caller).empty()) {
+    Error e = Error::not_found("no MCP session with this id (it ended, expired or never existed)");
+    e.reason = "unknown_session";
+    return rpc_error(e, nullptr, req.request_id);
+  }
+  {
+    std::lock_guard lock(streams->mu);
+    if (streams->total >= o.max_get_streams) {
+      Error e = Error::unavailable("too many MCP event streams are open; try again later");
+      e.reason = "too_many_streams";
+      return rpc_error(e, nullptr, req.request_id);
+    }
+    auto& n = streams->per_session[session];
+    if (n >= o.max_get_streams_per_session) {
+      return rpc_error(409, jsonrpc::kInvalidRequest,
+                       "this session already has " + std::to_string(n) + " event streams open",
+                       "too_many_streams", nullptr, req.request_id);
+    }
+    ++n;
+    ++streams->total;
+  }
+  // Counted until the HTTP server drops the stream (the client left, the session ended, shutdown).
+  struct State {
+    std::shared_ptr<GetStreams> streams;
+    std::string session;
+    std::string caller;
+    std::uint64_t generation = 0;
+    std::chrono::steady_clock::time_point last_sent;
+    ~State() {
+      std::lock_guard lock(streams->mu);
+      --streams->total;
+      auto it = streams->per_session.find(session);
+      if (it != streams->per_session.end() && --it->second == 0) streams->per_session.erase(it);
+    }
+  };
+  auto st = std::make_shared<State>();
+  st->streams = streams;
+  st->session = session;
+  st->caller = caller;
+  st->generation = server.catalog_generation();
+  st->last_sent = std::chrono::steady_clock::now();
+  Response r;
+  r.status = 200;
+  r.content_type = "text/event-stream";
+  r.audited_by_handler = true;
+  r.body = ": devplane MCP event stream\n\n";
+  const auto heartbeat = o.heartbeat;
+  r.stream = [st, &server, heartbeat]() -> std::optional<std::string> {
+    if (server.session_version(st->session, st->caller).empty()) return std::nullopt;
+    std::string out;
+    if (const auto g = server.catalog_generation(); g != st->generation) {
+      st->generation = g;
+      out = sse_message(jsonrpc::notification("notifications/tools/list_changed", nullptr));
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (out.empty() && now - st->last_sent >= heartbeat) out = ": keep-alive\n\n";
+    if (!out.empty()) st->last_sent = now;
+    return out;
+  };
+  r.stream_poll = std::chrono::milliseconds(100);
   return r;
 }
 
@@ -233,7 +406,8 @@ void register_routes(http::Router& router, mcp::McpServer& server, Options optio
   auto* s = &server;
   router.add("POST", "/mcp", [s, opts](Request& r) { return post(*s, *opts, r); });
   router.add("DELETE", "/mcp", [s, opts](Request& r) { return remove(*s, *opts, r); });
-  router.add("GET", "/mcp", [opts](Request& r) { return get(*opts, r); });
+  auto streams = std::make_shared<GetStreams>();
+  router.add("GET", "/mcp", [s, opts, streams](Request& r) { return get(*s, *opts, streams, r); });
 }
 
 }  // namespace dp::api::mcp_endpoint

@@ -4,9 +4,16 @@
 //   POST   one JSON-RPC message -> 200 application/json with the response (requests), or
 //          202 with no body (notifications, responses). `initialize` answers with the new
 //          session's `Mcp-Session-Id`; every other message must carry it (400 without, 404
-//          for an unknown, expired or another caller's session).
+//          for an unknown, expired or another caller's session). A `tools/call` with
+//          `params._meta.progressToken` whose Accept admits text/event-stream is answered
+//          with an SSE stream instead: each notifications/progress of the call (the adapter's,
+//          with the client's token), then the response, then the stream ends.
 //   DELETE ends the session named by `Mcp-Session-Id` (204; 404 when unknown).
-//   GET    405: devplane sends nothing unprompted (no server-initiated stream).
+//   GET    with Accept text/event-stream and the session id: the session's server-to-client
+//          SSE stream, which carries notifications/tools/list_changed whenever the tools on
+//          offer may have changed (McpServer::catalog_generation), a comment every
+//          `heartbeat` (so a client that left is noticed) and ends with the session. At most
+//          `max_get_streams_per_session` at once (409 beyond), `max_get_streams` in all (503).
 //
 // Checked before anything else, on every method: `Host` (DNS-rebinding defence) must name this
 // server (localhost, 127.0.0.1, [::1], the configured bind host, or the host of an allowed
@@ -21,6 +28,7 @@
 // was parsed), so MCP clients can show them.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -34,6 +42,9 @@ struct Options {
   std::string bind_host;                     // the configured host (Config::host)
   std::vector<std::string> allowed_origins;  // Config::allowed_origins
   std::size_t max_message_bytes = 1024 * 1024;
+  std::chrono::milliseconds heartbeat{15'000};
+  std::size_t max_get_streams_per_session = 4;
+  std::size_t max_get_streams = 256;
 };
 
 void register_routes(http::Router& router, mcp::McpServer& server, Options options);
