@@ -8,7 +8,7 @@ dp_cc_test(NAME dp_core_test
   LABELS unit)
 
 dp_cc_test(NAME dp_http_test
-  SRCS http/router_test.cpp http/message_test.cpp
+  SRCS http/router_test.cpp http/message_test.cpp http/sse_test.cpp
   DEPS dp_http
   LABELS unit)
 
@@ -60,7 +60,7 @@ dp_cc_test(NAME dp_web_test
 # LLM wire formats (SSE, stream assembly, malformed and truncated input) and the providers
 # against local Beast servers on 127.0.0.1.
 dp_cc_test(NAME dp_llm_test
-  SRCS llm/sse_test.cpp llm/wire_test.cpp llm/provider_test.cpp
+  SRCS llm/wire_test.cpp llm/provider_test.cpp
   DEPS dp_llm
   LABELS unit)
 
@@ -79,7 +79,7 @@ dp_cc_test(NAME dp_workflow_test
 
 # The MCP codec, SSE parser and protocol types.
 dp_cc_test(NAME dp_mcp_test
-  SRCS mcp/jsonrpc_test.cpp mcp/sse_test.cpp mcp/schema_test.cpp
+  SRCS mcp/jsonrpc_test.cpp mcp/schema_test.cpp
   DEPS dp_mcp
   LABELS unit)
 

@@ -9,7 +9,6 @@
 
 #include "core/clock.hpp"
 #include "http/client.hpp"
-#include "llm/sse.hpp"
 #include "llm/wire.hpp"
 
 namespace dp::llm {
@@ -107,7 +106,7 @@ Result<ChatResponse> HttpProvider::attempt(const ChatRequest& request, const std
     req.headers.emplace_back("anthropic-version", o_.anthropic_version);
   }
 
-  SseParser parser;
+  SseParser parser(http::SseLimits{1024 * 1024, 4 * 1024 * 1024, "response_too_large"});
   wire::OpenAiStream openai(request.on_text);
   wire::AnthropicStream anthropic(request.on_text);
   std::optional<Error> stream_error;

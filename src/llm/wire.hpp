@@ -20,7 +20,13 @@
 
 #include "core/result.hpp"
 #include "llm/provider.hpp"
-#include "llm/sse.hpp"
+#include "http/sse.hpp"
+
+namespace dp::llm {
+// The one event-stream parser (http/sse.hpp), under the names the llm code uses.
+using SseEvent = http::SseEvent;
+using SseParser = http::SseParser;
+}  // namespace dp::llm
 
 namespace dp::llm::wire {
 

@@ -20,7 +20,7 @@
 
 #include "core/log.hpp"
 #include "http/client.hpp"
-#include "mcp/sse.hpp"
+#include "http/sse.hpp"
 #include "mcp/transport.hpp"
 
 namespace dp::mcp {
@@ -78,7 +78,7 @@ class HttpTransport final : public Transport {
 
     // Only a successful reply is streamed to the handler; the client keeps an error status's
     // body whole in the response.
-    SseParser sse(opt_.max_message_bytes);
+    http::SseParser sse(http::SseLimits{opt_.max_message_bytes, opt_.max_message_bytes, "message_too_large"});
     std::string json_body;
     Status stream_error = Ok{};
     enum class Mode { kUnknown, kSse, kJson } mode = Mode::kUnknown;
@@ -98,7 +98,7 @@ class HttpTransport final : public Transport {
         json_body.append(chunk);
         return true;
       }
-      std::vector<SseEvent> events;
+      std::vector<http::SseEvent> events;
       if (auto s = sse.feed(chunk, events); !s.ok()) {
         stream_error = std::move(s);
         return false;
@@ -230,9 +230,9 @@ class HttpTransport final : public Transport {
     req.timeout = std::chrono::hours(24 * 365);  // as long as the session; cancelled on close
     req.max_response_bytes = std::numeric_limits<std::size_t>::max() / 2;
     req.cancel = &stream_cancel_;
-    SseParser sse(opt_.max_message_bytes);
+    http::SseParser sse(http::SseLimits{opt_.max_message_bytes, opt_.max_message_bytes, "message_too_large"});
     req.on_body = [&](const http::ClientResponse&, std::string_view chunk) {
-      std::vector<SseEvent> events;
+      std::vector<http::SseEvent> events;
       if (!sse.feed(chunk, events).ok()) return false;
       for (const auto& e : events) {
         if (e.event == "message" && !e.data.empty() && handlers_.on_message) handlers_.on_message(e.data);

@@ -19,7 +19,7 @@
 #include <boost/url/url.hpp>
 
 #include "http/client.hpp"
-#include "mcp/sse.hpp"
+#include "http/sse.hpp"
 #include "mcp/transport.hpp"
 
 namespace dp::mcp {
@@ -126,10 +126,10 @@ class SseTransport final : public Transport {
     req.timeout = std::chrono::hours(24 * 365);
     req.max_response_bytes = std::numeric_limits<std::size_t>::max() / 2;
     req.cancel = &cancel_;
-    SseParser sse(opt_.max_message_bytes);
+    http::SseParser sse(http::SseLimits{opt_.max_message_bytes, opt_.max_message_bytes, "message_too_large"});
     Status stream_error = Ok{};
     req.on_body = [&](const http::ClientResponse&, std::string_view chunk) {
-      std::vector<SseEvent> events;
+      std::vector<http::SseEvent> events;
       if (auto s = sse.feed(chunk, events); !s.ok()) {
         stream_error = std::move(s);
         return false;
