@@ -286,6 +286,7 @@ int run_serve(const ServeOptions& opts) {
   mcp_opts.work_dir = cfg.data_dir + "/mcp";
   mcp::Registry mcp_registry(mcp_opts);
   mcp::ToolService tool_service(store, mcp_registry, secrets);
+  tool_service.set_deferred_records(cfg.mcp_tool_records == "deferred");
   agents::McpToolSource mcp_tool_source(tool_service);
 
   agents::AgentService agent_service(store);

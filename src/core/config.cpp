@@ -50,7 +50,7 @@ const std::vector<std::string>& Config::keys() {
       "host", "port", "data_dir", "database_url", "redis_url", "log_level", "log_format",
       "io_threads", "blocking_threads", "db_pool_size", "max_body_bytes", "header_timeout_ms",
       "idle_timeout_ms", "request_timeout_ms", "shutdown_timeout_ms", "sqlite_synchronous",
-      "event_retention_hours", "health_interval_ms", "mcp_health_interval_ms", "allowed_origins", "master_key_file", "master_key",
+      "event_retention_hours", "health_interval_ms", "mcp_health_interval_ms", "mcp_tool_records", "allowed_origins", "master_key_file", "master_key",
       "jwt_secret", "access_token_ttl_s", "refresh_token_ttl_s", "password_hash_cost",
       "oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url", "oidc_role_claim",
       "oidc_role_map", "oidc_scopes", "oidc_display_name", "oidc_jwks_min_refresh_ms", "web_dir",
@@ -171,6 +171,8 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     return parse_uint<std::uint32_t>(key, value, source, 1'000, 600'000, remote_heartbeat_timeout_ms);
   } else if (key == "mcp_health_interval_ms") {
     return parse_uint<std::uint32_t>(key, value, source, 200, 86'400'000, mcp_health_interval_ms);
+  } else if (key == "mcp_tool_records") {
+    return one_of(key, value, source, {"deferred", "durable"}, mcp_tool_records);
   } else if (key == "allowed_origins") {
     // Parsed aside so that a bad item leaves the previous list in place.
     std::vector<std::string> origins;
@@ -340,6 +342,7 @@ boost::json::object Config::to_json_masked() const {
     o["llm_prices"] = std::move(prices);
   }
   o["mcp_health_interval_ms"] = mcp_health_interval_ms;
+  o["mcp_tool_records"] = mcp_tool_records;
   {
     boost::json::array origins;
     for (const auto& x : allowed_origins) origins.emplace_back(x);

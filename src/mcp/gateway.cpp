@@ -94,6 +94,7 @@ Result<json::object> GatewayTools::call(std::string_view name, const json::value
   req.correlation_id = ctx.correlation_id;
   req.cancel = ctx.cancel;
   req.on_progress = ctx.on_progress;
+  req.adapter = *chosen;
   auto r = tools_.execute(std::move(req));
   if (!r.ok()) {
     if (r.error().reason == "tool_not_found") return unknown_tool(name);

@@ -46,7 +46,77 @@ ToolService::ToolService(store::Store& store, Registry& registry, const auth::Se
                          std::function<void()> on_commit)
     : store_(store), registry_(registry), secrets_(secrets), on_commit_(std::move(on_commit)) {}
 
-ToolService::~ToolService() { stop_health_checker(); }
+ToolService::~ToolService() {
+  stop_health_checker();
+  stop_record_writer();
+}
+
+void ToolService::set_deferred_records(bool on) {
+  std::lock_guard lock(records_mu_);
+  deferred_ = on;
+  if (on && !record_writer_.joinable() && !records_stopping_) {
+    record_writer_ = std::thread([this] { record_loop(); });
+  }
+}
+
+void ToolService::stop_record_writer() {
+  {
+    std::lock_guard lock(records_mu_);
+    records_stopping_ = true;
+  }
+  records_cv_.notify_all();
+  // The writer drains the queue before it ends: nothing handed over is dropped on shutdown.
+  if (record_writer_.joinable()) record_writer_.join();
+}
+
+void ToolService::flush_records() {
+  std::unique_lock lock(records_mu_);
+  const std::uint64_t target = records_queued_;
+  records_cv_.wait(lock, [&] { return records_done_ >= target || !record_writer_.joinable(); });
+}
+
+void ToolService::record_loop() {
+  for (;;) {
+    std::vector<QueuedRecord> batch;
+    {
+      std::unique_lock lock(records_mu_);
+      records_cv_.wait(lock, [this] { return records_stopping_ || !records_.empty(); });
+      if (records_.empty()) return;  // stopping, and nothing left
+      batch.swap(records_);
+    }
+    auto write_all = [&](std::size_t from, std::size_t to) {
+      return store_.write([&](store::Tx& tx) -> Status {
+        for (std::size_t i = from; i < to; ++i) {
+          DP_TRY(tx.tool_executions().insert(batch[i].execution));
+          DP_TRY(tx.outbox().append(event("tool.execution.result", batch[i].payload,
+                                          batch[i].execution.correlation_id)));
+        }
+        return Ok{};
+      });
+    };
+    auto s = write_all(0, batch.size());
+    if (!s.ok() && batch.size() > 1) {
+      // One bad record must not take the others with it: write them one by one.
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (auto one = write_all(i, i + 1); !one.ok()) {
+          log::Logger(batch[i].execution.correlation_id)
+              .error("could not store an MCP tool call's record",
+                     {{"executionId", batch[i].execution.id}, {"error", one.error().message}});
+        }
+      }
+    } else if (!s.ok()) {
+      log::Logger(batch[0].execution.correlation_id)
+          .error("could not store an MCP tool call's record",
+                 {{"executionId", batch[0].execution.id}, {"error", s.error().message}});
+    }
+    if (on_commit_) on_commit_();
+    {
+      std::lock_guard lock(records_mu_);
+      records_done_ += batch.size();
+    }
+    records_cv_.notify_all();
+  }
+}
 
 json::object ToolService::seal(const json::object& config, const json::object* stored) const {
   json::object out = config;
@@ -427,6 +497,15 @@ Status ToolService::record(model::ToolExecution& e, const std::string& adapter_n
       payload["resultTruncated"] = true;
     }
   }
+  {
+    std::lock_guard lock(records_mu_);
+    if (deferred_ && record_writer_.joinable() && !records_stopping_) {
+      records_.push_back(QueuedRecord{e, std::move(payload)});
+      ++records_queued_;
+      records_cv_.notify_all();
+      return Ok{};
+    }
+  }
   auto s = store_.write([&](store::Tx& tx) -> Status {
     DP_TRY(tx.tool_executions().insert(e));
     return tx.outbox().append(event("tool.execution.result", payload, e.correlation_id));
@@ -436,7 +515,12 @@ Status ToolService::record(model::ToolExecution& e, const std::string& adapter_n
 }
 
 Result<model::ToolExecution> ToolService::execute(ExecuteRequest&& req) {
-  DP_ASSIGN_OR_RETURN(model::Adapter a, get(req.adapter_id));
+  model::Adapter a;
+  if (req.adapter && req.adapter->id == req.adapter_id) {
+    a = std::move(*req.adapter);
+  } else {
+    DP_ASSIGN_OR_RETURN(a, get(req.adapter_id));
+  }
   model::ToolExecution e;
   e.id = ids::uuid_v7();
   e.adapter_id = a.id;
@@ -536,6 +620,7 @@ Result<model::ToolExecution> ToolService::execute(ExecuteRequest&& req) {
 }
 
 Result<store::Page<model::ToolExecution>> ToolService::executions(const store::ToolExecutionFilter& filter) {
+  flush_records();  // this node's deferred records first: a caller reads its own calls
   std::optional<store::Page<model::ToolExecution>> out;
   DP_TRY(store_.read([&](store::Tx& tx) -> Status {
     if (filter.adapter_id) DP_TRY(tx.adapters().get(*filter.adapter_id));

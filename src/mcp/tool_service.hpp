@@ -61,6 +61,9 @@ struct ExecuteRequest {
   // Every notifications/progress the adapter sends for this call (its params as sent, the
   // token devplane's own), on a transport thread, possibly after execute returned.
   ProgressFn on_progress;
+  // The adapter as the caller just read it (the gateway does, to resolve the name): saves
+  // execute its own read. Must be the adapter named by adapter_id.
+  std::optional<model::Adapter> adapter;
 };
 
 struct HealthReport {
@@ -119,6 +122,16 @@ class ToolService {
   // registered, updated, approved or removed, its health status changed, or tools held.
   std::uint64_t catalog_generation() const { return catalog_gen_.load(); }
 
+  // How `execute` writes its record. Deferred (on): the record and its event go to a writer
+  // thread, which commits every record waiting in one transaction (one disk sync for the
+  // batch), and execute returns without waiting for that commit: a crash between the answer
+  // and the commit loses that record. Off (durable, the default of a new ToolService): execute
+  // returns after the record's transaction committed. `executions` and `flush_records` see
+  // every record handed over before them either way.
+  void set_deferred_records(bool on);
+  // Waits until every record handed over before this call is committed (or failed, logged).
+  void flush_records();
+
   void start_health_checker(std::chrono::milliseconds interval);
   void stop_health_checker();
 
@@ -136,6 +149,8 @@ class ToolService {
                            const std::string& correlation_id);
   Status record(model::ToolExecution& e, const std::string& adapter_name);
   void health_loop(std::chrono::milliseconds interval);
+  void record_loop();
+  void stop_record_writer();
 
   store::Store& store_;
   Registry& registry_;
@@ -146,6 +161,20 @@ class ToolService {
   std::condition_variable checker_cv_;
   bool stopping_ = false;
   std::atomic<std::uint64_t> catalog_gen_{0};
+
+  // Deferred records: the queue, the writer thread and how far it got.
+  struct QueuedRecord {
+    model::ToolExecution execution;
+    boost::json::object payload;
+  };
+  std::mutex records_mu_;
+  std::condition_variable records_cv_;
+  std::vector<QueuedRecord> records_;      // guarded by records_mu_
+  std::uint64_t records_queued_ = 0;       // guarded by records_mu_
+  std::uint64_t records_done_ = 0;         // guarded by records_mu_
+  bool records_stopping_ = false;          // guarded by records_mu_
+  bool deferred_ = false;                  // guarded by records_mu_
+  std::thread record_writer_;
 };
 
 // Name rules for adapters: 1..64 of [A-Za-z0-9_-].

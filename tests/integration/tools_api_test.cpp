@@ -30,8 +30,11 @@ class ToolsApiTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     ASSERT_TRUE(fs::exists(everything_js())) << "run `npm ci` in tests/mcp (scripts/test does)";
+    // Durable records: these tests read tool_executions and the outbox with SQL right after a
+    // call (the other MCP suites run the default, deferred, and read through the API).
     server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{},
-                                           Env{{"DEVPLANE_MCP_HEALTH_INTERVAL_MS", "500"}});
+                                           Env{{"DEVPLANE_MCP_HEALTH_INTERVAL_MS", "500"},
+                                               {"DEVPLANE_MCP_TOOL_RECORDS", "durable"}});
     ASSERT_EQ(server_->error(), "") << "server did not start";
     client_ = std::make_unique<HttpClient>(server_->port());
   }
