@@ -411,6 +411,7 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
                            {"text", clean_text(pending)},
                            {"timestamp", clock::format_iso8601(clock::now_ms())}};
       const std::string text = json::serialize(payload);
+      if (options_.logs != nullptr) options_.logs->append(agent.id, text);
       store_.write([&](store::Tx& tx) {
              return tx.outbox().append(store::OutboxEvent{0, "agent.log", text, task.correlation_id,
                                                           clock::now_ms(), std::nullopt});
@@ -801,8 +802,10 @@ void Executor::run_llm_task(Running& slot, model::Task task, const model::Agent&
     if (pending.empty()) return;
     json::object payload{{"agentId", agent.id}, {"taskId", task.id}, {"stream", "llm"},
                          {"text", pending}, {"timestamp", clock::format_iso8601(clock::now_ms())}};
+    const std::string text = json::serialize(payload);
+    if (options_.logs != nullptr) options_.logs->append(agent.id, text);
     store_.write([&](store::Tx& tx) {
-           return tx.outbox().append(store::OutboxEvent{0, "agent.log", json::serialize(payload),
+           return tx.outbox().append(store::OutboxEvent{0, "agent.log", text,
                                                         task.correlation_id, clock::now_ms(),
                                                         std::nullopt});
          })

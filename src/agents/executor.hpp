@@ -40,6 +40,7 @@
 
 #include <boost/json/object.hpp>
 
+#include "agents/agent_logs.hpp"
 #include "agents/git_workspace.hpp"
 #include "agents/sandbox/runner.hpp"
 #include "agents/tools.hpp"
@@ -72,6 +73,7 @@ struct ExecutorOptions {
   std::map<std::string, std::pair<double, double>> prices;
   // The Docker Engine API socket, for agents with isolation: docker.
   std::string docker_socket = "/var/run/docker.sock";
+  AgentLogs* logs = nullptr;  // keeps each agent's output (GET .../logs); may be null
 };
 
 class Executor {

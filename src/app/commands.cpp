@@ -305,6 +305,9 @@ int run_serve(const ServeOptions& opts) {
   exec_opts.prices = cfg.llm_prices;
   exec_opts.docker_socket = cfg.docker_socket;
   exec_opts.tool_source = &mcp_tool_source;  // MCP tools named in llm agents' config.tools
+  // Each agent's output, kept per agent on this node (GET /api/v1/agents/:id/logs).
+  agents::AgentLogs agent_logs(cfg.data_dir + "/logs", 4 * 1024 * 1024, 2);
+  exec_opts.logs = &agent_logs;
   agents::Executor executor(store, exec_opts);
   // Set below, before the server starts: remote agents are offered new tasks at once.
   agents::remote::RemoteHub* remote_ptr = nullptr;
@@ -313,6 +316,7 @@ int run_serve(const ServeOptions& opts) {
     if (remote_ptr != nullptr) remote_ptr->notify();
   });
   api::v1::register_task_routes(router, task_service);
+  api::v1::register_log_routes(router, agent_service, agent_logs);
   // Workflows: the engine drives executions on this node; in embedded mode it takes over the
   // executions a previous process left unfinished at once (one process owns the SQLite file).
   workflow::EngineOptions engine_opts;

@@ -8,6 +8,7 @@
 
 #include <boost/json/object.hpp>
 
+#include "agents/agent_logs.hpp"
 #include "agents/agent_service.hpp"
 #include "agents/message_service.hpp"
 #include "agents/task_service.hpp"
@@ -31,6 +32,10 @@ namespace dp::api::v1 {
 void register_agent_routes(http::Router& router, agents::AgentService& service);
 void register_message_routes(http::Router& router, agents::MessageService& service);
 void register_task_routes(http::Router& router, agents::TaskService& service);
+// GET /api/v1/agents/:id/logs[?follow=true] (Server-Sent Events when following).
+// `heartbeat`: how often a following client gets a keep-alive comment.
+void register_log_routes(http::Router& router, agents::AgentService& agents, agents::AgentLogs& logs,
+                         std::chrono::milliseconds heartbeat = std::chrono::seconds(15));
 // /api/v1/auth (login, refresh, logout, me), /api/v1/users, /api/v1/api-keys.
 void register_auth_routes(http::Router& router, auth::AuthService& service);
 void register_user_routes(http::Router& router, auth::AuthService& service);
