@@ -407,11 +407,12 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
     auto last_flush = std::chrono::steady_clock::now();
     auto flush = [&] {
       if (pending.empty()) return;
+      const std::string cleaned = clean_text(pending);
+      const std::string at = clock::format_iso8601(clock::now_ms());
+      if (options_.logs != nullptr) options_.logs->append(agent.id, task.id, pending_stream, cleaned, at);
       json::object payload{{"agentId", agent.id}, {"taskId", task.id}, {"stream", pending_stream},
-                           {"text", clean_text(pending)},
-                           {"timestamp", clock::format_iso8601(clock::now_ms())}};
+                           {"text", cleaned}, {"timestamp", at}};
       const std::string text = json::serialize(payload);
-      if (options_.logs != nullptr) options_.logs->append(agent.id, text);
       store_.write([&](store::Tx& tx) {
              return tx.outbox().append(store::OutboxEvent{0, "agent.log", text, task.correlation_id,
                                                           clock::now_ms(), std::nullopt});
@@ -800,10 +801,11 @@ void Executor::run_llm_task(Running& slot, model::Task task, const model::Agent&
   auto last_flush = std::chrono::steady_clock::now();
   auto flush = [&] {
     if (pending.empty()) return;
+    const std::string at = clock::format_iso8601(clock::now_ms());
+    if (options_.logs != nullptr) options_.logs->append(agent.id, task.id, "llm", pending, at);
     json::object payload{{"agentId", agent.id}, {"taskId", task.id}, {"stream", "llm"},
-                         {"text", pending}, {"timestamp", clock::format_iso8601(clock::now_ms())}};
+                         {"text", pending}, {"timestamp", at}};
     const std::string text = json::serialize(payload);
-    if (options_.logs != nullptr) options_.logs->append(agent.id, text);
     store_.write([&](store::Tx& tx) {
            return tx.outbox().append(store::OutboxEvent{0, "agent.log", text,
                                                         task.correlation_id, clock::now_ms(),

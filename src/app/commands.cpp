@@ -90,6 +90,7 @@ Result<Config> load_config(const CommonOptions& opts) {
   }
   DP_TRY(c.apply_env([](const char* name) { return std::getenv(name); }));
   for (const auto& [key, value] : opts.flags) DP_TRY(c.set(key, value, "flag"));
+  DP_TRY(c.check());
   return c;
 }
 
@@ -306,7 +307,9 @@ int run_serve(const ServeOptions& opts) {
   exec_opts.docker_socket = cfg.docker_socket;
   exec_opts.tool_source = &mcp_tool_source;  // MCP tools named in llm agents' config.tools
   // Each agent's output, kept per agent on this node (GET /api/v1/agents/:id/logs).
-  agents::AgentLogs agent_logs(cfg.data_dir + "/logs", 4 * 1024 * 1024, 2);
+  agents::AgentLogs agent_logs(agents::AgentLogOptions{
+      cfg.data_dir + "/logs", cfg.agent_log_max_bytes, cfg.agent_log_files,
+      static_cast<std::size_t>(cfg.agent_log_max_followers)});
   exec_opts.logs = &agent_logs;
   agents::Executor executor(store, exec_opts);
   // Set below, before the server starts: remote agents are offered new tasks at once.
@@ -332,6 +335,8 @@ int run_serve(const ServeOptions& opts) {
   // Cron triggers: every node runs a scheduler; the one holding the store lease fires.
   workflow::SchedulerOptions scheduler_opts;
   scheduler_opts.node_id = node_id;
+  scheduler_opts.late_tolerance = std::chrono::seconds(cfg.cron_late_tolerance_s);
+  scheduler_opts.delivery_retention = std::chrono::seconds(cfg.webhook_delivery_retention_s);
   workflow::Scheduler scheduler(store, scheduler_opts, [&engine](const std::string&) { engine.notify(); });
   api::v1::register_auth_routes(router, auth_service);
   // Single sign-on (OpenID Connect) when oidc_issuer is set; the provider is contacted on the
@@ -353,7 +358,9 @@ int run_serve(const ServeOptions& opts) {
   auth::SecretService secret_service(store, secrets);
   api::v1::register_secret_routes(router, secret_service);
   // Webhook triggers: public routes whose deliveries are checked against the hook's secret.
-  workflow::HookService hook_service(store, secrets, workflow::HookOptions{},
+  workflow::HookOptions hook_opts;
+  hook_opts.tolerance = std::chrono::seconds(cfg.webhook_timestamp_tolerance_s);
+  workflow::HookService hook_service(store, secrets, std::move(hook_opts),
                                      [&engine](const std::string& id) { engine.drive_now(id); });
   api::v1::register_workflow_hook_routes(router, hook_service);
   api::v1::register_audit_routes(router, audit_service);
@@ -407,6 +414,7 @@ int run_serve(const ServeOptions& opts) {
   remote_opts.heartbeat_timeout = std::chrono::milliseconds(cfg.remote_heartbeat_timeout_ms);
   // A lost agent's tasks go back to the queue once it has been silent as long as it may be.
   remote_opts.lease = remote_opts.heartbeat_timeout;
+  remote_opts.logs = &agent_logs;
   agents::remote::RemoteHub remote_hub(store, agent_service, blocking, remote_opts);
   remote_ptr = &remote_hub;
   http::ServerOptions sopts;

@@ -65,7 +65,7 @@ const std::vector<Rule> kRules = {
     only("GET", "/api/v1/agents/:id/tasks/:taskId", A | O | V, "read"),
     only("POST", "/api/v1/agents/:id/tasks/:taskId/cancel", A | O, "act on agents"),
     only("GET", "/api/v1/agents/:id/metrics", A | O | V, "read"),
-    only("GET", "/api/v1/agents/:id/logs", A | O | V, "read; ?follow=true streams (SSE)"),
+    only("GET", "/api/v1/agents/:id/logs", A | O | V, "read (follow=true: a Server-Sent Events stream)"),
     // Agent protocol: an agent key reads its own inbox and messages other agents.
     only("GET", "/api/v1/agents/:id/messages", A | O | V | G, "agent protocol: own inbox"),
     only("POST", "/api/v1/agents/:id/messages", A | O | G, "agent protocol: send"),

@@ -55,7 +55,9 @@ const std::vector<std::string>& Config::keys() {
       "oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url", "oidc_role_claim",
       "oidc_role_map", "oidc_scopes", "oidc_display_name", "oidc_jwks_min_refresh_ms", "web_dir",
       "redis_key_prefix", "remote_heartbeat_timeout_ms", "workflow_lease_ms", "task_lease_ms",
-      "workspace_retention_hours", "llm_prices", "docker_socket"};
+      "workspace_retention_hours", "llm_prices", "docker_socket", "agent_log_max_bytes",
+      "agent_log_files", "agent_log_max_followers", "webhook_timestamp_tolerance_s",
+      "cron_late_tolerance_s", "webhook_delivery_retention_s"};
   return k;
 }
 
@@ -149,6 +151,19 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     }
     docker_socket = value;
     return Ok{};
+  } else if (key == "agent_log_max_bytes") {
+    return parse_uint<std::uint64_t>(key, value, source, 4096, 1ULL << 30, agent_log_max_bytes);
+  } else if (key == "agent_log_files") {
+    return parse_uint<int>(key, value, source, 0, 100, agent_log_files);
+  } else if (key == "agent_log_max_followers") {
+    return parse_uint<std::uint32_t>(key, value, source, 1, 100'000, agent_log_max_followers);
+  } else if (key == "webhook_timestamp_tolerance_s") {
+    return parse_uint<std::uint32_t>(key, value, source, 1, 86'400, webhook_timestamp_tolerance_s);
+  } else if (key == "cron_late_tolerance_s") {
+    return parse_uint<std::uint32_t>(key, value, source, 1, 86'400, cron_late_tolerance_s);
+  } else if (key == "webhook_delivery_retention_s") {
+    return parse_uint<std::uint32_t>(key, value, source, 2, 366 * 86'400,
+                                     webhook_delivery_retention_s);
   } else if (key == "workspace_retention_hours") {
     return parse_uint<std::uint32_t>(key, value, source, 0, 24 * 3660, workspace_retention_hours);
   } else if (key == "llm_prices") {
@@ -272,6 +287,20 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
   return Ok{};
 }
 
+Status Config::check() const {
+  // A delivery id must be remembered for as long as its timestamp can pass the window (either
+  // side of now), or a captured delivery could be replayed once its id is pruned.
+  if (static_cast<std::uint64_t>(webhook_delivery_retention_s) <
+      2ULL * webhook_timestamp_tolerance_s) {
+    return Error::invalid_argument(
+        "bad_config", "webhook_delivery_retention_s (" +
+                          std::to_string(webhook_delivery_retention_s) +
+                          " s) must cover twice webhook_timestamp_tolerance_s (" +
+                          std::to_string(webhook_timestamp_tolerance_s) + " s)");
+  }
+  return Ok{};
+}
+
 Status Config::apply_file(const std::string& path) {
   if (!std::filesystem::exists(path)) {
     return Error::not_found("config file " + path + " does not exist");
@@ -334,6 +363,12 @@ boost::json::object Config::to_json_masked() const {
   o["task_lease_ms"] = task_lease_ms;
   o["workspace_retention_hours"] = workspace_retention_hours;
   o["docker_socket"] = docker_socket;
+  o["agent_log_max_bytes"] = agent_log_max_bytes;
+  o["agent_log_files"] = agent_log_files;
+  o["agent_log_max_followers"] = agent_log_max_followers;
+  o["webhook_timestamp_tolerance_s"] = webhook_timestamp_tolerance_s;
+  o["cron_late_tolerance_s"] = cron_late_tolerance_s;
+  o["webhook_delivery_retention_s"] = webhook_delivery_retention_s;
   {
     boost::json::object prices;
     for (const auto& [model, p] : llm_prices) {

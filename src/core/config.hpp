@@ -82,6 +82,17 @@ struct Config {
   std::map<std::string, std::pair<double, double>> llm_prices;
   std::string docker_socket = "/var/run/docker.sock";  // the docker runtime's Engine API
   std::string redis_key_prefix = "devplane";  // Redis keys: <prefix>:events, <prefix>:queue:<name>
+  // Agent logs kept per agent on each node (GET /api/v1/agents/:id/logs): a file's size before
+  // it is rotated, the rotated files kept besides it, and the followers (?follow=true) per node.
+  std::uint64_t agent_log_max_bytes = 4 * 1024 * 1024;
+  int agent_log_files = 2;
+  std::uint32_t agent_log_max_followers = 64;
+  // Triggers (docs/workflows.md): how far a webhook's signed timestamp may be from now, how late
+  // a cron time may start before it counts as missed, how long webhook delivery ids are kept
+  // for replay protection (at least twice the timestamp window: check()).
+  std::uint32_t webhook_timestamp_tolerance_s = 300;
+  std::uint32_t cron_late_tolerance_s = 60;
+  std::uint32_t webhook_delivery_retention_s = 86'400;
 
   // Sets one key from its text form. Unknown keys and bad values are kInvalidArgument
   // naming the key and the source ("flag", "env DEVPLANE_PORT", "file x.yaml").
@@ -91,6 +102,10 @@ struct Config {
   Status apply_file(const std::string& path);
   // Applies every DEVPLANE_<KEY> variable that `getenv` returns.
   Status apply_env(const std::function<const char*(const char*)>& getenv);
+
+  // Rules across keys, checked once every source is applied (load_config). kInvalidArgument
+  // naming the keys.
+  Status check() const;
 
   bool distributed() const noexcept { return !database_url.empty(); }
 

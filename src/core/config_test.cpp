@@ -132,6 +132,12 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"workspace_retention_hours", "12"},
       {"docker_socket", "/run/user/1000/docker.sock"},
       {"llm_prices", "gpt-4o=2.5/10, claude-sonnet-4=3/15,"},
+      {"agent_log_max_bytes", "65536"},
+      {"agent_log_files", "0"},
+      {"agent_log_max_followers", "3"},
+      {"webhook_timestamp_tolerance_s", "5"},
+      {"cron_late_tolerance_s", "2"},
+      {"webhook_delivery_retention_s", "3600"},
   };
   ASSERT_EQ(values.size(), Config::keys().size()) << "a key was added without a test value";
   for (const auto& key : Config::keys()) {
@@ -180,6 +186,47 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   ASSERT_EQ(c.llm_prices.size(), 2u);
   EXPECT_EQ(c.llm_prices.at("gpt-4o"), (std::pair<double, double>{2.5, 10}));
   EXPECT_EQ(c.llm_prices.at("claude-sonnet-4"), (std::pair<double, double>{3, 15}));
+  EXPECT_EQ(c.agent_log_max_bytes, 65536u);
+  EXPECT_EQ(c.agent_log_files, 0);
+  EXPECT_EQ(c.agent_log_max_followers, 3u);
+  EXPECT_EQ(c.webhook_timestamp_tolerance_s, 5u);
+  EXPECT_EQ(c.cron_late_tolerance_s, 2u);
+  EXPECT_EQ(c.webhook_delivery_retention_s, 3600u);
+  const auto j = c.to_json_masked();
+  for (const char* k : {"agent_log_max_bytes", "agent_log_files", "agent_log_max_followers",
+                        "webhook_timestamp_tolerance_s", "cron_late_tolerance_s",
+                        "webhook_delivery_retention_s"}) {
+    EXPECT_TRUE(j.contains(k)) << k;
+  }
+  EXPECT_TRUE(c.check().ok());
+}
+
+TEST(ConfigTest, LogAndTriggerKeysAreBoundedAndTheRetentionMustCoverTheWindow) {
+  Config c;
+  for (const auto& [key, bad] : std::vector<std::pair<std::string, std::string>>{
+           {"agent_log_max_bytes", "100"}, {"agent_log_max_bytes", "2000000000"},
+           {"agent_log_files", "-1"}, {"agent_log_files", "101"},
+           {"agent_log_max_followers", "0"}, {"webhook_timestamp_tolerance_s", "0"},
+           {"webhook_timestamp_tolerance_s", "86401"}, {"cron_late_tolerance_s", "0"},
+           {"cron_late_tolerance_s", "1m"}, {"webhook_delivery_retention_s", "1"},
+           {"webhook_delivery_retention_s", "31622401"}}) {
+    Status s = c.set(key, bad, "flag");
+    EXPECT_FALSE(s.ok()) << key << "=" << bad;
+  }
+  // Nothing bad was applied.
+  EXPECT_EQ(c.agent_log_max_bytes, 4u * 1024 * 1024);
+  EXPECT_EQ(c.webhook_timestamp_tolerance_s, 300u);
+  EXPECT_EQ(c.cron_late_tolerance_s, 60u);
+  EXPECT_EQ(c.webhook_delivery_retention_s, 86400u);
+  EXPECT_TRUE(c.check().ok());
+  // A window of 2 hours either way needs 4 hours of delivery ids.
+  ASSERT_TRUE(c.set("webhook_timestamp_tolerance_s", "7200", "flag").ok());
+  ASSERT_TRUE(c.set("webhook_delivery_retention_s", "14399", "flag").ok());
+  Status s = c.check();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("webhook_delivery_retention_s"), std::string::npos);
+  ASSERT_TRUE(c.set("webhook_delivery_retention_s", "14400", "flag").ok());
+  EXPECT_TRUE(c.check().ok());
 }
 
 TEST(ConfigTest, AMalformedPriceTableIsRefusedAndKeepsTheOldOne) {

@@ -61,12 +61,14 @@ struct Response {
   // tool_executions row): the server then writes no request-level audit entry for a success.
   // Refusals (401, 403) are audited whatever this says.
   bool audited_by_handler = false;
-  // A body sent over time (chunked; e.g. Server-Sent Events): `body` goes first, then the
-  // server calls `stream` on the blocking pool every `stream_poll` and sends what it returns
-  // ("" sends nothing), until it returns nullopt, the client leaves or the server shuts down.
-  // The connection then closes.
+  // A body sent over time (chunked; e.g. Server-Sent Events). When set, `body` goes first, then
+  // the server calls `stream` on the connection's I/O thread (so it must not block) and sends
+  // what it returns: data is written (a write slower than request_timeout drops the client) and
+  // `stream` is called again at once; "" means nothing yet, asked again after `stream_poll`;
+  // nullopt ends the body. It also ends when the client closes its side or the server shuts
+  // down; the connection then closes and the function is destroyed.
   std::function<std::optional<std::string>()> stream;
-  std::chrono::milliseconds stream_poll{200};
+  std::chrono::milliseconds stream_poll{100};
 
   void set_header(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

@@ -1,5 +1,6 @@
 #include "http/server.hpp"
 
+#include <array>
 #include <atomic>
 #include <mutex>
 #include <unordered_map>
@@ -7,6 +8,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -368,10 +370,13 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
     s.stream.close();
   }
 
-  // Sends `r` chunked: its body, then what its `stream` produces until that ends, a write
-  // fails (the client left) or the server shuts down. The connection closes after it.
-  asio::awaitable<void> stream_response(SessionState& s, unsigned version, std::string_view request_id,
-                                        Response r) {
+  // Sends `r` chunked (Response::stream): its body, then what `stream` produces, until that
+  // ends, the client closes its side, a write fails or times out, or the server shuts down
+  // (seen within `stream_poll`). The connection closes after it. Kept apart from the normal
+  // response path, which only tests `r.stream`.
+  asio::awaitable<void> stream_response(SessionState& s, unsigned version,
+                                        std::string_view request_id, Response r) {
+    using namespace asio::experimental::awaitable_operators;
     bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(r.status), version};
     res.set(bhttp::field::server, "devplane");
     res.set(bhttp::field::content_type, r.content_type);
@@ -385,23 +390,37 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
     s.stream.expires_after(options.request_timeout);
     auto [hec, hn] = co_await bhttp::async_write_header(s.stream, sr, kUseTuple);
     if (hec) co_return;
-    auto send = [&](const std::string& data) -> asio::awaitable<bool> {
+    auto send = [&s, this](const std::string& data) -> asio::awaitable<bool> {
       if (data.empty()) co_return true;
       s.stream.expires_after(options.request_timeout);
-      auto [ec, n] = co_await asio::async_write(s.stream, bhttp::make_chunk(asio::buffer(data)), kUseTuple);
+      auto [ec, n] =
+          co_await asio::async_write(s.stream, bhttp::make_chunk(asio::buffer(data)), kUseTuple);
       co_return !ec;
     };
     if (!co_await send(r.body)) co_return;
     asio::steady_timer timer(s.stream.get_executor());
-    while (!stopping.load()) {
-      auto next = co_await asio::co_spawn(
-          blocking, [&r]() -> asio::awaitable<std::optional<std::string>> { co_return r.stream(); },
-          asio::use_awaitable);
+    std::array<char, 1024> sink{};
+    bool client_left = false;
+    while (!stopping.load() && !client_left) {
+      std::optional<std::string> next = r.stream();
       if (!next) break;
-      if (!co_await send(*next)) co_return;
+      if (!next->empty()) {
+        if (!co_await send(*next)) co_return;
+        continue;
+      }
+      // Nothing to send: wait for the next poll, or for the client to close its side.
       timer.expires_after(r.stream_poll);
-      co_await timer.async_wait(kUseTuple);
+      auto woke = co_await (timer.async_wait(kUseTuple) ||
+                            s.stream.socket().async_wait(tcp::socket::wait_read, kUseTuple));
+      if (woke.index() == 1) {
+        // Readable: end of stream (the client left) or bytes it sent, which are dropped. The
+        // read cannot block: the socket is readable.
+        beast::error_code ec = std::get<0>(std::get<1>(woke));
+        if (!ec) s.stream.socket().read_some(asio::buffer(sink), ec);
+        client_left = static_cast<bool>(ec);
+      }
     }
+    if (client_left) co_return;
     s.stream.expires_after(options.request_timeout);
     co_await asio::async_write(s.stream, bhttp::make_chunk_last(), kUseTuple);
   }

@@ -386,17 +386,24 @@ Status Pass::start_attempt(std::size_t i) {
     r.status = "waiting_approval";
     r.wake_at = deadline;
     auto message = expr::render(json::value(s->message), ctx);
-    DP_TRY(save(i));
     json::array approvers;
     for (const auto& a : s->approvers.empty() ? std::vector<std::string>{"admin", "operator"} : s->approvers) {
       approvers.emplace_back(a);
     }
+    // The request as the approvers see it, kept on the step row (GET /api/v1/executions/:id)
+    // as well as in the event: the decision is added to these outputs (WorkflowService::decide).
+    json::object request{
+        {"message", message.ok() && message->is_string() ? *message : json::value(s->message)},
+        {"approvers", approvers},
+        {"expiresAt", deadline > 0 ? json::value(clock::format_iso8601(deadline)) : json::value(nullptr)}};
+    r.outputs = request;
+    DP_TRY(save(i));
     json::object ev{{"executionId", e_.id},
                     {"workflowId", e_.workflow_id},
                     {"stepId", r.step_id},
-                    {"message", message.ok() && message->is_string() ? *message : json::value(s->message)},
+                    {"message", request["message"]},
                     {"approvers", std::move(approvers)},
-                    {"expiresAt", deadline > 0 ? json::value(clock::format_iso8601(deadline)) : json::value(nullptr)}};
+                    {"expiresAt", request["expiresAt"]}};
     return tx_.outbox().append(store::OutboxEvent{0, "approval.requested", json::serialize(ev),
                                                   e_.correlation_id, now_, std::nullopt});
   }

@@ -69,7 +69,10 @@ Result<std::vector<std::string>> Scheduler::tick() {
     DP_ASSIGN_OR_RETURN(next_due, tx.triggers().next_due());
     return Ok{};
   }));
-  const bool prune = now_ms - last_prune_ >= 60'000;
+  // Delivery ids are pruned once a minute, or every half retention when that is shorter.
+  const std::int64_t prune_every =
+      std::max<std::int64_t>(1, std::min<std::int64_t>(60'000, options_.delivery_retention.count() / 2));
+  const bool prune = now_ms - last_prune_ >= prune_every;
   if ((next_due == 0 || next_due > now_ms) && !prune) return std::vector<std::string>{};
   std::vector<std::string> started;
   DP_TRY(store_.write([&](store::Tx& tx) -> Status {

@@ -326,11 +326,14 @@ Result<model::ExecutionStep> WorkflowService::decide(const std::string& executio
     const std::int64_t now = clock::now_ms();
     const std::string expected = s.status;
     s.status = approve ? "succeeded" : "failed";
-    s.outputs = json::object{{"approved", approve},
-                             {"by", caller.name},
-                             {"role", caller.role},
-                             {"comment", comment},
-                             {"decidedAt", clock::format_iso8601(now)}};
+    // The decision joins the request the engine stored (message, approvers, expiresAt).
+    json::object decided = s.outputs.is_object() ? s.outputs.get_object() : json::object{};
+    decided["approved"] = approve;
+    decided["by"] = caller.name;
+    decided["role"] = caller.role;
+    decided["comment"] = comment;
+    decided["decidedAt"] = clock::format_iso8601(now);
+    s.outputs = std::move(decided);
     s.decided_by = caller.name;
     s.error = approve ? "" : "rejected by " + caller.name + (comment.empty() ? "" : ": " + comment);
     s.wake_at = 0;

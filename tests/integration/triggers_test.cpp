@@ -322,6 +322,128 @@ TEST_P(TriggersTest, DevplaneRunSubmitsExecutesAndWaits) {
   EXPECT_NE(help.out.find("--wait"), std::string::npos);
 }
 
+// ------------------------------------------------- the trigger constants are config keys
+
+// A hook workflow on `server`, with secret "hook-secret-1" under the hook `deploy`.
+std::string hook_workflow(HttpClient& admin) {
+  EXPECT_EQ(admin.put("/api/v1/secrets/deploy-hook", R"({"value": "hook-secret-1"})").status, 201u);
+  const std::string yaml =
+      "name: hooked\ntriggers:\n  - {webhook: deploy, secret: deploy-hook}\n"
+      "steps:\n  - {id: w, type: wait, duration: 10ms}\n";
+  auto r = admin.post("/api/v1/workflows", json::serialize(json::object{{"definition", yaml}}));
+  EXPECT_EQ(r.status, 201u) << r.describe();
+  return r.str("/data/id");
+}
+
+HttpResponse hook_delivery(HttpClient& anon, const std::string& wf, const std::string& delivery,
+                           long offset) {
+  const std::string body = R"({"ref": "x"})";
+  const auto ts = now_s(offset);
+  return anon.post("/api/v1/workflows/" + wf + "/hooks/deploy", body,
+                   Headers{{"Content-Type", "application/json"},
+                           {"X-Devplane-Timestamp", ts},
+                           {"X-Devplane-Delivery", delivery},
+                           {"X-Devplane-Signature", sign("hook-secret-1", ts, delivery, body)}});
+}
+
+TEST(TriggerConfigTest, TheWebhookWindowAndTheDeliveryRetentionAreHonoured) {
+  TestServer server(Backend::kSqlite, {},
+                    Env{{"DEVPLANE_WEBHOOK_TIMESTAMP_TOLERANCE_S", "5"},
+                        {"DEVPLANE_WEBHOOK_DELIVERY_RETENTION_S", "10"}});
+  ASSERT_EQ(server.error(), "");
+  HttpClient admin(server.port());
+  HttpClient anon(server.port());
+  anon.set_token("");
+  const std::string wf = hook_workflow(admin);
+  // A window of 5 s: 10 s old or ahead is stale, 2 s old is fine (the default window is 300 s).
+  auto old = hook_delivery(anon, wf, "w1", -10);
+  EXPECT_EQ(old.status, 401u) << old.describe();
+  EXPECT_EQ(old.str("/error/code"), "stale_timestamp");
+  EXPECT_NE(old.str("/error/message").find("5"), std::string::npos) << old.describe();
+  EXPECT_EQ(hook_delivery(anon, wf, "w2", 10).str("/error/code"), "stale_timestamp");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto fresh = hook_delivery(anon, wf, "w3", -2);
+  ASSERT_EQ(fresh.status, 202u) << fresh.describe();
+  // Retention 10 s: the id is a duplicate at first, and is forgotten (a new delivery) after it.
+  EXPECT_EQ(hook_delivery(anon, wf, "w3", 0).status, 200u);
+  HttpResponse later;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(40)) {
+    later = hook_delivery(anon, wf, "w3", 0);
+    if (later.status != 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  const auto forgotten_after = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(later.status, 202u) << later.describe();
+  EXPECT_NE(later.str("/data/id"), fresh.str("/data/id"));
+  EXPECT_GE(forgotten_after, std::chrono::seconds(9)) << "pruned before its retention passed";
+  EXPECT_LE(forgotten_after, std::chrono::seconds(25));
+  EXPECT_EQ(server.process().stop(), 0);
+
+  // A retention shorter than twice the window stops the process before it listens.
+  auto bad = run_devplane({"serve", "--print-config"},
+                          Env{{"DEVPLANE_WEBHOOK_TIMESTAMP_TOLERANCE_S", "600"},
+                              {"DEVPLANE_WEBHOOK_DELIVERY_RETENTION_S", "1000"}});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("webhook_delivery_retention_s"), std::string::npos) << bad.err;
+  auto shown = run_devplane({"serve", "--print-config"},
+                            Env{{"DEVPLANE_WEBHOOK_TIMESTAMP_TOLERANCE_S", "600"},
+                                {"DEVPLANE_CRON_LATE_TOLERANCE_S", "7"}});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  auto cfg = parse_json(shown.out);
+  ASSERT_TRUE(cfg.is_object()) << shown.out;
+  EXPECT_EQ(cfg.at("webhook_timestamp_tolerance_s").to_number<int>(), 600);
+  EXPECT_EQ(cfg.at("cron_late_tolerance_s").to_number<int>(), 7);
+  EXPECT_EQ(cfg.at("webhook_delivery_retention_s").to_number<int>(), 86400);
+}
+
+TEST(TriggerConfigTest, TheCronLateToleranceDecidesWhatCountsAsMissed) {
+  // Two servers down across the same scheduled minute, back 4 s after it: with a tolerance of
+  // 1 s that time was missed, with the default 60 s it runs as on time.
+  TestServer strict(Backend::kSqlite, {}, Env{{"DEVPLANE_CRON_LATE_TOLERANCE_S", "1"}});
+  TestServer lenient(Backend::kSqlite);
+  ASSERT_EQ(strict.error(), "");
+  ASSERT_EQ(lenient.error(), "");
+  using clk = std::chrono::system_clock;
+  auto secs_in_minute = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(clk::now().time_since_epoch()).count() % 60;
+  };
+  // Leave time to define the workflows and stop the servers before the minute turns.
+  if (secs_in_minute() > 45) std::this_thread::sleep_for(std::chrono::seconds(61 - secs_in_minute()));
+  const std::string yaml =
+      "name: minutely\ntriggers:\n  - {cron: '* * * * *', missed: once}\n"
+      "steps:\n  - {id: w, type: wait, duration: 10ms}\n";
+  std::string wf[2];
+  TestServer* servers[2] = {&strict, &lenient};
+  for (int i = 0; i < 2; ++i) {
+    HttpClient admin(servers[i]->port());
+    auto r = admin.post("/api/v1/workflows", json::serialize(json::object{{"definition", yaml}}));
+    ASSERT_EQ(r.status, 201u) << r.describe();
+    wf[i] = r.str("/data/id");
+  }
+  ASSERT_LT(secs_in_minute(), 58) << "too slow to stop before the minute turned";
+  for (auto* s : servers) ASSERT_EQ(s->process().stop(), 0);
+  const auto boundary = std::chrono::time_point_cast<std::chrono::minutes>(clk::now()) + std::chrono::minutes(1);
+  std::this_thread::sleep_until(boundary + std::chrono::seconds(4));
+  std::string cause[2];
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(servers[i]->restart(), "");
+    HttpClient admin(servers[i]->port());
+    HttpResponse list;
+    for (int k = 0; k < 100; ++k) {
+      list = admin.get("/api/v1/executions?workflowId=" + wf[i]);
+      if (list.num("/meta/total") > 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_EQ(list.num("/meta/total"), 1) << list.describe();
+    auto e = admin.get("/api/v1/executions/" + list.str("/data/0/id"));
+    EXPECT_EQ(e.str("/data/cause"), "schedule");
+    cause[i] = json::serialize(*e.at("/data/causeDetail"));
+  }
+  EXPECT_NE(cause[0].find("\"missedRuns\":1"), std::string::npos) << cause[0];
+  EXPECT_NE(cause[0].find("\"missedPolicy\":\"once\""), std::string::npos) << cause[0];
+  EXPECT_EQ(cause[1].find("missedRuns"), std::string::npos) << cause[1];
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, TriggersTest,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgres), backend_name);
 

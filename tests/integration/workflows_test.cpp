@@ -250,6 +250,12 @@ inputs: {env: {type: string, default: prod}}
   const std::string ex = execute(id);
   auto waiting = wait_for(ex, [](const HttpResponse& r) { return step_status(r, "gate") == "waiting_approval"; });
   EXPECT_EQ(waiting.str("/data/status"), "running");
+  // The step row itself says what is asked and of whom (not only the approval.requested event).
+  const auto* gate = step(waiting, "gate");
+  ASSERT_NE(gate, nullptr) << waiting.describe();
+  EXPECT_EQ(gate->at("outputs").at("message"), "deploy prod?") << waiting.describe();
+  EXPECT_EQ(gate->at("outputs").at("approvers"), json::value(json::array{"admin"}));
+  EXPECT_TRUE(gate->at("outputs").at("expiresAt").is_null());
   // Bad input changes nothing.
   EXPECT_EQ(client_->post("/api/v1/executions/" + ex + "/steps/after/approve", "").status, 409u);
   EXPECT_EQ(client_->post("/api/v1/executions/" + ex + "/steps/nope/approve", "").status, 404u);
@@ -260,6 +266,7 @@ inputs: {env: {type: string, default: prod}}
   EXPECT_EQ(ok.str("/data/status"), "succeeded");
   EXPECT_EQ(ok.str("/data/outputs/comment"), "ship it");
   EXPECT_EQ(ok.str("/data/outputs/by"), "user:admin");
+  EXPECT_EQ(ok.str("/data/outputs/message"), "deploy prod?");
   // Deciding twice is a conflict.
   EXPECT_EQ(client_->post("/api/v1/executions/" + ex + "/steps/gate/reject", "").status, 409u);
   auto done = wait_done(ex);
@@ -270,6 +277,8 @@ inputs: {env: {type: string, default: prod}}
   wait_for(ex2, [](const HttpResponse& r) { return step_status(r, "gate") == "waiting_approval"; });
   auto no = client_->post("/api/v1/executions/" + ex2 + "/steps/gate/reject", R"({"comment": "not today"})");
   ASSERT_EQ(no.status, 200u) << no.describe();
+  EXPECT_EQ(no.str("/data/outputs/message"), "deploy prod?");
+  EXPECT_EQ(no.str("/data/outputs/comment"), "not today");
   auto failed = wait_done(ex2);
   EXPECT_EQ(failed.str("/data/status"), "failed");
   EXPECT_NE(failed.str("/data/error").find("not today"), std::string::npos) << failed.describe();
@@ -279,6 +288,30 @@ inputs: {env: {type: string, default: prod}}
   wait_for(ex2, [](const HttpResponse& r) { return step_status(r, "gate") == "waiting_approval"; });
   ASSERT_EQ(client_->post("/api/v1/executions/" + ex2 + "/steps/gate/approve", "").status, 200u);
   EXPECT_EQ(wait_done(ex2).str("/data/status"), "succeeded");
+
+  // With a timeout the row shows when the request expires; a gate nobody decides fails and
+  // still shows what was asked.
+  const std::string timed = create(R"(name: gated-briefly
+steps:
+  - id: gate
+    type: approval
+    message: "merge ${{ inputs.branch }}?"
+    approvers: [admin, viewer]
+    timeout: 2s
+inputs: {branch: {type: string, default: main}}
+)");
+  const std::string ex3 = execute(timed);
+  auto asked = wait_for(ex3, [](const HttpResponse& r) { return step_status(r, "gate") == "waiting_approval"; });
+  const auto* g3 = step(asked, "gate");
+  ASSERT_NE(g3, nullptr);
+  EXPECT_EQ(g3->at("outputs").at("message"), "merge main?");
+  EXPECT_EQ(g3->at("outputs").at("approvers"), json::value(json::array{"admin", "viewer"}));
+  ASSERT_TRUE(g3->at("outputs").at("expiresAt").is_string()) << asked.describe();
+  EXPECT_EQ(g3->at("outputs").at("expiresAt"), g3->at("wakeAt")) << asked.describe();
+  auto expired = wait_done(ex3);
+  EXPECT_EQ(expired.str("/data/status"), "failed");
+  EXPECT_EQ(step_status(expired, "gate"), "failed");
+  EXPECT_EQ(step(expired, "gate")->at("outputs").at("message"), "merge main?") << expired.describe();
 }
 
 TEST_P(WorkflowsTest, RetriesWithBackoffUntilTheStepSucceeds) {

@@ -453,9 +453,13 @@ struct RemoteHub::Impl : std::enable_shared_from_this<RemoteHub::Impl> {
       if (offer.log_bytes >= options.max_log_bytes_per_task) return;
       offer.log_bytes += text->as_string().size();
     }
+    const std::string at = now_iso();
+    if (options.logs != nullptr) {
+      options.logs->append(l->agent_id, tr->first, stream, text->as_string(), at);
+    }
     json::object payload{{"agentId", l->agent_id},   {"taskId", tr->first},
                          {"attempt", tr->second},    {"stream", stream},
-                         {"text", text->as_string()}, {"timestamp", now_iso()}};
+                         {"text", text->as_string()}, {"timestamp", at}};
     const std::string body = json::serialize(payload);
     store.write([&](store::Tx& tx) {
            return tx.outbox().append(store::OutboxEvent{0, "agent.log", body, l->correlation_id,

@@ -32,6 +32,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include "agents/agent_logs.hpp"
 #include "agents/agent_service.hpp"
 #include "http/websocket.hpp"
 #include "store/store.hpp"
@@ -51,6 +52,7 @@ struct RemoteOptions {
   int max_errors = 20;                       // protocol errors before a connection is closed
   std::size_t max_log_bytes_per_task = 1024 * 1024;  // beyond: counted, not announced
   int max_concurrency = 64;                  // cap on an agent's config.concurrency
+  AgentLogs* logs = nullptr;  // keeps each agent's output (GET .../logs); may be null
 };
 
 // The WebSocket options the connect endpoint should be served with.
