@@ -8,7 +8,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -376,7 +375,6 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
   // response path, which only tests `r.stream`.
   asio::awaitable<void> stream_response(SessionState& s, unsigned version,
                                         std::string_view request_id, Response r) {
-    using namespace asio::experimental::awaitable_operators;
     bhttp::response<bhttp::empty_body> res{static_cast<bhttp::status>(r.status), version};
     res.set(bhttp::field::server, "devplane");
     res.set(bhttp::field::content_type, r.content_type);
@@ -399,7 +397,6 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
     };
     if (!co_await send(r.body)) co_return;
     asio::steady_timer timer(s.stream.get_executor());
-    std::array<char, 1024> sink{};
     bool client_left = false;
     while (!stopping.load() && !client_left) {
       std::optional<std::string> next = r.stream();
@@ -408,21 +405,30 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
         if (!co_await send(*next)) co_return;
         continue;
       }
-      // Nothing to send: wait for the next poll, or for the client to close its side.
       timer.expires_after(r.stream_poll);
-      auto woke = co_await (timer.async_wait(kUseTuple) ||
-                            s.stream.socket().async_wait(tcp::socket::wait_read, kUseTuple));
-      if (woke.index() == 1) {
-        // Readable: end of stream (the client left) or bytes it sent, which are dropped. The
-        // read cannot block: the socket is readable.
-        beast::error_code ec = std::get<0>(std::get<1>(woke));
-        if (!ec) s.stream.socket().read_some(asio::buffer(sink), ec);
-        client_left = static_cast<bool>(ec);
-      }
+      co_await timer.async_wait(kUseTuple);
+      client_left = peer_closed(s.stream.socket());
     }
     if (client_left) co_return;
     s.stream.expires_after(options.request_timeout);
     co_await asio::async_write(s.stream, bhttp::make_chunk_last(), kUseTuple);
+  }
+
+  // Whether the client closed its side of a streaming connection (or it failed): a
+  // non-blocking read, once per poll, which also drops bytes the client sent meanwhile. (Waiting
+  // for readability instead can miss the end of stream: it is one edge of an edge-triggered
+  // epoll, which may pass while no wait is pending.)
+  static bool peer_closed(tcp::socket& sock) {
+    std::array<char, 1024> sink{};
+    beast::error_code ec;
+    sock.non_blocking(true, ec);
+    if (ec) return true;
+    for (int i = 0; i < 16; ++i) {
+      sock.receive(asio::buffer(sink), 0, ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) return false;
+      if (ec) return true;  // end of stream, reset
+    }
+    return false;
   }
 
   static std::optional<std::string> request_id_of(const bhttp::request<bhttp::string_body>& head) {

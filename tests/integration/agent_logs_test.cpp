@@ -93,9 +93,9 @@ std::vector<std::uint64_t> event_ids(const std::string& s) {
 class AgentLogsTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override { start({}); }
-  void start(Env env) {
+  void start(Env env, std::vector<std::string> extra_args = {}) {
     client_.reset();
-    server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{}, std::move(env));
+    server_ = std::make_unique<TestServer>(GetParam(), std::move(extra_args), std::move(env));
     ASSERT_EQ(server_->error(), "") << "server did not start";
     client_ = std::make_unique<HttpClient>(server_->port());
   }
@@ -190,11 +190,16 @@ TEST_P(AgentLogsTest, TailKeepsTheLastLinesWithIdsAndResumesAfterAnId) {
 }
 
 TEST_P(AgentLogsTest, FilesRotateAtTheirCapAndIdsGoOnAfterARestart) {
-  start({{"DEVPLANE_AGENT_LOG_MAX_BYTES", "4096"}, {"DEVPLANE_AGENT_LOG_FILES", "1"}});
+  // With PostgreSQL the data dir only holds the logs: name one to look into.
+  TempDir pg_data;
+  std::vector<std::string> args;
+  if (GetParam() == Backend::kPostgres) args = {"--data-dir", pg_data.str()};
+  start({{"DEVPLANE_AGENT_LOG_MAX_BYTES", "4096"}, {"DEVPLANE_AGENT_LOG_FILES", "1"}}, args);
   const std::string id = agent("chatty", "read x; i=0; while [ $i -lt 150 ]; do i=$((i+1)); echo \"$x line $i of a rotating log\"; done");
   run(id, "a");
   run(id, "b");
-  const fs::path dir = fs::path(server_->process().data_dir()) / "logs";
+  const fs::path dir =
+      fs::path(GetParam() == Backend::kPostgres ? pg_data.str() : server_->process().data_dir()) / "logs";
   EXPECT_TRUE(fs::exists(dir / (id + ".log")));
   EXPECT_TRUE(fs::exists(dir / (id + ".log.1")));
   EXPECT_FALSE(fs::exists(dir / (id + ".log.2")));

@@ -296,7 +296,7 @@ steps:
   - id: gate
     type: approval
     message: "merge ${{ inputs.branch }}?"
-    approvers: [admin, viewer]
+    approvers: [operator, admin]
     timeout: 2s
 inputs: {branch: {type: string, default: main}}
 )");
@@ -305,7 +305,7 @@ inputs: {branch: {type: string, default: main}}
   const auto* g3 = step(asked, "gate");
   ASSERT_NE(g3, nullptr);
   EXPECT_EQ(g3->at("outputs").at("message"), "merge main?");
-  EXPECT_EQ(g3->at("outputs").at("approvers"), json::value(json::array{"admin", "viewer"}));
+  EXPECT_EQ(g3->at("outputs").at("approvers"), json::value(json::array{"operator", "admin"}));
   ASSERT_TRUE(g3->at("outputs").at("expiresAt").is_string()) << asked.describe();
   EXPECT_EQ(g3->at("outputs").at("expiresAt"), g3->at("wakeAt")) << asked.describe();
   auto expired = wait_done(ex3);
