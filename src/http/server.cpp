@@ -383,16 +383,19 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
     res.set("X-Content-Type-Options", "nosniff");
     for (auto& [k, v] : r.headers) res.set(k, v);
     res.keep_alive(false);
-    res.chunked(true);
+    // HTTP/1.0 knows no chunks: its body ends when the connection closes.
+    const bool chunked = version >= 11;
+    res.chunked(chunked);
     bhttp::response_serializer<bhttp::empty_body> sr{res};
     s.stream.expires_after(options.request_timeout);
     auto [hec, hn] = co_await bhttp::async_write_header(s.stream, sr, kUseTuple);
     if (hec) co_return;
-    auto send = [&s, this](const std::string& data) -> asio::awaitable<bool> {
+    auto send = [&s, this, chunked](const std::string& data) -> asio::awaitable<bool> {
       if (data.empty()) co_return true;
       s.stream.expires_after(options.request_timeout);
-      auto [ec, n] =
-          co_await asio::async_write(s.stream, bhttp::make_chunk(asio::buffer(data)), kUseTuple);
+      auto [ec, n] = chunked ? co_await asio::async_write(
+                                   s.stream, bhttp::make_chunk(asio::buffer(data)), kUseTuple)
+                             : co_await asio::async_write(s.stream, asio::buffer(data), kUseTuple);
       co_return !ec;
     };
     if (!co_await send(r.body)) co_return;
@@ -409,7 +412,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
       co_await timer.async_wait(kUseTuple);
       client_left = peer_closed(s.stream.socket());
     }
-    if (client_left) co_return;
+    if (client_left || !chunked) co_return;
     s.stream.expires_after(options.request_timeout);
     co_await asio::async_write(s.stream, bhttp::make_chunk_last(), kUseTuple);
   }

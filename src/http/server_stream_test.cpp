@@ -69,10 +69,11 @@ class ServerStreamTest : public ::testing::Test {
 
   // Sends a GET on a fresh connection and reads until the server closes it or `limit` passes.
   std::string fetch(const std::string& target, std::chrono::milliseconds limit,
-                    std::unique_ptr<asio::ip::tcp::socket>* keep = nullptr) {
+                    std::unique_ptr<asio::ip::tcp::socket>* keep = nullptr,
+                    const std::string& version = "HTTP/1.1") {
     auto sock = std::make_unique<asio::ip::tcp::socket>(client_io_);
     sock->connect({asio::ip::make_address("127.0.0.1"), server_->port()});
-    const std::string req = "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n";
+    const std::string req = "GET " + target + " " + version + "\r\nHost: x\r\n\r\n";
     asio::write(*sock, asio::buffer(req));
     sock->non_blocking(true);
     std::string got;
@@ -117,6 +118,11 @@ TEST_F(ServerStreamTest, SendsTheBodyThenEachChunkAndEnds) {
   EXPECT_LT(a, b);
   EXPECT_LT(b, c);
   EXPECT_NE(got.find("\r\n0\r\n\r\n"), std::string::npos) << "the last chunk ends the body";
+  // HTTP/1.0 has no chunks: the same bytes, ended by the close.
+  const std::string old = fetch("/count", 5s, nullptr, "HTTP/1.0");
+  EXPECT_NE(old.find("HTTP/1.0 200 OK"), std::string::npos) << old;
+  EXPECT_EQ(old.find("chunked"), std::string::npos) << old;
+  EXPECT_NE(old.find("\r\n\r\nstart\nchunk1\nchunk2\nchunk3\n"), std::string::npos) << old;
   // A normal response is as before.
   const std::string plain = fetch("/plain", 300ms);  // kept alive: read what comes
   EXPECT_NE(plain.find("Content-Length: 2"), std::string::npos) << plain;

@@ -196,6 +196,12 @@ TEST_P(RemoteAgentsTest, ReferenceClientCompletesTasks) {
       15s);
   EXPECT_TRUE(logs.back().is_text()) << logs.back().describe();
   EXPECT_EQ(logs.back().str("/data/stream"), "stdout");
+  // And they are kept on the node like a local agent's (GET /api/v1/agents/:id/logs).
+  auto kept = http_->get("/api/v1/agents/" + id + "/logs");
+  ASSERT_EQ(kept.status, 200u) << kept.describe();
+  EXPECT_NE(kept.body.find(R"("stream":"stdout","text":"queued-before-connect")"), std::string::npos)
+      << kept.describe();
+  EXPECT_NE(kept.body.find(R"("stream":"stderr","text":"err")"), std::string::npos) << kept.describe();
 
   // A message reaches the client, which acknowledges it: then it is delivered.
   auto msg = http_->post("/api/v1/agents/" + id + "/messages",
