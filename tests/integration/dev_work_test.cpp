@@ -12,10 +12,6 @@
 #include <sstream>
 #include <thread>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 
 #include "harness.hpp"
@@ -359,71 +355,6 @@ TEST_P(DevWorkTest, TheExampleLinterAndTestRunnerAgentsWork) {
   auto passing = wait_done(runner, submit(runner, json::object{{"input", "echo all good"}, {"repo", repo}}));
   EXPECT_EQ(passing.str("/data/status"), "succeeded") << passing.describe();
   EXPECT_NE(passing.str("/data/result/stdout").find("tests: exit 0"), std::string::npos) << passing.describe();
-}
-
-// Reads from a raw connection until `want` appears or `limit` passes; returns what arrived.
-std::string read_until(boost::asio::ip::tcp::socket& sock, std::string& got, const std::string& want,
-                       std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  sock.non_blocking(true);
-  char buf[4096];
-  while (got.find(want) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-    boost::system::error_code ec;
-    const std::size_t n = sock.read_some(boost::asio::buffer(buf), ec);
-    if (ec == boost::asio::error::would_block) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      continue;
-    }
-    if (ec) break;
-    got.append(buf, n);
-  }
-  return got;
-}
-
-TEST_P(DevWorkTest, LogsAreKeptPerAgentAndFollowStreamsNewOnesUntilTheClientLeaves) {
-  const std::string id = agent("talker", json::object{{"command", "read x; echo said:$x; echo warn:$x >&2"}});
-  auto d1 = wait_done(id, submit(id, json::object{{"input", "one"}}));
-  ASSERT_EQ(d1.str("/data/status"), "succeeded") << d1.describe();
-  auto logs = client_->get("/api/v1/agents/" + id + "/logs");
-  ASSERT_EQ(logs.status, 200u) << logs.describe();
-  EXPECT_NE(logs.body.find("said:one"), std::string::npos) << logs.describe();
-  EXPECT_NE(logs.body.find("warn:one"), std::string::npos) << logs.describe();
-  EXPECT_NE(logs.body.find("\"stream\":\"stderr\""), std::string::npos) << logs.describe();
-  EXPECT_EQ(client_->get("/api/v1/agents/" + id + "/logs?tail=0").num("/meta/count"), 0);
-
-  // Follow: the kept entries first, then a new task's output as it is written.
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::socket sock(ioc);
-  sock.connect({boost::asio::ip::make_address("127.0.0.1"), server_->port()});
-  const std::string head = "GET /api/v1/agents/" + id + "/logs?follow=true&tail=10 HTTP/1.1\r\nHost: x\r\n"
-                           "Authorization: Bearer " + admin_token(server_->port()) + "\r\n\r\n";
-  boost::asio::write(sock, boost::asio::buffer(head));
-  std::string got;
-  read_until(sock, got, "said:one", std::chrono::seconds(10));
-  EXPECT_NE(got.find("200 OK"), std::string::npos) << got;
-  EXPECT_NE(got.find("text/event-stream"), std::string::npos) << got;
-  EXPECT_NE(got.find("chunked"), std::string::npos) << got;
-  EXPECT_NE(got.find("event: log"), std::string::npos) << got;
-  submit(id, json::object{{"input", "two"}});
-  read_until(sock, got, "said:two", std::chrono::seconds(30));
-  EXPECT_NE(got.find("said:two"), std::string::npos) << got;
-  // The client leaves; the server carries on and a new follower works.
-  sock.close();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_EQ(client_->get("/api/v1/system/health").status, 200u);
-  EXPECT_TRUE(server_->process().running());
-
-  // Bad parameters, unknown agents, no token, and the rights of a viewer.
-  const std::string base = "/api/v1/agents/" + id + "/logs";
-  for (const std::string q : {"?follow=yes", "?tail=-1", "?tail=10001", "?tail=abc", "?colour=red"}) {
-    auto r = client_->get(base + q);
-    EXPECT_EQ(r.status, 422u) << q << " -> " << r.describe();
-  }
-  EXPECT_EQ(client_->get("/api/v1/agents/not-a-uuid/logs").status, 400u);
-  EXPECT_EQ(client_->get("/api/v1/agents/01a217b7-0070-716d-ad26-85bd9f3e54b2/logs").status, 404u);
-  client_->set_token("");
-  EXPECT_EQ(client_->get(base).status, 401u);
-  client_->reset_token();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DevWorkTest,
