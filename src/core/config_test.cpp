@@ -58,7 +58,7 @@ TEST(ConfigTest, DefaultsAreEmbeddedLoopback) {
   EXPECT_EQ(c.blocking_threads, 4);
   EXPECT_EQ(c.max_body_bytes, 1024u * 1024u);
   EXPECT_EQ(c.sqlite_synchronous, "full");
-  EXPECT_EQ(c.mcp_tool_records, "deferred");
+  EXPECT_EQ(c.mcp_tool_records, "durable");
   EXPECT_FALSE(c.distributed());
   EXPECT_EQ(c.to_json_masked().at("mode").as_string(), "embedded");
 }
@@ -108,7 +108,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"health_interval_ms", "250"},
       {"remote_heartbeat_timeout_ms", "5000"},
       {"mcp_health_interval_ms", "1500"},
-      {"mcp_tool_records", "durable"},
+      {"mcp_tool_records", "deferred"},
       {"allowed_origins", "https://a.example, http://b.example:3000 ,"},
       {"master_key_file", "/etc/devplane/master.key"},
       {"master_key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
@@ -172,7 +172,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   EXPECT_EQ(c.health_interval_ms, 250u);
   EXPECT_EQ(c.remote_heartbeat_timeout_ms, 5000u);
   EXPECT_EQ(c.mcp_health_interval_ms, 1500u);
-  EXPECT_EQ(c.mcp_tool_records, "durable");
+  EXPECT_EQ(c.mcp_tool_records, "deferred");
   EXPECT_EQ(c.allowed_origins,
             (std::vector<std::string>{"https://a.example", "http://b.example:3000"}));
   EXPECT_EQ(c.oidc_issuer, "https://idp.example.com");

@@ -89,8 +89,11 @@ class McpServerTest : public ::testing::TestWithParam<Backend> {
   void SetUp() override {
     ASSERT_TRUE(fs::exists(everything_js())) << "run `npm ci` in tests/mcp (scripts/test does)";
     ASSERT_TRUE(fs::exists(inspector_dir() + "/cli.js")) << "run `npm ci` in tests/mcp (scripts/test does)";
+    // Deferred tool-call records (not the default): the gateway's calls here read their
+    // records back through the API, which waits for this node's queued records.
     server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{},
-                                           Env{{"DEVPLANE_MCP_HEALTH_INTERVAL_MS", "500"}});
+                                           Env{{"DEVPLANE_MCP_HEALTH_INTERVAL_MS", "500"},
+                                               {"DEVPLANE_MCP_TOOL_RECORDS", "deferred"}});
     ASSERT_EQ(server_->error(), "") << "server did not start";
     http_ = std::make_unique<HttpClient>(server_->port());
     url_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/mcp";

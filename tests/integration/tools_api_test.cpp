@@ -30,8 +30,8 @@ class ToolsApiTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     ASSERT_TRUE(fs::exists(everything_js())) << "run `npm ci` in tests/mcp (scripts/test does)";
-    // Durable records: these tests read tool_executions and the outbox with SQL right after a
-    // call (the other MCP suites run the default, deferred, and read through the API).
+    // Durable records (the default, named here because these tests read tool_executions and
+    // the outbox with SQL right after a call; mcp_server_test runs deferred).
     server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{},
                                            Env{{"DEVPLANE_MCP_HEALTH_INTERVAL_MS", "500"},
                                                {"DEVPLANE_MCP_TOOL_RECORDS", "durable"}});
