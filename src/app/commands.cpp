@@ -424,6 +424,7 @@ int run_serve(const ServeOptions& opts) {
   sopts.header_timeout = std::chrono::milliseconds(cfg.header_timeout_ms);
   sopts.idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms);
   sopts.request_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
+  sopts.ws_shards = static_cast<std::size_t>(io_threads);
   http::Server server(io, blocking, router, sopts, &metrics);
   server_ptr = &server;
   server.set_authenticator(authenticator);

@@ -1,8 +1,11 @@
 #include "http/server.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <iterator>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include <boost/asio/as_tuple.hpp>
@@ -79,7 +82,13 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
         options(std::move(options_)),
         observer(observer_),
         acceptor(asio::make_strand(io_)),
-        drain_timer(io_) {}
+        drain_timer(io_) {
+    std::size_t shards = options.ws_shards;
+    if (shards == 0) shards = std::max(1U, std::thread::hardware_concurrency());
+    for (std::size_t i = 0; i < shards; ++i) {
+      ws_shards.push_back(std::make_shared<internal::WsShard>(io_));
+    }
+  }
 
   asio::io_context& io;
   asio::thread_pool& blocking;
@@ -97,6 +106,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
   std::function<void()> on_drained;                                            // guarded by mu
   std::unordered_map<const WsConnection*, std::weak_ptr<WsConnection>> ws_open;  // guarded by mu
   std::vector<WsEndpoint> ws_endpoints;  // set before start(), then read-only
+  std::vector<std::shared_ptr<internal::WsShard>> ws_shards;  // fixed at construction
+  std::atomic<std::size_t> next_shard{0};
   Authenticator* authenticator = nullptr;  // set before start(), then read-only
   RequestAuditor* auditor = nullptr;       // set before start(), then read-only
 
@@ -507,9 +518,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
     state->upgraded.store(true);
     auto self = shared_from_this();
     const std::uint64_t id = state->id;
-    asio::co_spawn(s.stream.get_executor(),
-                   internal::run_websocket(std::move(s.stream), std::move(breq), std::move(req),
-                                           *ep.handler, ep.options, *this),
+    auto shard = ws_shards[next_shard.fetch_add(1) % ws_shards.size()];
+    const auto shard_ex = shard->executor();
+    asio::co_spawn(shard_ex,
+                   internal::run_websocket(s.stream.release_socket(), std::move(shard),
+                                           std::move(breq), std::move(req), *ep.handler,
+                                           ep.options, *this),
                    [self, state, id](std::exception_ptr e) {
                      if (e) {
                        try {

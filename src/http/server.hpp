@@ -38,6 +38,9 @@ struct ServerOptions {
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds request_timeout{30'000};
+  // WebSocket connections are spread over this many strands (0: one per core); a fan-out
+  // posts once per strand (see internal::WsShard).
+  std::size_t ws_shards = 0;
 };
 
 // Observes every request; implemented by the metrics module. Called from any thread.

@@ -1,13 +1,14 @@
 #include "http/internal/ws_session.hpp"
 
-#include <atomic>
+#include <algorithm>
 #include <list>
 
+#include <unistd.h>
+
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
+#include <boost/asio/basic_stream_socket.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
@@ -16,41 +17,53 @@
 #include "core/log.hpp"
 
 namespace dp::http::internal {
-namespace {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 
+namespace {
+
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::string_view kSubprotocol = "devplane.v1";
+constexpr std::size_t kDrainSlice = 128;  // mails handed out per turn of a shard
 
-// One upgraded connection. Strand-confined state (queue_, writing_, closing_) is touched
-// only on the stream's executor; public methods post there.
+}  // namespace
+
+// One upgraded connection, on its shard's strand. A plain socket under the WebSocket stream
+// (not beast::tcp_stream): the stream's own timeouts (handshake, idle, keep-alive pings)
+// are the only deadlines a WebSocket needs, and each write then skips tcp_stream's timer
+// bookkeeping. The socket and timer name the strand's type, so no handler goes through a
+// type-erased executor. Strand-confined state (queue_, writing_, closing_) is touched only on
+// the strand; public methods go through the shard's mailbox.
 class WsSession final : public WsConnection, public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(beast::tcp_stream&& stream, const WsOptions& options, std::string remote)
-      : ws_(std::move(stream)),
+  using Socket = asio::basic_stream_socket<asio::ip::tcp, WsShard::Executor>;
+  using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
+                                           asio::wait_traits<std::chrono::steady_clock>,
+                                           WsShard::Executor>;
+
+  WsSession(Socket&& socket, std::shared_ptr<WsShard> shard, const WsOptions& options,
+            std::string remote)
+      : ws_(std::move(socket)),
+        shard_(std::move(shard)),
         options_(options),
         id_(ids::uuid_v7()),
         remote_(std::move(remote)),
-        grace_(ws_.get_executor()) {}
+        grace_(shard_->executor()) {}
 
   // http::WsConnection
   void send(std::shared_ptr<const std::string> text) override {
-    asio::post(ws_.get_executor(), [self = shared_from_this(), text = std::move(text)]() mutable {
-      self->enqueue(std::move(text));
-    });
+    if (text == nullptr) return;
+    shard_->deliver(shared_from_this(), std::move(text));
   }
   void close(std::uint16_t code, std::string reason) override {
-    asio::post(ws_.get_executor(), [self = shared_from_this(), code, r = std::move(reason)]() mutable {
-      self->begin_close(code, std::move(r));
-    });
+    shard_->deliver(shared_from_this(), nullptr, code, std::move(reason));
   }
   const std::string& id() const noexcept override { return id_; }
   const std::string& remote_address() const noexcept override { return remote_; }
 
-  websocket::stream<beast::tcp_stream>& ws() { return ws_; }
+  websocket::stream<Socket>& ws() { return ws_; }
 
   // Strand only: the connection has ended; nothing more is written.
   void ended() {
@@ -61,6 +74,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   }
 
  private:
+  friend class WsShard;
+
   void enqueue(std::shared_ptr<const std::string> text) {
     if (closing_) return;
     if (queue_.size() >= options_.max_queued_messages ||
@@ -94,7 +109,8 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
     grace_.expires_after(options_.close_grace);
     grace_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec) return;
-      beast::get_lowest_layer(self->ws_).close();
+      beast::error_code ignored;
+      beast::get_lowest_layer(self->ws_).close(ignored);
     });
   }
 
@@ -140,11 +156,12 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
     writing_ = false;
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Socket> ws_;
+  const std::shared_ptr<WsShard> shard_;
   const WsOptions options_;
   const std::string id_;
   const std::string remote_;
-  asio::steady_timer grace_;
+  Timer grace_;
   // A list, not a deque: an idle connection must not hold a deque's first 512-byte block.
   std::list<std::shared_ptr<const std::string>> queue_;
   std::size_t queued_bytes_ = 0;
@@ -154,15 +171,68 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   websocket::close_reason close_reason_;
 };
 
-}  // namespace
+WsShard::WsShard(asio::io_context& io) : strand_(asio::make_strand(io)) {}
 
-asio::awaitable<void> run_websocket(beast::tcp_stream stream,
+void WsShard::deliver(std::shared_ptr<WsSession> session, std::shared_ptr<const std::string> text,
+                      std::uint16_t code, std::string reason) {
+  {
+    std::lock_guard lock(mu_);
+    mail_.push_back(Mail{std::move(session), std::move(text), code, std::move(reason)});
+    if (scheduled_) return;
+    scheduled_ = true;
+  }
+  asio::post(strand_, [self = shared_from_this()] { self->drain(); });
+}
+
+void WsShard::drain() {
+  if (next_ == draining_.size()) {
+    draining_.clear();
+    next_ = 0;
+    // Keep the capacity of a burst, not of the largest burst ever.
+    if (draining_.capacity() > 4096) draining_.shrink_to_fit();
+    std::lock_guard lock(mu_);
+    draining_.swap(mail_);
+    if (draining_.empty()) {
+      scheduled_ = false;
+      return;
+    }
+  }
+  // A bounded share per turn, then back in line: HTTP sessions on the same I/O threads get
+  // their turn between two slices of a large fan-out instead of after all of it.
+  const std::size_t end = std::min(draining_.size(), next_ + kDrainSlice);
+  for (; next_ < end; ++next_) {
+    Mail& m = draining_[next_];
+    if (m.text != nullptr) {
+      m.session->enqueue(std::move(m.text));
+    } else {
+      m.session->begin_close(m.code, std::move(m.reason));
+    }
+    m.session.reset();
+  }
+  asio::post(strand_, [self = shared_from_this()] { self->drain(); });
+}
+
+asio::awaitable<void> run_websocket(asio::ip::tcp::socket socket, std::shared_ptr<WsShard> shard,
                                     beast::http::request<beast::http::string_body> upgrade,
                                     Request request, WsHandler& handler,
                                     const WsOptions& options, WsRegistry& registry) {
-  // Beast's websocket stream keeps its own timers; the HTTP deadline must not fire under it.
-  stream.expires_never();
-  auto session = std::make_shared<WsSession>(std::move(stream), options, request.remote_address);
+  // Move the connection onto the shard's strand: same descriptor, new executor.
+  beast::error_code mec;
+  const auto protocol = socket.local_endpoint(mec).protocol();
+  const int fd = mec ? -1 : socket.release(mec);
+  if (mec) {
+    request.log.info("websocket upgrade failed", {{"error", mec.message()}});
+    co_return;
+  }
+  WsSession::Socket own(shard->executor());
+  own.assign(protocol, fd, mec);
+  if (mec) {
+    ::close(fd);
+    request.log.info("websocket upgrade failed", {{"error", mec.message()}});
+    co_return;
+  }
+  auto session = std::make_shared<WsSession>(std::move(own), std::move(shard), options,
+                                             request.remote_address);
   auto& ws = session->ws();
   websocket::stream_base::timeout t{};
   t.handshake_timeout = std::chrono::seconds(10);
@@ -224,7 +294,8 @@ asio::awaitable<void> run_websocket(beast::tcp_stream stream,
   session->ended();
   registry.closed(*session);
   handler.on_close(session);
-  beast::get_lowest_layer(ws).close();
+  beast::error_code ignored;
+  beast::get_lowest_layer(ws).close(ignored);
 }
 
 }  // namespace dp::http::internal
