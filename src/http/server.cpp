@@ -62,6 +62,7 @@ struct SessionState {
   beast::tcp_stream stream;
   std::atomic<bool> idle{true};
   std::uint64_t id = 0;
+  std::string remote;  // the peer's address, read once per connection
   // Set when the connection became a WebSocket: its own coroutine then ends the session,
   // so the HTTP coroutine's frame (parser, buffers) is freed for the connection's lifetime.
   std::atomic<bool> upgraded{false};
@@ -228,6 +229,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
         sessions.emplace(id, state);
       }
       state->id = id;
+      beast::error_code ep_ec;
+      const auto ep = state->stream.socket().remote_endpoint(ep_ec);
+      if (!ep_ec) state->remote = ep.address().to_string();
       if (observer != nullptr) observer->on_connection(+1);
       auto ex = state->stream.get_executor();
       asio::co_spawn(ex, run_session(state), [self, state, id](std::exception_ptr e) {
@@ -455,14 +459,15 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
     Request req;
     req.method = std::string(breq.method_string());
     req.target = std::string(breq.target());
+    req.headers.reserve(static_cast<std::size_t>(std::distance(breq.begin(), breq.end())));
     for (const auto& f : breq) {
       std::string name(f.name_string());
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (char& c : name) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      }
       req.headers.emplace_back(std::move(name), std::string(f.value()));
     }
-    beast::error_code ep_ec;
-    auto ep = s.stream.socket().remote_endpoint(ep_ec);
-    if (!ep_ec) req.remote_address = ep.address().to_string();
+    req.remote_address = s.remote;
     auto incoming_id = req.header("x-request-id");
     req.request_id = incoming_id && sane_request_id(*incoming_id) ? std::string(*incoming_id)
                                                                     : ids::uuid_v7();
@@ -572,17 +577,20 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (observer != nullptr) observer->on_finish(route, req.method, r.status, secs);
-    boost::json::object ctx{{"method", req.method},
-                            {"path", req.path},
-                            {"status", r.status},
-                            {"durationMs", secs * 1000.0},
-                            {"remote", req.remote_address}};
+    // The log line's fields are built only when the line is written.
+    auto ctx = [&] {
+      return boost::json::object{{"method", req.method},
+                                 {"path", req.path},
+                                 {"status", r.status},
+                                 {"durationMs", secs * 1000.0},
+                                 {"remote", req.remote_address}};
+    };
     if (r.status >= 500) {
-      req.log.error("request failed", std::move(ctx));
+      req.log.error("request failed", ctx());
     } else if (r.status >= 400 || secs > 0.5) {
-      req.log.info("request", std::move(ctx));
+      req.log.info("request", ctx());
     } else if (log::enabled(log::Level::kDebug)) {
-      req.log.debug("request", std::move(ctx));
+      req.log.debug("request", ctx());
     }
     co_return r;
   }
