@@ -72,7 +72,7 @@ constexpr FlagSpec kFlags[] = {
     {"--log-level", "log_level", "debug, info, warn or error (default info)"},
     {"--log-format", "log_format", "json (default) or text"},
     {"--io-threads", "io_threads", "I/O threads (default: number of cores)"},
-    {"--blocking-threads", "blocking_threads", "Threads for handlers, store and other blocking work (default 32)"},
+    {"--blocking-threads", "blocking_threads", "Threads for store and other blocking work (default 4)"},
     {"--max-body-bytes", "max_body_bytes", "Largest accepted request body (default 1048576)"},
     {"--shutdown-timeout-ms", "shutdown_timeout_ms", "Grace period for in-flight requests on shutdown"},
 };

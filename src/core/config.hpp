@@ -33,7 +33,7 @@ struct Config {
   std::string log_format = "json";
   std::string config_file;
   int io_threads = 0;        // 0: number of cores
-  int blocking_threads = 32;  // handlers, store and other blocking work (see docs/architecture.md)
+  int blocking_threads = 4;  // store and other blocking work
   int db_pool_size = 8;      // PostgreSQL connections
   std::uint64_t max_body_bytes = 1024 * 1024;
   std::uint32_t header_timeout_ms = 10'000;

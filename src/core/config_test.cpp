@@ -55,7 +55,7 @@ TEST(ConfigTest, DefaultsAreEmbeddedLoopback) {
   EXPECT_TRUE(c.redis_url.empty());
   EXPECT_EQ(c.log_level, "info");
   EXPECT_EQ(c.log_format, "json");
-  EXPECT_EQ(c.blocking_threads, 32);
+  EXPECT_EQ(c.blocking_threads, 4);
   EXPECT_EQ(c.max_body_bytes, 1024u * 1024u);
   EXPECT_EQ(c.sqlite_synchronous, "full");
   EXPECT_EQ(c.mcp_tool_records, "durable");
@@ -462,7 +462,7 @@ TEST_F(ConfigFileTest, PrecedenceIsDefaultsThenFileThenEnvThenFlags) {
   EXPECT_EQ(c.log_level, "debug");           // file beats default
   EXPECT_EQ(c.redis_url, "redis://file:1");  // file only
   EXPECT_EQ(c.host, "127.0.0.1");            // default stays
-  EXPECT_EQ(c.blocking_threads, 32);
+  EXPECT_EQ(c.blocking_threads, 4);
 }
 
 TEST(ConfigTest, MaskUrlPassword) {
