@@ -497,6 +497,50 @@ TEST_P(RealtimeTest, HelloAckAndLifecycleEventsArriveInOrder) {
   ws.close();
 }
 
+// Connections are spread over a few shards, and a shard hands an event to its connections a
+// slice (128) at a time: with 300 clients every slice boundary is crossed, and each client
+// must still get every event, once, in order.
+TEST_P(RealtimeTest, FanOutToManyClientsDeliversEveryEventInOrder) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  constexpr std::size_t kClients = 300;
+  constexpr int kAgents = 4;  // 5 lifecycle events each
+  std::vector<std::unique_ptr<WsClient>> clients;
+  std::vector<std::int64_t> start_ids;
+  for (std::size_t i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<WsClient>());
+    open(*clients.back());
+    start_ids.push_back(subscribe(*clients.back(), {{"topics", json::array{"agent.*"}}}).num("/lastEventId"));
+  }
+  for (int a = 0; a < kAgents; ++a) {
+    const std::string id = create_agent(*api_, "fan-" + std::to_string(a));
+    ASSERT_FALSE(id.empty());
+    lifecycle(id, "start");
+    lifecycle(id, "stop");
+  }
+  constexpr std::size_t kWant = 5 * kAgents;
+  for (std::size_t i = 0; i < kClients; ++i) {
+    std::vector<std::int64_t> ids;
+    const auto deadline = Clock::now() + 30s;
+    while (ids.size() < kWant && Clock::now() < deadline) {
+      WsMessage m = clients[i]->receive(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+      if (!m.is_text()) break;
+      if (m.type() == "event") ids.push_back(m.id());
+    }
+    ASSERT_EQ(ids.size(), kWant) << "client " << i;
+    std::int64_t prev = start_ids[i];
+    for (std::int64_t id : ids) {
+      EXPECT_GT(id, prev) << "client " << i;
+      prev = id;
+    }
+    // Nothing more (no duplicate) arrives.
+    WsMessage extra = clients[i]->receive(i == 0 ? 500ms : 1ms);
+    EXPECT_TRUE(extra.timed_out()) << "client " << i << ": " << extra.describe();
+  }
+  EXPECT_TRUE(ping(*clients.front()));
+  for (auto& c : clients) c->close();
+}
+
 TEST_P(RealtimeTest, TopicPatternsAndAgentFilter) {
   ASSERT_NO_FATAL_FAILURE(start());
   WsClient prefix, exact, all, other, both;
