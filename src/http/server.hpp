@@ -1,7 +1,8 @@
 // Server: the HTTP/1.1 listener and its sessions (Boost.Beast, C++20 coroutines).
 //
 // One io_context run by several threads; each connection is a coroutine on its own
-// strand. Handlers run on the blocking pool and the session awaits their result, so a
+// strand, until it becomes a WebSocket: then it moves onto one of a few shared strands
+// (shards, see internal::WsShard) so that a fan-out posts once per shard. Handlers run on the blocking pool and the session awaits their result, so a
 // slow query never stalls an I/O thread. Limits: body size (413), header size (431),
 // a header timeout, an idle keep-alive timeout and a per-request read deadline.
 //
