@@ -1,14 +1,18 @@
 // Agent benchmark, through the API of a running devplane, for a no-op command agent (`true`),
 // once sandboxed (bubblewrap + cgroups) and once with isolation: none:
 //
-//   node bench.mjs BASE_URL TOKEN [TASKS=200] [STARTS=30]
+//   node --experimental-websocket bench.mjs BASE_URL TOKEN [TASKS=200] [STARTS=30]
 //
 // - start: POST /agents/:id/start until it answers (the agent is running), then stop; p50/p99.
 // - sandbox start-to-exit: the program's own wall time as the runner measured it (fork, cgroup,
-//   bubblewrap namespaces and mounts, exec of `true`, exit, reaping), from result.wallMs.
-// - task round trip: POST /tasks until a GET reads it finished (polled every 1 ms), and the
-//   overhead = round trip minus the program's wall time: what devplane adds per task (queue,
-//   claim, result, events). Tasks run one after another.
+//   bubblewrap namespaces and mounts, exec of `true`, exit, reaping), from result.wallUs.
+// - task round trip, measured two ways, TASKS tasks each, one after another:
+//   - event: from sending POST /tasks to receiving the task's `agent.task.update` event with a
+//     final status on a /ws subscription (no polling: what a client that listens sees);
+//   - poll: POST /tasks, then GET the task every 1 ms until it reads finished (the figure
+//     recorded before the event mode existed; up to 1 ms of it is the polling).
+//   The overhead = round trip minus the program's wall time (wallUs, microseconds): what
+//   devplane adds per task (queue, claim, result, events). All times in ms with two decimals.
 // Bounded: every request has a 10 s timeout, each task a 30 s deadline.
 const [base, token, tasksArg, startsArg] = process.argv.slice(2);
 if (!base || !token) {
@@ -37,7 +41,53 @@ function stats(xs) {
 }
 const fmt = (x) => `p50 ${x.p50.toFixed(2)} ms, p99 ${x.p99.toFixed(2)} ms, max ${x.max.toFixed(2)} ms (n=${x.n})`;
 
-async function bench(isolation) {
+// One /ws connection subscribed to agent.task.update; `finished` holds, per task id, the
+// arrival time of its final event and its data (events may arrive before POST answers).
+async function openEvents() {
+  if (typeof WebSocket === "undefined") throw new Error("no WebSocket: run node with --experimental-websocket");
+  const ws = new WebSocket(base.replace(/^http/, "ws") + "/ws", ["devplane.v1", `bearer.${token}`]);
+  const finished = new Map();
+  const waiters = new Map();
+  let acked;
+  const ack = new Promise((r) => { acked = r; });
+  ws.onmessage = (m) => {
+    const at = performance.now();
+    const msg = JSON.parse(m.data);
+    if (msg.type === "ack") acked();
+    if (msg.type !== "event" || msg.topic !== "agent.task.update") return;
+    const d = msg.data;
+    if (!["succeeded", "failed", "cancelled"].includes(d.status)) return;
+    finished.set(d.taskId, { at, data: d });
+    const w = waiters.get(d.taskId);
+    if (w) w();
+  };
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = () => reject(new Error("cannot open /ws"));
+  });
+  ws.send(JSON.stringify({ op: "subscribe", id: "1", topics: ["agent.task.update"] }));
+  await Promise.race([ack, new Promise((_, rej) => setTimeout(() => rej(new Error("no subscribe ack")), 10_000))]);
+  const wait = (id) => {
+    if (finished.has(id)) return Promise.resolve(finished.get(id));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no final event within 30 s")), 30_000);
+      waiters.set(id, () => { clearTimeout(timer); waiters.delete(id); resolve(finished.get(id)); });
+    });
+  };
+  return { ws, wait };
+}
+
+// An older devplane reports wallMs only (whole ms, truncated): the overhead is then up to 1 ms
+// too high.
+let coarseWarned = false;
+function coarse(ms) {
+  if (typeof ms !== "number") return undefined;
+  if (!coarseWarned) console.log("note: no wallUs in the results (an older devplane): wall time from wallMs, 1 ms resolution");
+  coarseWarned = true;
+  return ms * 1000;
+}
+
+async function bench(isolation, events) {
   const agent = await call("POST", "/api/v1/agents", {
     name: `bench-${isolation}-${tag}`, type: "command",
     config: { command: ["true"], isolation, memoryMb: 64, pids: 16 },
@@ -50,34 +100,57 @@ async function bench(isolation) {
     await call("POST", `/api/v1/agents/${agent.id}/stop`);
   }
   await call("POST", `/api/v1/agents/${agent.id}/start`);
-  const rtt = [], wall = [], overhead = [];
-  for (let i = 0; i < tasks + 5; i++) {
-    const t0 = performance.now();
-    const t = await call("POST", `/api/v1/agents/${agent.id}/tasks`, { input: "" });
-    const deadline = Date.now() + 30_000;
-    let done;
-    for (;;) {
-      done = await call("GET", `/api/v1/agents/${agent.id}/tasks/${t.id}`);
-      if (["succeeded", "failed", "cancelled"].includes(done.status)) break;
-      if (Date.now() > deadline) throw new Error("task took longer than 30 s");
-      await new Promise((r) => setTimeout(r, 1));
+  const out = { start: stats(startMs) };
+  for (const mode of ["event", "poll"]) {
+    const rtt = [], wall = [], overhead = [];
+    for (let i = 0; i < tasks + 5; i++) {
+      const t0 = performance.now();
+      const t = await call("POST", `/api/v1/agents/${agent.id}/tasks`, { input: "" });
+      let done, r;
+      if (mode === "event") {
+        const ev = await events.wait(t.id);
+        r = ev.at - t0;
+        done = { status: ev.data.status, error: ev.data.error, wallUs: ev.data.wallUs ?? coarse(ev.data.wallMs) };
+      } else {
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          const got = await call("GET", `/api/v1/agents/${agent.id}/tasks/${t.id}`);
+          if (["succeeded", "failed", "cancelled"].includes(got.status)) {
+            done = { status: got.status, error: got.error, wallUs: got.result?.wallUs ?? coarse(got.result?.wallMs) };
+            break;
+          }
+          if (Date.now() > deadline) throw new Error("task took longer than 30 s");
+          await new Promise((res) => setTimeout(res, 1));
+        }
+        r = performance.now() - t0;
+      }
+      if (done.status !== "succeeded") throw new Error(`task ${done.status}: ${done.error}`);
+      if (typeof done.wallUs !== "number") throw new Error("the task result has no wall time");
+      if (i < 5) continue;  // warm-up
+      rtt.push(r);
+      wall.push(done.wallUs / 1000);
+      overhead.push(r - done.wallUs / 1000);
     }
-    const r = performance.now() - t0;
-    if (done.status !== "succeeded") throw new Error(`task ${done.status}: ${done.error}`);
-    if (i < 5) continue;  // warm-up
-    rtt.push(r);
-    wall.push(done.result.wallMs);
-    overhead.push(r - done.result.wallMs);
+    out[mode] = { wall: stats(wall), rtt: stats(rtt), overhead: stats(overhead) };
   }
   await call("POST", `/api/v1/agents/${agent.id}/stop`);
-  return { start: stats(startMs), wall: stats(wall), rtt: stats(rtt), overhead: stats(overhead) };
+  return out;
 }
 
+const events = await openEvents();
+const summary = {};
 for (const isolation of ["sandbox", "none"]) {
-  const r = await bench(isolation);
+  const r = await bench(isolation, events);
   console.log(`isolation: ${isolation}`);
-  console.log(`  agent start (API)           ${fmt(r.start)}`);
-  console.log(`  program start-to-exit       ${fmt(r.wall)}`);
-  console.log(`  task round trip             ${fmt(r.rtt)}`);
-  console.log(`  task overhead (rtt - wall)  ${fmt(r.overhead)}`);
+  console.log(`  agent start (API)                  ${fmt(r.start)}`);
+  for (const mode of ["event", "poll"]) {
+    console.log(`  [${mode}] program start-to-exit      ${fmt(r[mode].wall)}`);
+    console.log(`  [${mode}] task round trip            ${fmt(r[mode].rtt)}`);
+    console.log(`  [${mode}] task overhead (rtt - wall) ${fmt(r[mode].overhead)}`);
+  }
+  summary[isolation] = { startP50: r.start.p50, eventOverheadP50: r.event.overhead.p50,
+                         eventOverheadP99: r.event.overhead.p99, pollOverheadP50: r.poll.overhead.p50,
+                         pollOverheadP99: r.poll.overhead.p99 };
 }
+console.log(JSON.stringify(summary, (k, v) => (typeof v === "number" ? Math.round(v * 100) / 100 : v)));
+events.ws.close();

@@ -485,6 +485,7 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
                             {"stdoutBytes", r.stdout_bytes},
                             {"stderrBytes", r.stderr_bytes},
                             {"wallMs", r.wall_ms},
+                            {"wallUs", r.wall_us},
                             {"isolated", r.isolated},
                             {"memoryPeakBytes", r.stats.memory_peak_bytes},
                             {"cpuThrottled", r.stats.cpu_throttled},

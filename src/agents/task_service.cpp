@@ -16,7 +16,7 @@ std::string task_event(const model::Task& t) {
   if (!t.error.empty()) o["error"] = t.error;
   if (t.finished() && t.result.is_object()) {
     const auto& r = t.result.as_object();
-    for (const char* k : {"exitCode", "outcome", "wallMs", "stopReason"}) {
+    for (const char* k : {"exitCode", "outcome", "wallMs", "wallUs", "stopReason"}) {
       if (auto* v = r.if_contains(k)) o[k] = *v;
     }
   }

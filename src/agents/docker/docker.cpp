@@ -251,7 +251,8 @@ Result<sandbox::RunResult> run(const DockerClient& client, const ContainerSpec& 
   res.isolated = true;
   auto finish = [&](Status s) -> Result<sandbox::RunResult> {
     client.remove(id).ignore_error();  // best effort: a leftover is labelled devplane=agent
-    res.wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    res.wall_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
+    res.wall_ms = res.wall_us / 1000;
     if (!s.ok()) return s.error();
     return res;
   };

@@ -320,9 +320,10 @@ Result<RunResult> run(const RunSpec& spec, RunControl* control) {
     cg->kill_all();
     result.stats = cg->stats();
   }
-  result.wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+  result.wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
                        std::chrono::steady_clock::now() - started)
                        .count();
+  result.wall_ms = result.wall_us / 1000;
   if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
     // bubblewrap reports a child killed by signal N as exit 128+N.

@@ -64,6 +64,7 @@ struct RunResult {
   std::int64_t stdout_bytes = 0;  // total produced, kept or not
   std::int64_t stderr_bytes = 0;
   std::int64_t wall_ms = 0;
+  std::int64_t wall_us = 0;  // the same, in microseconds (benchmarks subtract it)
   CgroupStats stats;
   bool isolated = false;  // ran under bubblewrap
 };
