@@ -33,6 +33,17 @@ class MeteredStore final : public store::Store {
     if (s.ok() && appended && on_commit_) on_commit_();
     return s;
   }
+  Status write_relaxed(const std::function<Status(store::Tx&)>& fn) override {
+    bool appended = false;
+    Status s = timed("write", [&] {
+      return inner_->write_relaxed([&](store::Tx& tx) {
+        NotingTx noting(tx, appended);
+        return fn(noting);
+      });
+    });
+    if (s.ok() && appended && on_commit_) on_commit_();
+    return s;
+  }
   Status read(const std::function<Status(store::Tx&)>& fn) override {
     return timed("read", [&] { return inner_->read(fn); });
   }

@@ -785,6 +785,47 @@ TEST_P(StoreTest, ConcurrentWritesEachGetTheirOwnOutcome) {
   insert_ok("still-usable");
 }
 
+// Relaxed writes (bookkeeping that does not wait for the disk) mixed with ordinary ones, from
+// several threads: each gets its own outcome, a failed one leaves nothing, and what succeeded
+// is readable at once, whichever kind the batch holding it was.
+TEST_P(StoreTest, RelaxedWritesCommitInOrderWithOrdinaryOnes) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 30;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const int n = t * kPerThread + i;
+        Agent a = make_agent("r-" + std::to_string(n));
+        auto fn = [&](Tx& tx) -> Status {
+          DP_TRY(tx.agents().insert(a));
+          DP_TRY(tx.outbox().append(event("agent.status.update", "{}")));
+          if (n % 9 == 4) return Error::failed_precondition("test_abort", "changed its mind");
+          return Ok{};
+        };
+        Status s = (n % 2 == 0) ? store_->write_relaxed(fn) : store_->write(fn);
+        const bool should_fail = n % 9 == 4;
+        if (s.ok() == should_fail) ++failures;
+        if (s.ok() && !get(a.id).ok()) ++failures;
+        if (!s.ok() && get(a.id).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  std::int64_t expected = 0;
+  for (int n = 0; n < kThreads * kPerThread; ++n) expected += n % 9 == 4 ? 0 : 1;
+  EXPECT_EQ(raw_int("SELECT count(*) FROM agents"), expected);
+  EXPECT_EQ(raw_int("SELECT count(*) FROM outbox"), expected);
+  // A relaxed unit that marks rows published, then an ordinary one: both stay.
+  auto p = pending();
+  ASSERT_FALSE(p.empty());
+  ASSERT_TRUE(store_->write_relaxed([&](Tx& tx) { return tx.outbox().mark_published({p[0].id}, clock::now_ms()); }).ok());
+  insert_ok("after-relaxed");
+  EXPECT_EQ(raw_int("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL"), 1);
+}
+
 // The relay's read-only round: the same rows a claim returns, or nullopt while a row still
 // waits for its seq (PostgreSQL, between commit and claim; never on SQLite).
 TEST_P(StoreTest, ReadyToPublishIsTheReadOnlyClaim) {

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/check.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
 #include "store/internal/migration.hpp"
@@ -205,9 +206,17 @@ class SqliteStore final : public Store {
   // running takes the whole queue into one transaction (each unit under its own SAVEPOINT,
   // so a unit that fails is rolled back alone) and one disk sync. Nobody's write returns
   // before the transaction holding it has committed; units commit in arrival order.
-  Status write(const std::function<Status(Tx&)>& fn) override {
+  Status write(const std::function<Status(Tx&)>& fn) override { return enqueue(fn, false); }
+
+  // In WAL mode a commit under synchronous=NORMAL appends its frames without syncing them; the
+  // next FULL commit syncs the WAL file, earlier frames included, so order is kept. A batch
+  // runs relaxed only when every unit in it is.
+  Status write_relaxed(const std::function<Status(Tx&)>& fn) override { return enqueue(fn, true); }
+
+  Status enqueue(const std::function<Status(Tx&)>& fn, bool relaxed) {
     PendingWrite me;
     me.fn = &fn;
+    me.relaxed = relaxed;
     std::unique_lock lock(queue_mu_);
     queue_.push_back(&me);
     while (!me.done) {
@@ -361,6 +370,7 @@ class SqliteStore final : public Store {
     const std::function<Status(Tx&)>* fn = nullptr;
     Status result = Ok{};
     std::exception_ptr thrown;
+    bool relaxed = false;
     bool done = false;  // guarded by queue_mu_
   };
 
@@ -380,10 +390,26 @@ class SqliteStore final : public Store {
       std::lock_guard lock(write_mu_);
       if (!writer_) {
         for (PendingWrite* w : batch) w->result = Error::unavailable("store is closed");
-      } else if (batch.size() == 1) {
-        commit_one(*batch.front());
       } else {
-        commit_group(batch);
+        const bool relaxed =
+            synchronous_ == "FULL" &&
+            std::all_of(batch.begin(), batch.end(), [](const PendingWrite* w) { return w->relaxed; });
+        // Outside a transaction, where SQLite lets the setting change; if it cannot be
+        // lowered the unit simply commits durably.
+        // exec_script, not control(): SQLite applies this pragma when it is prepared, so a cached
+        // statement would not apply it again.
+        const bool lowered = relaxed && writer_->exec_script("PRAGMA synchronous=NORMAL").ok();
+        if (batch.size() == 1) {
+          commit_one(*batch.front());
+        } else {
+          commit_group(batch);
+        }
+        if (lowered) {
+          // The pragma only sets a flag of the connection (no I/O), outside any transaction,
+          // so it cannot fail; a writer left relaxed would break every durable commit after.
+          const bool restored = writer_->exec_script("PRAGMA synchronous=FULL").ok();
+          DP_CHECK(restored);
+        }
       }
     }
     std::lock_guard lock(queue_mu_);
