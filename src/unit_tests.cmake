@@ -31,6 +31,7 @@ dp_cc_test(NAME dp_model_test
 
 dp_cc_test(NAME dp_agents_test
   SRCS agents/agent_service_test.cpp agents/tools_test.cpp agents/llm_loop_test.cpp agents/agent_logs_test.cpp
+       agents/task_service_test.cpp
   DEPS dp_agents SQLite::SQLite3
   LABELS unit)
 

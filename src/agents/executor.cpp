@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -256,16 +257,78 @@ std::size_t Executor::running() const {
 }
 
 void Executor::loop() {
+  auto next_maintenance = std::chrono::steady_clock::now();
   for (;;) {
-    tick();
+    const auto now = std::chrono::steady_clock::now();
+    const bool maintenance = now >= next_maintenance;
+    if (maintenance) next_maintenance = now + options_.tick;
+    tick(maintenance);
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, options_.tick, [&] { return stop_ || wake_; });
+    cv_.wait_until(lock, next_maintenance, [&] { return stop_ || wake_; });
     wake_ = false;
     if (stop_) return;
   }
 }
 
-void Executor::tick() {
+Result<std::optional<model::Task>> Executor::claim_new(store::Tx& tx, const model::Agent& agent) {
+  // Command agents run in sandboxes, llm agents run the agent loop; other kinds (remote) take
+  // their tasks elsewhere.
+  if (agent.status != model::AgentStatus::kRunning || (agent.type != "command" && agent.type != "llm")) {
+    return std::optional<model::Task>{};
+  }
+  {
+    std::lock_guard lock(mu_);
+    // Slots whose task has ended count as free even before the loop reaps them.
+    const auto busy = std::count_if(running_.begin(), running_.end(),
+                                    [](const auto& r) { return !r.second->done.load(); });
+    if (!thread_.joinable() || stop_ || static_cast<int>(busy) + reserved_ >= options_.max_parallel) {
+      return std::optional<model::Task>{};
+    }
+    ++reserved_;
+  }
+  std::optional<model::Task> claimed;
+  auto claim = [&]() -> Status {
+    const std::int64_t concurrency = std::max<std::int64_t>(1, int_or(agent.config, "concurrency", 1));
+    DP_ASSIGN_OR_RETURN(std::int64_t n, tx.tasks().count_running(agent.id));
+    if (n >= concurrency) return Ok{};
+    const std::int64_t t = clock::now_ms();
+    DP_ASSIGN_OR_RETURN(claimed, tx.tasks().claim(agent.id, options_.node_id, t, t + options_.lease.count()));
+    if (!claimed) return Ok{};
+    return tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(*claimed),
+                                                 claimed->correlation_id, t, std::nullopt});
+  };
+  Status s = claim();
+  if (!s.ok() || !claimed) {
+    std::lock_guard lock(mu_);
+    --reserved_;
+    if (!s.ok()) return std::move(s).error();
+  }
+  return claimed;
+}
+
+void Executor::settle(model::Task&& task, const model::Agent& agent, bool committed) {
+  std::lock_guard lock(mu_);
+  --reserved_;
+  // Not committed: the task stays queued for a later claim. Stopping: it is left running
+  // without a thread, and its lease lapses like that of any task a stopped node held.
+  if (!committed || stop_) return;
+  launch(std::move(task), agent);
+}
+
+void Executor::launch(model::Task&& task, const model::Agent& agent) {
+  auto slot = std::make_unique<Running>();
+  slot->agent_id = agent.id;
+  Running* raw = slot.get();
+  const std::string id = task.id;
+  running_.emplace(id, std::move(slot));
+  raw->thread = std::thread([this, raw, task = std::move(task), agent]() mutable {
+    run_task(*raw, std::move(task), std::move(agent));
+    raw->done.store(true);
+    notify();
+  });
+}
+
+void Executor::tick(bool maintenance) {
   // Reap finished slots first so their room counts again.
   std::vector<std::unique_ptr<Running>> reaped;
   std::vector<std::pair<std::string, std::string>> live;  // task id, agent id
@@ -294,9 +357,13 @@ void Executor::tick() {
   const std::int64_t now = clock::now_ms();
   std::vector<model::Agent> agents;
   std::vector<std::string> to_stop;
-  Status s = store_.write([&](store::Tx& tx) -> Status {
-    DP_TRY(tx.tasks().requeue_expired(now));
-    DP_TRY(tx.tasks().renew(options_.node_id, now + options_.lease.count()));
+  // Leases are renewed when a third of their time has passed, not on every tick: a renewal
+  // is a commit that waits for the disk, and other writers queue behind it.
+  const bool renew = maintenance && std::chrono::steady_clock::now() >= next_renew_;
+  if (renew) next_renew_ = std::chrono::steady_clock::now() + options_.lease / 3;
+  auto look = [&](store::Tx& tx) -> Status {
+    if (maintenance) DP_TRY(tx.tasks().requeue_expired(now));
+    if (renew) DP_TRY(tx.tasks().renew(options_.node_id, now + options_.lease.count()));
     for (const auto& [task_id, agent_id] : live) {
       DP_ASSIGN_OR_RETURN(bool cancel, tx.tasks().cancel_requested(task_id));
       auto a = tx.agents().get(agent_id);
@@ -313,7 +380,9 @@ void Executor::tick() {
       for (auto& a : page.items) agents.push_back(std::move(a));
     }
     return Ok{};
-  });
+  };
+  // Between maintenance ticks nothing is written here: a read does not queue behind commits.
+  Status s = maintenance ? store_.write(look) : store_.read(look);
   if (!s.ok()) {
     log::global().warn("executor tick failed", {{"error", s.error().message}});
     return;
@@ -329,7 +398,7 @@ void Executor::tick() {
     for (;;) {
       {
         std::lock_guard lock(mu_);
-        if (stop_ || static_cast<int>(running_.size()) >= options_.max_parallel) return;
+        if (stop_ || static_cast<int>(running_.size()) + reserved_ >= options_.max_parallel) return;
       }
       std::optional<model::Task> claimed;
       Status c = store_.write([&](store::Tx& tx) -> Status {
@@ -345,16 +414,8 @@ void Executor::tick() {
         return Ok{};
       });
       if (!c.ok() || !claimed) break;
-      auto slot = std::make_unique<Running>();
-      slot->agent_id = agent.id;
-      Running* raw = slot.get();
       std::lock_guard lock(mu_);
-      running_.emplace(claimed->id, std::move(slot));
-      raw->thread = std::thread([this, raw, task = std::move(*claimed), agent]() mutable {
-        run_task(*raw, std::move(task), std::move(agent));
-        raw->done.store(true);
-        notify();
-      });
+      launch(std::move(*claimed), agent);
     }
   }
 }
@@ -655,6 +716,7 @@ void Executor::finish_task(model::Task& task, const std::string& status, const s
     logger.warn("task end not recorded", {{"taskId", task.id}, {"error", s.error().message}});
   } else {
     logger.info("task finished", {{"taskId", task.id}, {"status", status}});
+    if (options_.on_finished) options_.on_finished(task);
   }
 }
 

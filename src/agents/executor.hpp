@@ -1,9 +1,12 @@
 // Executor: runs the tasks of running `command` and `llm` agents on this node.
 //
-// Every tick (and at once when notified) it: puts back in the queue the tasks whose node
-// died (lease lapsed), renews the leases of the tasks it runs, stops the tasks whose cancel
-// was requested or whose agent is no longer running, and claims queued tasks of running
-// command agents up to each agent's `concurrency` (default 1) and the node's `max_parallel`.
+// Every tick it puts back in the queue the tasks whose node died (lease lapsed) and renews
+// the leases of the tasks it runs (once a third of the lease has passed); on every tick and
+// at once when notified it stops the tasks whose cancel was requested or whose agent is no
+// longer running, and claims queued tasks of running command agents up to each agent's
+// `concurrency` (default 1) and the node's `max_parallel`. As the TaskService's TaskStarter
+// it also claims a new task inside the transaction that creates it, and starts it right
+// after that commit.
 // A claimed task runs on its own thread through the sandbox runner with the agent's config:
 // the task input on stdin (or as the last argument, or in `task.json` in the workspace), a
 // workspace per task under `<data_dir>/workspaces/<agent>/<task>`, limits, timeout, network.
@@ -30,6 +33,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <map>
 #include <memory>
@@ -43,6 +47,7 @@
 #include "agents/agent_logs.hpp"
 #include "agents/git_workspace.hpp"
 #include "agents/sandbox/runner.hpp"
+#include "agents/task_service.hpp"
 #include "agents/tools.hpp"
 #include "audit/recorder.hpp"
 #include "auth/secrets.hpp"
@@ -74,9 +79,12 @@ struct ExecutorOptions {
   // The Docker Engine API socket, for agents with isolation: docker.
   std::string docker_socket = "/var/run/docker.sock";
   AgentLogs* logs = nullptr;  // keeps each agent's output (GET .../logs); may be null
+  // Called after a task's end was committed (the workflow engine moves the step on at once
+  // instead of at its next tick); may be empty. Runs on the task's thread.
+  std::function<void(const model::Task&)> on_finished;
 };
 
-class Executor {
+class Executor final : public TaskStarter {
  public:
   Executor(store::Store& store, ExecutorOptions options);
   ~Executor();
@@ -89,6 +97,11 @@ class Executor {
   void notify();
   std::size_t running() const;
 
+  // agents::TaskStarter: a task created for a running command or llm agent with room is
+  // claimed in its creating transaction and started right after the commit.
+  Result<std::optional<model::Task>> claim_new(store::Tx& tx, const model::Agent& agent) override;
+  void settle(model::Task&& task, const model::Agent& agent, bool committed) override;
+
  private:
   struct Running {
     std::string agent_id;
@@ -98,7 +111,10 @@ class Executor {
   };
 
   void loop();
-  void tick();
+  // `maintenance` (on the timer, not on every wake-up): put back lapsed tasks, renew leases.
+  void tick(bool maintenance);
+  // Starts a claimed task on its own thread. REQUIRES: mu_ held.
+  void launch(model::Task&& task, const model::Agent& agent);
   void run_task(Running& slot, model::Task task, model::Agent agent);
   void run_llm_task(Running& slot, model::Task task, const model::Agent& agent);
   // The agent's use so far (sums of its tasks' metrics): tokens, cost, tool calls, wall
@@ -126,7 +142,9 @@ class Executor {
   bool stop_ = false;  // guarded by mu_
   bool wake_ = false;  // guarded by mu_
   std::map<std::string, std::unique_ptr<Running>> running_;  // task id -> slot; guarded by mu_
+  int reserved_ = 0;  // slots held by claims not yet settled; guarded by mu_
   std::thread thread_;
+  std::chrono::steady_clock::time_point next_renew_{};  // loop thread only
   std::chrono::steady_clock::time_point last_sweep_{};
 };
 

@@ -35,7 +35,14 @@ Result<std::pair<model::Task, bool>> TaskService::create(NewTask&& spec,
   t.correlation_id = correlation_id;
   t.created_at = clock::now_ms();
   std::optional<model::Task> existing;
-  DP_TRY(store_.write([&](store::Tx& tx) -> Status {
+  std::optional<model::Task> claimed;  // by the local executor, in this transaction
+  std::optional<model::Agent> agent;
+  Status written = store_.write([&](store::Tx& tx) -> Status {
+    if (claimed) {
+      // The unit runs again (a retried serialization failure): the first claim was undone.
+      starter_->settle(std::move(*claimed), *agent, false);
+      claimed.reset();
+    }
     DP_ASSIGN_OR_RETURN(model::Agent a, tx.agents().get(t.agent_id));
     if (a.status == model::AgentStatus::kDecommissioned) {
       Error e = Error::failed_precondition("invalid_transition",
@@ -46,11 +53,31 @@ Result<std::pair<model::Task, bool>> TaskService::create(NewTask&& spec,
     DP_ASSIGN_OR_RETURN(existing, tx.tasks().find_by_key(t.agent_id, t.idempotency_key));
     if (existing) return Ok{};
     DP_TRY(tx.tasks().insert(t));
-    return tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(t),
-                                                 correlation_id, t.created_at, std::nullopt});
-  }));
+    DP_TRY(tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(t),
+                                                 correlation_id, t.created_at, std::nullopt}));
+    if (starter_ != nullptr) {
+      DP_ASSIGN_OR_RETURN(claimed, starter_->claim_new(tx, a));
+      if (claimed) agent = std::move(a);
+    }
+    return Ok{};
+  });
+  bool started_here = false;
+  if (claimed) {
+    started_here = written.ok() && claimed->id == t.id;
+    if (started_here) {
+      // The response shows the task as it was committed: already running here.
+      t.status = claimed->status;
+      t.attempts = claimed->attempts;
+      t.started_at = claimed->started_at;
+      t.node_id = claimed->node_id;
+      t.lease_until = claimed->lease_until;
+    }
+    starter_->settle(std::move(*claimed), *agent, written.ok());
+  }
+  DP_TRY(std::move(written));
   if (existing) return std::pair<model::Task, bool>{std::move(*existing), false};
-  if (on_created_) on_created_();
+  // Wake the executor (and the remote agents' hub) unless the task already started here.
+  if (on_created_ && !started_here) on_created_();
   return std::pair<model::Task, bool>{std::move(t), true};
 }
 

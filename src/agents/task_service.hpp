@@ -2,7 +2,8 @@
 //
 // Creating a task writes it (status queued) and an `agent.task.update` event in one store
 // transaction; the executor of some node claims it when the agent is running and has room
-// under its concurrency limit. Each task has an idempotency key, given by the client or
+// under its concurrency limit (this node's executor, when set as the TaskStarter, in that
+// same transaction). Each task has an idempotency key, given by the client or
 // made here: creating a task with a key the agent already used returns the first task
 // instead of a second one (at least once, made safe).
 // Blocking (calls the store): run on the blocking pool. Safe from any thread.
@@ -30,11 +31,31 @@ struct NewTask {
   boost::json::object options;  // {repo?, baseRef?, limits?}, validated by the caller
 };
 
+// Starts tasks on this node as they are created (the executor), so that a task's creation and
+// its claim are one commit instead of two, and it starts without waiting for a wake-up.
+// Thread safety: safe from any thread.
+class TaskStarter {
+ public:
+  virtual ~TaskStarter() = default;
+  // Inside the transaction that created a task of `agent`: claims the agent's next queued task
+  // (the new one, or an older one still waiting) for this node when it may run now, writing
+  // the claim and its event in `tx`. nullopt when it may not (not a kind this node runs, the
+  // agent is not running, no room); an error aborts the creation.
+  virtual Result<std::optional<model::Task>> claim_new(store::Tx& tx, const model::Agent& agent) = 0;
+  // After the transaction: `committed` tells whether the claim returned by the last claim_new
+  // of this thread was committed; if so the task starts now, else it is forgotten. Called once
+  // per claim that returned a task.
+  virtual void settle(model::Task&& task, const model::Agent& agent, bool committed) = 0;
+};
+
 class TaskService {
  public:
   // `on_created` wakes the local executor (may be empty).
   TaskService(store::Store& store, std::function<void()> on_created)
       : store_(store), on_created_(std::move(on_created)) {}
+
+  // Set before use (may stay null): claims new tasks in their creating transaction.
+  void set_starter(TaskStarter* starter) { starter_ = starter; }
 
   // The task and whether it was created now (false: the key was already used).
   // kNotFound for an unknown agent, kFailedPrecondition `invalid_transition` for a
@@ -53,6 +74,7 @@ class TaskService {
  private:
   store::Store& store_;
   std::function<void()> on_created_;
+  TaskStarter* starter_ = nullptr;
 };
 
 // The `agent.task.update` event payload for `task`.

@@ -311,6 +311,11 @@ int run_serve(const ServeOptions& opts) {
       cfg.data_dir + "/logs", cfg.agent_log_max_bytes, cfg.agent_log_files,
       static_cast<std::size_t>(cfg.agent_log_max_followers)});
   exec_opts.logs = &agent_logs;
+  // Set below: a workflow step's task that ends moves its execution on at once.
+  workflow::Engine* engine_ptr = nullptr;
+  exec_opts.on_finished = [&engine_ptr](const model::Task& t) {
+    if (engine_ptr != nullptr && t.created_by.rfind("execution:", 0) == 0) engine_ptr->notify();
+  };
   agents::Executor executor(store, exec_opts);
   // Set below, before the server starts: remote agents are offered new tasks at once.
   agents::remote::RemoteHub* remote_ptr = nullptr;
@@ -318,6 +323,7 @@ int run_serve(const ServeOptions& opts) {
     executor.notify();
     if (remote_ptr != nullptr) remote_ptr->notify();
   });
+  task_service.set_starter(&executor);  // a task for a running agent starts in its own commit
   api::v1::register_task_routes(router, task_service);
   api::v1::register_log_routes(router, agent_service, agent_logs);
   // Workflows: the engine drives executions on this node; in embedded mode it takes over the
@@ -328,6 +334,7 @@ int run_serve(const ServeOptions& opts) {
   engine_opts.take_over_on_start = !cfg.distributed();
   engine_opts.call_tool = workflow::mcp_tool_caller(tool_service);  // tool steps, audited
   workflow::Engine engine(store, task_service, engine_opts);
+  engine_ptr = &engine;
   workflow::WorkflowService workflow_service(
       store, [&engine] { engine.notify(); },
       [&engine](const std::string& id) { engine.drive_now(id); });

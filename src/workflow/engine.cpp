@@ -826,12 +826,13 @@ void Engine::loop() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      auto wait = options_.tick;
+      auto until = std::chrono::system_clock::now() + options_.tick;
       if (next_wake_ > 0) {
-        const auto until = std::chrono::milliseconds(std::max<std::int64_t>(next_wake_ - clock::now_ms(), 0));
-        wait = std::min(wait, until);
+        // Wake at the timer's own millisecond, not a whole number of milliseconds from now
+        // (which would add up to 1 ms to every timer).
+        until = std::min(until, std::chrono::system_clock::time_point(std::chrono::milliseconds(next_wake_)));
       }
-      cv_.wait_for(lock, wait, [this] { return stop_ || wake_; });
+      cv_.wait_until(lock, until, [this] { return stop_ || wake_; });
       if (stop_) return;
       wake_ = false;
       next_wake_ = 0;  // recomputed by the drives of this tick
