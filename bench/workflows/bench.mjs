@@ -1,7 +1,7 @@
 // Workflow engine benchmark: a fan-out of N no-op steps and a chain of M no-op steps, end to end
 // through the API of a running devplane, with the engine's overhead per step.
 //
-//   node --experimental-websocket bench.mjs BASE_URL TOKEN [FANOUT=1000] [CHAIN=100]
+//   node --experimental-websocket bench.mjs BASE_URL TOKEN [FANOUT=1000] [CHAIN=100] [AGENT_CHAIN=0]
 //
 // A no-op step is a `wait` of 1 ms: it touches the store and the event outbox like any step but
 // runs no process, so what is measured is the engine. Figures:
@@ -15,14 +15,18 @@
 //   - stored: the steps' completedAt timestamps (1 ms resolution; the figure recorded before
 //     the event mode existed);
 //   and the mean: the chain's wall time per step minus the 1 ms wait.
+// - agent chain (when AGENT_CHAIN > 0): a chain of that many `agent` steps, each a task for a
+//   running command agent that runs `true` unsandboxed (isolation: none); wall time per step.
+//   It shows how fast the engine moves on when a step's task ends (no wait step involved).
 // Bounded: every request has a 10 s timeout, each run a 300 s deadline.
-const [base, token, fanArg, chainArg] = process.argv.slice(2);
+const [base, token, fanArg, chainArg, agentChainArg] = process.argv.slice(2);
 if (!base || !token) {
   console.error("usage: node bench.mjs BASE_URL TOKEN [FANOUT] [CHAIN]");
   process.exit(2);
 }
 const fanout = Number(fanArg ?? 1000);
 const chain = Number(chainArg ?? 100);
+const agentChain = Number(agentChainArg ?? 0);
 const headers = { "content-type": "application/json", authorization: `Bearer ${token}` };
 const tag = Date.now().toString(36);
 
@@ -127,4 +131,18 @@ console.log(JSON.stringify({ fanout, fanoutMs: Math.round(fr.wall), chain, chain
                              overheadP50Ms: Number(f2(pct(evGaps, 50))), overheadP99Ms: Number(f2(pct(evGaps, 99))),
                              storedOverheadP50Ms: pct(gaps, 50), storedOverheadP99Ms: pct(gaps, 99),
                              meanOverheadMs: Number(f2(meanOverhead)) }));
+if (agentChain > 0) {
+  const agent = await call("POST", "/api/v1/agents", {
+    name: `bench-agent-chain-${tag}`, type: "command", config: { command: ["true"], isolation: "none" },
+  });
+  await call("POST", `/api/v1/agents/${agent.id}/start`);
+  const ac = { name: `bench-agent-chain-${tag}`, steps: [] };
+  for (let i = 0; i < agentChain; ++i) {
+    ac.steps.push({ id: `a${i}`, type: "agent", agent: agent.id, ...(i ? { needs: [`a${i - 1}`] } : {}) });
+  }
+  const ar = await run(JSON.stringify(ac));
+  console.log(`agent chain: ${agentChain} agent steps in ${ar.wall.toFixed(0)} ms = ${f2(ar.wall / agentChain)} ms per step`);
+  console.log(JSON.stringify({ agentChain, agentChainMs: Math.round(ar.wall), agentStepMs: Number(f2(ar.wall / agentChain)) }));
+  await call("POST", `/api/v1/agents/${agent.id}/stop`);
+}
 events.ws.close();
