@@ -439,6 +439,17 @@ try {
     await shot(page, 'workflow-timeline');
   });
 
+  await step('the dashboard counts the finished execution by its state', async () => {
+    await page.goto(server.base + '/dashboard');
+    const succeeded = page.locator('[data-testid="executions-succeeded"] [data-count]');
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="executions-succeeded"] [data-count]')?.getAttribute('data-count') ?? 0) >= 1, null, {
+      timeout: TIMEOUT,
+    });
+    const all = await api('GET', '/api/v1/executions?status=succeeded&limit=1', undefined, adminToken);
+    assert.equal(Number(await succeeded.getAttribute('data-count')), all.json.meta.total);
+    assert.equal(await page.locator('[data-testid="executions-failed"] [data-count]').getAttribute('data-count'), '0');
+  });
+
   await step('the audit log has the adapter, the tool call, the workflow, the run and the approval', async () => {
     await page.goto(server.base + '/admin');
     await page.getByRole('tab', { name: 'Audit log' }).click();

@@ -1,5 +1,12 @@
 import * as React from 'react';
-import { AGENT_STATUSES, type AgentCounts as AgentCountsData, type AgentStatus, type SystemHealth } from '../../lib/api';
+import {
+  AGENT_STATUSES,
+  type AgentCounts as AgentCountsData,
+  type AgentStatus,
+  type Execution,
+  type ExecutionStatus,
+  type SystemHealth,
+} from '../../lib/api';
 import { api } from '../../lib/client';
 import { useAsync, useLiveEvents, useResync } from '../../lib/hooks';
 import { formatBytes } from '../../lib/utils';
@@ -258,6 +265,99 @@ function AgentCounts() {
   );
 }
 
+const EXECUTION_STATES: ExecutionStatus[] = ['pending', 'running', 'succeeded', 'failed', 'cancelled'];
+
+interface ExecutionOverviewData {
+  counts: Record<ExecutionStatus, number>;
+  failures: Execution[];
+}
+
+/** Executions by state (one `limit=1` read per state: its `meta.total`) and the latest failed
+ * ones, read again after workflow events (debounced like the agent counts). */
+async function loadExecutions(): Promise<ExecutionOverviewData> {
+  const [totals, failed] = await Promise.all([
+    Promise.all(EXECUTION_STATES.map((status) => api.executions.list({ status, limit: 1 }).then((r) => r.meta.total ?? r.data.length))),
+    api.executions.list({ status: 'failed', limit: 5 }),
+  ]);
+  const counts = {} as Record<ExecutionStatus, number>;
+  EXECUTION_STATES.forEach((s, i) => (counts[s] = totals[i]));
+  return { counts, failures: failed.data };
+}
+
+function ExecutionOverview() {
+  const executions = useAsync<ExecutionOverviewData>(loadExecutions);
+  const reload = executions.reload;
+  const timer = React.useRef<ReturnType<typeof setTimeout> | null>(null);
+  React.useEffect(
+    () => () => {
+      if (timer.current) clearTimeout(timer.current);
+    },
+    [],
+  );
+  useResync(reload);
+  useLiveEvents({ topics: ['workflow.progress.update'] }, () => {
+    if (timer.current) return;
+    timer.current = setTimeout(() => {
+      timer.current = null;
+      reload();
+    }, COUNTS_REFRESH_MS);
+  });
+  const data = executions.data;
+  return (
+    <section aria-labelledby="executions-title" className="grid gap-3">
+      <div className="flex items-center gap-3">
+        <h2 id="executions-title" className="text-lg font-semibold">
+          Executions by state
+        </h2>
+        <a href="/workflows" className="text-sm text-primary hover:underline">
+          all workflows →
+        </a>
+      </div>
+      {executions.loading && !data ? (
+        <LoadingState rows={1} label="Loading executions" />
+      ) : executions.error ? (
+        <ErrorState error={executions.error} onRetry={executions.reload} />
+      ) : data ? (
+        <>
+          <div className="grid grid-cols-2 gap-3 sm:grid-cols-3 lg:grid-cols-5">
+            {EXECUTION_STATES.map((s) => (
+              <div key={s} className="rounded-lg border border-border p-3" data-testid={`executions-${s}`}>
+                <div className="text-sm text-muted-foreground">{s}</div>
+                <div className="text-2xl font-semibold tabular-nums" data-count={data.counts[s]}>
+                  {data.counts[s]}
+                </div>
+              </div>
+            ))}
+          </div>
+          <h3 className="text-sm font-semibold">Recent failures</h3>
+          {data.failures.length === 0 ? (
+            <div className="text-sm text-muted-foreground" data-state="empty">
+              No failed executions.
+            </div>
+          ) : (
+            <ul className="divide-y divide-border rounded-lg border border-border text-sm" data-testid="recent-failures">
+              {data.failures.map((e) => (
+                <li key={e.id} className="flex flex-wrap items-baseline gap-x-3 px-4 py-2">
+                  <a
+                    className="font-mono text-xs text-primary hover:underline"
+                    href={`/workflows?id=${encodeURIComponent(e.workflowId)}&execution=${encodeURIComponent(e.id)}`}
+                  >
+                    {e.id.slice(0, 8)}
+                  </a>
+                  <span className="truncate text-muted-foreground">{e.error ?? 'failed'}</span>
+                  <span className="ml-auto text-xs text-muted-foreground">
+                    {new Date(e.completedAt ?? e.createdAt).toLocaleString()}
+                  </span>
+                </li>
+              ))}
+            </ul>
+          )}
+        </>
+      ) : null}
+    </section>
+  );
+}
+
 function EventFeed() {
   const [events, setEvents] = React.useState<LiveEvent[]>([]);
   const [showHealth, setShowHealth] = React.useState(false);
@@ -316,6 +416,7 @@ export default function DashboardPage() {
     <AppShell page="dashboard" title="Dashboard">
       <div className="grid gap-8">
         <AgentCounts />
+        <ExecutionOverview />
         <HealthCharts />
         <EventFeed />
       </div>
