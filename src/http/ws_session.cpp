@@ -46,19 +46,19 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   WsSession(Socket&& socket, std::shared_ptr<WsShard> shard, const WsOptions& options,
             std::string remote)
       : ws_(std::move(socket)),
-        shard_(std::move(shard)),
+        shard_(shard),
         options_(options),
         id_(ids::uuid_v7()),
         remote_(std::move(remote)),
-        grace_(shard_->executor()) {}
+        grace_(shard->executor()) {}
 
   // http::WsConnection
   void send(std::shared_ptr<const std::string> text) override {
     if (text == nullptr) return;
-    shard_->deliver(shared_from_this(), std::move(text));
+    if (auto shard = shard_.lock()) shard->deliver(shared_from_this(), std::move(text));
   }
   void close(std::uint16_t code, std::string reason) override {
-    shard_->deliver(shared_from_this(), nullptr, code, std::move(reason));
+    if (auto shard = shard_.lock()) shard->deliver(shared_from_this(), nullptr, code, std::move(reason));
   }
   const std::string& id() const noexcept override { return id_; }
   const std::string& remote_address() const noexcept override { return remote_; }
@@ -157,7 +157,9 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
   }
 
   websocket::stream<Socket> ws_;
-  const std::shared_ptr<WsShard> shard_;
+  // Weak: the shard's mailbox holds sessions, so a strong pointer back would be a cycle that
+  // outlives the server when mail is left undelivered at shutdown (the server owns the shards).
+  const std::weak_ptr<WsShard> shard_;
   const WsOptions options_;
   const std::string id_;
   const std::string remote_;
