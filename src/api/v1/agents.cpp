@@ -73,6 +73,24 @@ Response create(agents::AgentService& svc, Request& req) {
   return r;
 }
 
+// The `type` and `q` filters, shared by the list and the counts.
+void type_and_name_filters(const Request& req, Validator& v, store::AgentFilter& f) {
+  if (auto t = req.query_param("type")) {
+    if (!model::is_agent_kind(*t)) {
+      v.fail("type", "not_allowed", "type must be one of: command, llm, remote");
+    } else {
+      f.type = std::string(*t);
+    }
+  }
+  if (auto q = req.query_param("q")) {
+    if (q->size() > kMaxName) {
+      v.fail("q", "too_long", "q must be at most 128 characters");
+    } else if (!q->empty()) {
+      f.name_contains = std::string(*q);
+    }
+  }
+}
+
 Response list(agents::AgentService& svc, Request& req) {
   store::AgentFilter f;
   Validator v;
@@ -110,20 +128,7 @@ Response list(agents::AgentService& svc, Request& req) {
       f.status = std::string(*s);
     }
   }
-  if (auto t = req.query_param("type")) {
-    if (!model::is_agent_kind(*t)) {
-      v.fail("type", "not_allowed", "type must be one of: command, llm, remote");
-    } else {
-      f.type = std::string(*t);
-    }
-  }
-  if (auto q = req.query_param("q")) {
-    if (q->size() > kMaxName) {
-      v.fail("q", "too_long", "q must be at most 128 characters");
-    } else if (!q->empty()) {
-      f.name_contains = std::string(*q);
-    }
-  }
+  type_and_name_filters(req, v, f);
   if (auto c = req.query_param("cursor")) {
     if (!ids::is_uuid(*c)) {
       v.fail("cursor", "bad_format", "cursor must be the `next` value of a previous page");
@@ -154,20 +159,7 @@ Response counts(agents::AgentService& svc, Request& req) {
   for (const auto& [k, val] : req.query) {
     if (k != "type" && k != "q") v.unknown_query(k);
   }
-  if (auto t = req.query_param("type")) {
-    if (!model::is_agent_kind(*t)) {
-      v.fail("type", "not_allowed", "type must be one of: command, llm, remote");
-    } else {
-      f.type = std::string(*t);
-    }
-  }
-  if (auto q = req.query_param("q")) {
-    if (q->size() > kMaxName) {
-      v.fail("q", "too_long", "q must be at most 128 characters");
-    } else if (!q->empty()) {
-      f.name_contains = std::string(*q);
-    }
-  }
+  type_and_name_filters(req, v, f);
   if (auto s = v.status("invalid query"); !s.ok()) return fail(std::move(s), req);
   auto c = svc.count_by_status(f);
   if (!c.ok()) return fail(c.error(), req);

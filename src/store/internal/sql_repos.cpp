@@ -96,6 +96,14 @@ Result<model::Agent> SqlAgentRepository::get(std::string_view id) {
   return agent_from_row(rows, 0);
 }
 
+// The SQL marker of the n-th bound parameter ("$3"). Built with += : gcc 12 warns of a false
+// -Wrestrict on "$" + std::to_string(...).
+static std::string bind_marker(std::size_t n) {
+  std::string m = "$";
+  m += std::to_string(n);
+  return m;
+}
+
 // The WHERE clause of the agent filters. `params` may hold views of `f` and of `like`, which
 // must outlive the query. `by_status`: honour f.status / include_decommissioned.
 std::string SqlAgentRepository::where_clause(const AgentFilter& f, bool by_status,
@@ -105,27 +113,21 @@ std::string SqlAgentRepository::where_clause(const AgentFilter& f, bool by_statu
     where += where.empty() ? " WHERE " : " AND ";
     where += clause;
   };
-  // (Built with += : gcc 12 warns of a false -Wrestrict on "$" + std::to_string(...) here.)
-  auto placeholder = [&]() {
-    std::string p = "$";
-    p += std::to_string(params.size());
-    return p;
-  };
   if (by_status && f.status) {
     params.emplace_back(std::string_view(*f.status));
-    add("status = " + placeholder());
+    add("status = " + bind_marker(params.size()));
   } else if (by_status && !f.include_decommissioned) {
     add("status <> 'decommissioned'");
   }
   if (f.type) {
     params.emplace_back(std::string_view(*f.type));
-    add("type = " + placeholder());
+    add("type = " + bind_marker(params.size()));
   }
   if (f.name_contains) {
     like = like_pattern(*f.name_contains);
     params.emplace_back(std::string_view(like));
     add(std::string(conn_.dialect() == Dialect::kPostgres ? "name ILIKE " : "name LIKE ") +
-        placeholder() + " ESCAPE '\\'");
+        bind_marker(params.size()) + " ESCAPE '\\'");
   }
   return where;
 }
@@ -147,12 +149,6 @@ Result<Page<model::Agent>> SqlAgentRepository::list(const AgentFilter& f) {
   std::vector<SqlValue> params;
   std::string like;
   const std::string where = where_clause(f, true, params, like);
-  // (Built with += : gcc 12 warns of a false -Wrestrict on "$" + std::to_string(...) here.)
-  auto placeholder = [&]() {
-    std::string p = "$";
-    p += std::to_string(params.size());
-    return p;
-  };
   // Total is counted under the same filters, without the cursor.
   DP_ASSIGN_OR_RETURN(Rows count, conn_.query("SELECT count(*) FROM agents" + where, params));
   Page<model::Agent> page;
@@ -162,15 +158,15 @@ Result<Page<model::Agent>> SqlAgentRepository::list(const AgentFilter& f) {
   if (f.after) {
     params.emplace_back(std::string_view(*f.after));
     sql += (where.empty() ? " WHERE " : " AND ");
-    sql += "id > " + placeholder();
+    sql += "id > " + bind_marker(params.size());
   }
   // UUIDv7 ids sort by creation time, so id order is creation order with a total tie-break.
   sql += " ORDER BY id";
   params.emplace_back(static_cast<std::int64_t>(f.limit) + 1);
-  sql += " LIMIT " + placeholder();
+  sql += " LIMIT " + bind_marker(params.size());
   if (!f.after && f.offset > 0) {
     params.emplace_back(f.offset);
-    sql += " OFFSET " + placeholder();
+    sql += " OFFSET " + bind_marker(params.size());
   }
   DP_ASSIGN_OR_RETURN(Rows rows, conn_.query(sql, params));
   const std::size_t limit = static_cast<std::size_t>(f.limit);

@@ -203,11 +203,9 @@ function HealthCharts() {
  * (500 agents started at once) costs one request, not one per event. */
 const COUNTS_REFRESH_MS = 250;
 
-function AgentCounts() {
-  // One request whatever the number of agents (GET /api/v1/agents/counts), read again after
-  // agent events instead of keeping every agent's status here.
-  const agents = useAsync<AgentCountsData>(() => api.agents.counts().then((r) => r.data));
-  const reload = agents.reload;
+/** Calls `reload` COUNTS_REFRESH_MS after the first of a burst of `topics` events, and after a
+ * resync. */
+function useReloadAfter(topics: string[], reload: () => void) {
   const timer = React.useRef<ReturnType<typeof setTimeout> | null>(null);
   React.useEffect(
     () => () => {
@@ -216,13 +214,20 @@ function AgentCounts() {
     [],
   );
   useResync(reload);
-  useLiveEvents({ topics: ['agent.status.update', 'agent.purged'] }, () => {
+  useLiveEvents({ topics }, () => {
     if (timer.current) return;
     timer.current = setTimeout(() => {
       timer.current = null;
       reload();
     }, COUNTS_REFRESH_MS);
   });
+}
+
+function AgentCounts() {
+  // One request whatever the number of agents (GET /api/v1/agents/counts), read again after
+  // agent events instead of keeping every agent's status here.
+  const agents = useAsync<AgentCountsData>(() => api.agents.counts().then((r) => r.data));
+  useReloadAfter(['agent.status.update', 'agent.purged'], agents.reload);
   const counts = agents.data?.byStatus;
   const total = agents.data?.total ?? 0;
 
@@ -286,22 +291,7 @@ async function loadExecutions(): Promise<ExecutionOverviewData> {
 
 function ExecutionOverview() {
   const executions = useAsync<ExecutionOverviewData>(loadExecutions);
-  const reload = executions.reload;
-  const timer = React.useRef<ReturnType<typeof setTimeout> | null>(null);
-  React.useEffect(
-    () => () => {
-      if (timer.current) clearTimeout(timer.current);
-    },
-    [],
-  );
-  useResync(reload);
-  useLiveEvents({ topics: ['workflow.progress.update'] }, () => {
-    if (timer.current) return;
-    timer.current = setTimeout(() => {
-      timer.current = null;
-      reload();
-    }, COUNTS_REFRESH_MS);
-  });
+  useReloadAfter(['workflow.progress.update'], executions.reload);
   const data = executions.data;
   return (
     <section aria-labelledby="executions-title" className="grid gap-3">
