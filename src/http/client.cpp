@@ -1,10 +1,16 @@
 #include "http/client.hpp"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <limits>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <utility>
+#include <vector>
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -24,6 +30,35 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
+
+namespace dp::http::internal {
+
+// One connection with an io_context of its own, so that it can serve an exchange on whichever
+// thread calls fetch next. The streams go before the context (members are destroyed in
+// reverse order).
+struct Connection {
+  boost::asio::io_context io{1};
+  std::optional<boost::beast::tcp_stream> plain;
+  std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls;
+  std::chrono::steady_clock::time_point idle_until{};
+
+  bool open() const {
+    return (plain && plain->socket().is_open()) || (tls && tls->next_layer().socket().is_open());
+  }
+  // Between answers a server has nothing to say: a readable idle connection was closed by the
+  // server (end of file) or is out of step; either way it is not reused.
+  bool still_usable() {
+    if (!open()) return false;
+    pollfd p{};
+    p.fd = plain ? plain->socket().native_handle() : tls->next_layer().socket().native_handle();
+    p.events = POLLIN | POLLRDHUP;
+    return ::poll(&p, 1, 0) == 0;
+  }
+};
+
+void ConnectionDeleter::operator()(Connection* c) const noexcept { delete c; }
+
+}  // namespace dp::http::internal
 
 namespace dp::http {
 namespace {
@@ -45,6 +80,14 @@ struct Target {
   std::string host_header;
   std::string path;       // origin-form request target
   std::string url;
+};
+
+// What one exchange learnt about its connection, for the keep-alive decisions in fetch_once.
+struct ExchangeInfo {
+  bool written = false;     // the whole request went out
+  bool got_bytes = false;   // some of the answer came back
+  bool reusable = false;    // a complete answer the server did not mark `Connection: close`
+  std::chrono::milliseconds keep_for{std::chrono::milliseconds::max()};  // Keep-Alive: timeout
 };
 
 Error make_error(ErrorCode code, std::string reason, std::string message) {
@@ -149,10 +192,25 @@ ClientResponse head_of(const bhttp::response_header<>& res, const Target& t) {
   return out;
 }
 
+// `Keep-Alive: timeout=N` (seconds) from a response, if the server sent one.
+std::optional<std::chrono::milliseconds> keep_alive_timeout(const bhttp::response_header<>& res) {
+  const auto it = res.find("keep-alive");
+  if (it == res.end()) return std::nullopt;
+  const std::string_view v = it->value();
+  const auto at = v.find("timeout=");
+  if (at == std::string_view::npos) return std::nullopt;
+  long seconds = 0;
+  const char* first = v.data() + at + 8;
+  const auto [end, ec] = std::from_chars(first, v.data() + v.size(), seconds);
+  if (ec != std::errc() || end == first || seconds < 0) return std::nullopt;
+  return std::chrono::milliseconds(std::max(0L, seconds - 1) * 1000);
+}
+
 template <class Stream>
 asio::awaitable<Result<ClientResponse>> send_and_read(Stream& stream, const Target& t,
                                                       const ClientRequest& req,
-                                                      Clock::time_point deadline) {
+                                                      Clock::time_point deadline,
+                                                      ExchangeInfo& info) {
   bhttp::request<bhttp::string_body> msg;
   msg.method_string(req.method);
   msg.target(t.path);
@@ -169,7 +227,7 @@ asio::awaitable<Result<ClientResponse>> send_and_read(Stream& stream, const Targ
   }
   if (!has_host) msg.set(bhttp::field::host, t.host_header);
   if (!has_agent) msg.set(bhttp::field::user_agent, "devplane");
-  msg.set(bhttp::field::connection, "close");
+  if (req.pool == nullptr) msg.set(bhttp::field::connection, "close");
   msg.body() = req.body;
   if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
     msg.prepare_payload();
@@ -179,6 +237,7 @@ asio::awaitable<Result<ClientResponse>> send_and_read(Stream& stream, const Targ
   auto [wec, written] = co_await bhttp::async_write(stream, msg, kTuple);
   (void)written;
   if (wec) co_return io_error(wec, "writing to", t);
+  info.written = true;
 
   beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::string_body> parser;
@@ -189,6 +248,7 @@ asio::awaitable<Result<ClientResponse>> send_and_read(Stream& stream, const Targ
   if (req.on_body) {
     auto [hec, hread] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
     (void)hread;
+    info.got_bytes = parser.got_some();
     if (hec) co_return io_error(hec, "reading from", t);
   }
   const bool streaming = req.on_body && parser.get().result_int() / 100 == 2;
@@ -212,22 +272,23 @@ asio::awaitable<Result<ClientResponse>> send_and_read(Stream& stream, const Targ
   } else {
     auto [rec, read] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
     (void)read;
+    info.got_bytes = parser.got_some();
     if (rec) co_return io_error(rec, "reading from", t);
   }
 
+  // Bytes past the answer (none from a well-behaved server) would be read as the next answer.
+  info.reusable = parser.is_done() && parser.keep_alive() && buffer.size() == 0;
+  if (auto k = keep_alive_timeout(parser.get().base())) info.keep_for = *k;
   auto res = parser.release();
   ClientResponse out = head_of(res.base(), t);
   out.body = std::move(res.body());
   co_return out;
 }
 
-asio::awaitable<Result<ClientResponse>> exchange(const Target& t, const ClientRequest& req,
-                                                 ssl::context* tls_ctx) {
+// Resolves, connects and (https) shakes hands, leaving the stream in `c`.
+asio::awaitable<Status> connect(internal::Connection& c, const Target& t, ssl::context* tls_ctx,
+                                Clock::time_point connect_deadline) {
   auto ex = co_await asio::this_coro::executor;
-  const auto start = Clock::now();
-  const auto deadline = start + req.timeout;
-  const auto connect_deadline = std::min(deadline, start + req.connect_timeout);
-
   // Name resolution has no socket to time out, so a timer cancels it.
   tcp::resolver resolver(ex);
   asio::steady_timer guard(ex);
@@ -244,12 +305,14 @@ asio::awaitable<Result<ClientResponse>> exchange(const Target& t, const ClientRe
   auto [cerr, ep] = co_await tcp_stream.async_connect(endpoints, kTuple);
   (void)ep;
   if (cerr) co_return io_error(cerr, "connecting to", t);
+  error_code nodelay_ec;  // a request is one write; no reason to wait for an ACK
+  tcp_stream.socket().set_option(tcp::no_delay(true), nodelay_ec);
 
   if (!t.tls) {
-    co_return co_await send_and_read(tcp_stream, t, req, deadline);
+    c.plain.emplace(std::move(tcp_stream));
+    co_return Ok{};
   }
-
-  beast::ssl_stream<beast::tcp_stream> stream(std::move(tcp_stream), *tls_ctx);
+  auto& stream = c.tls.emplace(std::move(tcp_stream), *tls_ctx);
   SSL* handle = stream.native_handle();
   X509_VERIFY_PARAM* param = SSL_get0_param(handle);
   X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -263,18 +326,69 @@ asio::awaitable<Result<ClientResponse>> exchange(const Target& t, const ClientRe
   }
   beast::get_lowest_layer(stream).expires_at(connect_deadline);
   auto [herr] = co_await stream.async_handshake(ssl::stream_base::client, kTuple);
-  if (herr) co_return io_error(herr, "TLS handshake with", t);
-  auto result = co_await send_and_read(stream, t, req, deadline);
-  // The connection is closed without a TLS close_notify: the response is complete and
-  // `Connection: close` was sent, so a truncation on our side harms nobody.
-  co_return result;
+  if (herr) {
+    c.tls.reset();
+    co_return io_error(herr, "TLS handshake with", t);
+  }
+  co_return Ok{};
+}
+
+asio::awaitable<Result<ClientResponse>> exchange(internal::Connection& c, const Target& t,
+                                                 const ClientRequest& req, ssl::context* tls_ctx,
+                                                 ExchangeInfo& info) {
+  const auto start = Clock::now();
+  const auto deadline = start + req.timeout;
+  if (!c.open()) {
+    Status connected = co_await connect(c, t, tls_ctx, std::min(deadline, start + req.connect_timeout));
+    if (!connected.ok()) co_return std::move(connected).error();
+  }
+  // Without a pool the connection is closed after the answer (`Connection: close` was sent),
+  // without a TLS close_notify: the response is complete, so a truncation harms nobody.
+  if (c.plain) co_return co_await send_and_read(*c.plain, t, req, deadline, info);
+  co_return co_await send_and_read(*c.tls, t, req, deadline, info);
 }
 
 // co_spawn wants a default-constructible result, so the outcome goes through `out`.
-asio::awaitable<void> run_exchange(const Target& t, const ClientRequest& req,
-                                   ssl::context* tls_ctx,
+asio::awaitable<void> run_exchange(internal::Connection& c, const Target& t, const ClientRequest& req,
+                                   ssl::context* tls_ctx, ExchangeInfo& info,
                                    std::optional<Result<ClientResponse>>& out) {
-  out.emplace(co_await exchange(t, req, tls_ctx));
+  out.emplace(co_await exchange(c, t, req, tls_ctx, info));
+}
+
+// Runs one exchange on `c`'s own io_context, on the calling thread.
+Result<ClientResponse> run_on(internal::Connection& c, const Target& t, const ClientRequest& req,
+                              ssl::context* ctx, ExchangeInfo& info) {
+  c.io.restart();
+  std::optional<Result<ClientResponse>> out;
+  asio::co_spawn(c.io, run_exchange(c, t, req, ctx, info, out), [&out](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      out.emplace(Error::internal(std::string("HTTP client: ") + ex.what()));
+    }
+  });
+  if (req.cancel == nullptr) {
+    c.io.run();
+  } else {
+    // Stopping the context abandons the exchange; its coroutine frame is destroyed with the
+    // connection (never reused after this), and `out` is not touched again.
+    while (!c.io.stopped()) {
+      c.io.run_for(std::chrono::milliseconds(50));
+      if (!out && req.cancel->load()) {
+        c.io.stop();
+        return make_error(ErrorCode::kAborted, "aborted",
+                          "the request to " + t.host_header + " was cancelled");
+      }
+    }
+  }
+  if (!out) return Error::internal("HTTP client: exchange did not complete");
+  return std::move(*out);
+}
+
+bool idempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "PUT" || method == "DELETE" ||
+         method == "OPTIONS";
 }
 
 Result<ClientResponse> fetch_once(const ClientRequest& req) {
@@ -294,32 +408,32 @@ Result<ClientResponse> fetch_once(const ClientRequest& req) {
                         std::string("cannot set up TLS: ") + e.what());
     }
   }
-  asio::io_context io(1);
-  std::optional<Result<ClientResponse>> out;
-  asio::co_spawn(io, run_exchange(t, req, ctx, out), [&out](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      out.emplace(Error::internal(std::string("HTTP client: ") + ex.what()));
-    }
-  });
-  if (req.cancel == nullptr) {
-    io.run();
-  } else {
-    // Stopping the context abandons the exchange; its coroutine frame (and socket) are
-    // destroyed with `io`, and `out` is not touched again.
-    while (!io.stopped()) {
-      io.run_for(std::chrono::milliseconds(50));
-      if (!out && req.cancel->load()) {
-        io.stop();
-        return make_error(ErrorCode::kAborted, "aborted",
-                          "the request to " + t.host_header + " was cancelled");
-      }
-    }
+  if (req.pool == nullptr) {
+    internal::Connection c;
+    ExchangeInfo info;
+    return run_on(c, t, req, ctx, info);
   }
-  if (!out) return Error::internal("HTTP client: exchange did not complete");
-  return std::move(*out);
+  const std::string origin =
+      std::string(t.tls ? "https://" : "http://") + t.host + ":" + t.port + " " + req.ca_file;
+  internal::ConnectionPtr c = req.pool->take(origin);
+  const bool reused = c != nullptr;
+  if (!reused) c.reset(new internal::Connection);
+  ExchangeInfo info;
+  auto r = run_on(*c, t, req, ctx, info);
+  if (r.ok()) {
+    if (info.reusable) req.pool->give(origin, std::move(c), info.keep_for);
+    return r;
+  }
+  const bool cancelled = r.error().code == ErrorCode::kAborted;
+  const bool timed_out = r.error().code == ErrorCode::kDeadlineExceeded;
+  if (!reused || cancelled || timed_out) return r;
+  if (info.written && (info.got_bytes || !idempotent(req.method))) return r;
+  // The server closed the idle connection as we used it: once more on a fresh one.
+  internal::ConnectionPtr fresh(new internal::Connection);
+  ExchangeInfo again;
+  auto second = run_on(*fresh, t, req, ctx, again);
+  if (second.ok() && again.reusable) req.pool->give(origin, std::move(fresh), again.keep_for);
+  return second;
 }
 
 bool unreserved(unsigned char c) {
@@ -346,6 +460,77 @@ std::string percent_encode(std::string_view text, bool plus_for_space) {
 }
 
 }  // namespace
+
+struct ConnectionPool::Impl {
+  Options options;
+  mutable std::mutex mu;
+  std::map<std::string, std::vector<internal::ConnectionPtr>, std::less<>> idle;  // oldest first
+};
+
+ConnectionPool::ConnectionPool() : ConnectionPool(Options{}) {}
+ConnectionPool::ConnectionPool(Options options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+}
+ConnectionPool::~ConnectionPool() = default;
+
+std::size_t ConnectionPool::idle() const {
+  std::lock_guard lock(impl_->mu);
+  std::size_t n = 0;
+  for (const auto& [origin, list] : impl_->idle) n += list.size();
+  return n;
+}
+
+void ConnectionPool::clear() {
+  std::map<std::string, std::vector<internal::ConnectionPtr>, std::less<>> closing;
+  {
+    std::lock_guard lock(impl_->mu);
+    closing.swap(impl_->idle);
+  }
+}
+
+internal::ConnectionPtr ConnectionPool::take(const std::string& origin) {
+  std::vector<internal::ConnectionPtr> stale;  // closed outside the lock
+  internal::ConnectionPtr found;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto it = impl_->idle.find(origin);
+    if (it == impl_->idle.end()) return nullptr;
+    const auto now = Clock::now();
+    auto& list = it->second;
+    while (!list.empty() && !found) {
+      internal::ConnectionPtr c = std::move(list.back());  // the newest: least likely closed
+      list.pop_back();
+      if (c->idle_until > now && c->still_usable()) {
+        found = std::move(c);
+      } else {
+        stale.push_back(std::move(c));
+      }
+    }
+    if (list.empty()) impl_->idle.erase(it);
+  }
+  if (found) reused_.fetch_add(1);
+  return found;
+}
+
+void ConnectionPool::give(const std::string& origin, internal::ConnectionPtr connection,
+                          std::chrono::milliseconds keep_for) {
+  const auto keep = std::min(keep_for, impl_->options.max_idle);
+  if (keep.count() <= 0 || impl_->options.max_idle_per_origin == 0) return;
+  const auto now = Clock::now();
+  connection->idle_until = now + keep;
+  std::vector<internal::ConnectionPtr> dropped;  // closed outside the lock
+  std::lock_guard lock(impl_->mu);
+  auto& list = impl_->idle[origin];
+  for (auto& c : list) {
+    if (c->idle_until <= now) dropped.push_back(std::move(c));
+  }
+  std::erase(list, nullptr);
+  if (list.size() >= impl_->options.max_idle_per_origin) {
+    dropped.push_back(std::move(list.front()));
+    list.erase(list.begin());
+  }
+  list.push_back(std::move(connection));
+}
 
 std::optional<std::string_view> ClientResponse::header(std::string_view lower_name) const {
   for (const auto& [k, v] : headers) {

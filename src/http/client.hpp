@@ -1,4 +1,5 @@
-// The outbound HTTP/1.1 client: one request, one response, on a fresh connection.
+// The outbound HTTP/1.1 client: one request, one response, on a fresh connection, or on a
+// kept-alive one from a ConnectionPool when the request names one.
 //
 // Used for calls devplane makes to other services (OpenID providers today; MCP servers and
 // LLM APIs next). `fetch` blocks the calling thread, so call it from the blocking pool (every
@@ -18,6 +19,17 @@
 // - Redirects are not followed unless `max_redirects` > 0; a 3xx is then followed for GET
 //   (and HEAD) only, and never from https:// to http://.
 //
+// - Keep-alive: with `pool` set, the request goes on an idle connection to the same origin
+//   (scheme, host, port, CA file) when the pool has one that is still open, and the connection
+//   goes back to the pool after a complete response the server did not mark `Connection:
+//   close`. A connection the server closed while it sat idle is noticed before use (it is
+//   readable) and dropped. If a reused connection fails before the request was written, or
+//   (for GET, HEAD, PUT, DELETE, OPTIONS only) closes before the first byte of the answer, the
+//   request is sent once more on a fresh connection: the server cannot have acted on it, or
+//   acting twice is harmless. A POST whose reused connection dies after the write is not
+//   repeated; its error says so. Errors, deadlines, cancels and streams the reader stopped
+//   never return a connection to the pool.
+//
 // Errors: kInvalidArgument `bad_url` (unparsable URL, unsupported scheme, no host);
 // kUnavailable `connect_failed` (name not resolved, connection refused or reset),
 // `tls_failed` (handshake or certificate verification failed), `bad_response` (not HTTP);
@@ -27,7 +39,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +52,7 @@
 namespace dp::http {
 
 struct ClientResponse;
+class ConnectionPool;
 
 struct ClientRequest {
   std::string method = "GET";
@@ -57,6 +72,9 @@ struct ClientRequest {
   // Polled every 50 ms while the exchange runs; when it becomes true the connection is dropped
   // and fetch returns kAborted, reason `aborted`. May be null.
   const std::atomic<bool>* cancel = nullptr;
+  // Keep-alive (see above); null: a fresh connection, closed after the response. The pool must
+  // outlive the call.
+  ConnectionPool* pool = nullptr;
 };
 
 struct ClientResponse {
@@ -66,6 +84,49 @@ struct ClientResponse {
   std::string url;  // the URL that answered (differs from the request's after redirects)
 
   std::optional<std::string_view> header(std::string_view lower_name) const;
+};
+
+namespace internal {
+struct Connection;
+struct ConnectionDeleter {
+  void operator()(Connection* c) const noexcept;
+};
+using ConnectionPtr = std::unique_ptr<Connection, ConnectionDeleter>;
+}  // namespace internal
+
+// Idle HTTP/1.1 connections kept for reuse, per origin, for a caller that talks to the same
+// server again and again (an MCP adapter, an LLM provider). Thread-safe; a connection serves
+// one exchange at a time and is out of the pool while it does.
+class ConnectionPool {
+ public:
+  struct Options {
+    std::size_t max_idle_per_origin = 4;
+    // An idle connection older than this is closed rather than reused. Under the 5 s that
+    // Node's and many other servers wait before closing an idle connection; a server's
+    // `Keep-Alive: timeout=N` shortens it to N - 1 s.
+    std::chrono::milliseconds max_idle{4'000};
+  };
+  ConnectionPool();
+  explicit ConnectionPool(Options options);
+  ~ConnectionPool();
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  // Idle connections held now, and exchanges that reused a connection since construction.
+  std::size_t idle() const;
+  std::uint64_t reused() const noexcept { return reused_.load(); }
+  // Closes every idle connection.
+  void clear();
+
+  // For fetch: an idle, still open connection to `origin`, or null; and the way back.
+  internal::ConnectionPtr take(const std::string& origin);
+  void give(const std::string& origin, internal::ConnectionPtr connection,
+            std::chrono::milliseconds keep_for);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<std::uint64_t> reused_{0};
 };
 
 // Sends one request and reads the response; any status code is a successful exchange.

@@ -85,6 +85,8 @@ class HttpProvider final : public Provider {
 
   ProviderOptions o_;
   std::string url_;
+  // Kept-alive connections to the provider: a TLS handshake saved per call after the first.
+  mutable http::ConnectionPool pool_;
 };
 
 Result<ChatResponse> HttpProvider::attempt(const ChatRequest& request, const std::string& body,
@@ -137,6 +139,7 @@ Result<ChatResponse> HttpProvider::attempt(const ChatRequest& request, const std
     };
   }
   req.cancel = cancel;
+  req.pool = &pool_;
   auto r = http::fetch(req);
   if (was_cancelled || (cancel != nullptr && cancel->load())) return cancelled();
   if (stream_error) return *stream_error;

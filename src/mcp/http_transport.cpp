@@ -4,7 +4,7 @@
 // the server gives at initialize (`Mcp-Session-Id`) goes with every later request, as does
 // `MCP-Protocol-Version`; close sends DELETE. Built on the blocking http::fetch, so `send`
 // runs the whole exchange on the caller's thread and delivers the messages of the reply to
-// the handler before returning.
+// the handler before returning. The POSTs reuse kept-alive connections (http::ConnectionPool).
 //
 // Server-initiated messages: once a session is set up (the first send after initialize
 // negotiated a version), a GET with `Accept: text/event-stream` opens the server's standalone
@@ -75,6 +75,7 @@ class HttpTransport final : public Transport {
     req.connect_timeout = std::min(opt_.connect_timeout, left);
     req.timeout = left;
     req.max_response_bytes = opt_.max_response_bytes;
+    req.pool = &pool_;
 
     // Only a successful reply is streamed to the handler; the client keeps an error status's
     // body whole in the response.
@@ -165,7 +166,9 @@ class HttpTransport final : public Transport {
     req.headers.emplace_back("Mcp-Session-Id", session);
     req.timeout = std::chrono::milliseconds(2'000);
     req.connect_timeout = std::chrono::milliseconds(1'000);
+    req.pool = &pool_;
     (void)http::fetch(req);
+    pool_.clear();
   }
 
   std::string describe() const override { return "http: " + opt_.url; }
@@ -258,6 +261,7 @@ class HttpTransport final : public Transport {
   }
 
   HttpOptions opt_;
+  http::ConnectionPool pool_;  // the POSTs and the DELETE; the GET stream has its own connection
   TransportHandlers handlers_;
   bool started_ = false;
   std::atomic<bool> closed_{false};

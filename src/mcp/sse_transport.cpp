@@ -82,6 +82,7 @@ class SseTransport final : public Transport {
     req.connect_timeout = std::min(opt_.connect_timeout, left);
     req.timeout = left;
     req.max_response_bytes = 64 * 1024;
+    req.pool = &pool_;
     auto res = http::fetch(req);
     if (!res.ok()) {
       Error e = std::move(res).error();
@@ -173,6 +174,7 @@ class SseTransport final : public Transport {
   }
 
   HttpOptions opt_;
+  http::ConnectionPool pool_;  // the POSTs; the GET stream has its own connection
   TransportHandlers handlers_;
   std::thread reader_;
   std::atomic<bool> cancel_{false};
