@@ -16,8 +16,13 @@
 //     the event mode existed);
 //   and the mean: the chain's wall time per step minus the 1 ms wait.
 // - agent chain (when AGENT_CHAIN > 0): a chain of that many `agent` steps, each a task for a
-//   running command agent that runs `true` unsandboxed (isolation: none); wall time per step.
-//   It shows how fast the engine moves on when a step's task ends (no wait step involved).
+//   running command agent that runs `true` unsandboxed (isolation: none); wall time per step,
+//   and the per-step overhead that depends on no event delivery: for each step, the time from
+//   the end of its task's program to the start of the next step's task on the server, from the
+//   µs timestamps the executor records in each task's result (`endedAtUs`, `startedAtUs`):
+//   the task's end committed, the engine woken, the pass that ends the step and starts the
+//   next (its task created and claimed in that commit), the task's thread started. p50, p99,
+//   mean, max. (A devplane older than these fields: the tasks' ms timestamps, said so.)
 // Bounded: every request has a 10 s timeout, each run a 300 s deadline.
 const [base, token, fanArg, chainArg, agentChainArg] = process.argv.slice(2);
 if (!base || !token) {
@@ -142,7 +147,23 @@ if (agentChain > 0) {
   }
   const ar = await run(JSON.stringify(ac));
   console.log(`agent chain: ${agentChain} agent steps in ${ar.wall.toFixed(0)} ms = ${f2(ar.wall / agentChain)} ms per step`);
-  console.log(JSON.stringify({ agentChain, agentChainMs: Math.round(ar.wall), agentStepMs: Number(f2(ar.wall / agentChain)) }));
+  const byStep = new Map(ar.execution.steps.map((s) => [s.stepId, s.taskId]));
+  const tasks = [];
+  for (let i = 0; i < agentChain; ++i) tasks.push(await call("GET", `/api/v1/agents/${agent.id}/tasks/${byStep.get(`a${i}`)}`));
+  const micro = tasks.every((t) => t.result?.startedAtUs !== undefined && t.result?.endedAtUs !== undefined);
+  const stepGaps = [];
+  for (let i = 1; i < agentChain; ++i) {
+    stepGaps.push(micro ? (tasks[i].result.startedAtUs - tasks[i - 1].result.endedAtUs) / 1000
+                        : Date.parse(tasks[i].startedAt) - Date.parse(tasks[i - 1].completedAt));
+  }
+  stepGaps.sort((a, b) => a - b);
+  const gapMean = stepGaps.reduce((a, b) => a + b, 0) / Math.max(1, stepGaps.length);
+  console.log(`agent chain, per-step overhead (task end to next task start, ${micro ? "server µs timestamps" : "tasks' ms timestamps: no µs fields in this devplane"}): ` +
+              `p50 ${f2(pct(stepGaps, 50))} ms, p99 ${f2(pct(stepGaps, 99))} ms, mean ${f2(gapMean)} ms, ` +
+              `max ${f2(stepGaps[stepGaps.length - 1])} ms, min ${f2(stepGaps[0])} ms`);
+  console.log(JSON.stringify({ agentChain, agentChainMs: Math.round(ar.wall), agentStepMs: Number(f2(ar.wall / agentChain)),
+                               stepOverheadP50Ms: Number(f2(pct(stepGaps, 50))), stepOverheadP99Ms: Number(f2(pct(stepGaps, 99))),
+                               stepOverheadMeanMs: Number(f2(gapMean)), micro }));
   await call("POST", `/api/v1/agents/${agent.id}/stop`);
 }
 events.ws.close();

@@ -425,6 +425,10 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
     run_llm_task(slot, std::move(task), agent);
     return;
   }
+  // When this node began the task and saw its program end, in µs (in the result): the gap
+  // between one task's end and the next one's start is what a chain of workflow steps pays
+  // per step (bench/workflows).
+  const std::int64_t started_us = clock::now_us();
   const log::Logger logger(task.correlation_id, agent.id);
   const fs::path workspace = fs::path(options_.data_dir) / "workspaces" / agent.id / task.id;
   std::error_code ec;
@@ -533,6 +537,7 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
     } else {
       run = sandbox::run(*spec, &slot.control);
     }
+    const std::int64_t ended_us = clock::now_us();
     flush();
     if (!run.ok()) {
       error = run.error().message;
@@ -547,6 +552,8 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
                             {"stderrBytes", r.stderr_bytes},
                             {"wallMs", r.wall_ms},
                             {"wallUs", r.wall_us},
+                            {"startedAtUs", started_us},
+                            {"endedAtUs", ended_us},
                             {"isolated", r.isolated},
                             {"memoryPeakBytes", r.stats.memory_peak_bytes},
                             {"cpuThrottled", r.stats.cpu_throttled},

@@ -35,6 +35,12 @@ std::int64_t now_ms() noexcept {
       .count();
 }
 
+std::int64_t now_us() noexcept {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string format_iso8601(std::int64_t epoch_ms) {
   using namespace std::chrono;
   const sys_time<milliseconds> tp{milliseconds{epoch_ms}};

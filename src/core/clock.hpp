@@ -10,6 +10,9 @@
 namespace dp::clock {
 
 std::int64_t now_ms() noexcept;
+// Microseconds since the epoch: for measurements recorded beside a result (a task's start and
+// end), not for stored timestamps.
+std::int64_t now_us() noexcept;
 
 // "2026-11-25T18:26:06.123Z"
 std::string format_iso8601(std::int64_t epoch_ms);
