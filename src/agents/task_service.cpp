@@ -25,6 +25,23 @@ std::string task_event(const model::Task& t) {
 
 Result<std::pair<model::Task, bool>> TaskService::create(NewTask&& spec,
                                                          const std::string& correlation_id) {
+  PendingTasks pending;
+  std::optional<std::pair<model::Task, bool>> out;
+  Status written = store_.write([&](store::Tx& tx) -> Status {
+    // The unit may run again (a retried serialization failure): the first run's claim was undone.
+    settle(pending, false);
+    NewTask copy = spec;
+    DP_ASSIGN_OR_RETURN(out, create_in(tx, std::move(copy), correlation_id, pending));
+    return Ok{};
+  });
+  settle(pending, written.ok());
+  DP_TRY(std::move(written));
+  return std::move(*out);
+}
+
+Result<std::pair<model::Task, bool>> TaskService::create_in(store::Tx& tx, NewTask&& spec,
+                                                            const std::string& correlation_id,
+                                                            PendingTasks& pending) {
   model::Task t;
   t.id = ids::uuid_v7();
   t.agent_id = std::move(spec.agent_id);
@@ -34,51 +51,42 @@ Result<std::pair<model::Task, bool>> TaskService::create(NewTask&& spec,
   t.created_by = std::move(spec.created_by);
   t.correlation_id = correlation_id;
   t.created_at = clock::now_ms();
-  std::optional<model::Task> existing;
-  std::optional<model::Task> claimed;  // by the local executor, in this transaction
-  std::optional<model::Agent> agent;
-  Status written = store_.write([&](store::Tx& tx) -> Status {
-    if (claimed) {
-      // The unit runs again (a retried serialization failure): the first claim was undone.
-      starter_->settle(std::move(*claimed), *agent, false);
-      claimed.reset();
-    }
-    DP_ASSIGN_OR_RETURN(model::Agent a, tx.agents().get(t.agent_id));
-    if (a.status == model::AgentStatus::kDecommissioned) {
-      Error e = Error::failed_precondition("invalid_transition",
-                                           "agent " + a.id + " is decommissioned and takes no tasks");
-      e.details = boost::json::object{{"currentStatus", "decommissioned"}};
-      return e;
-    }
-    DP_ASSIGN_OR_RETURN(existing, tx.tasks().find_by_key(t.agent_id, t.idempotency_key));
-    if (existing) return Ok{};
-    DP_TRY(tx.tasks().insert(t));
-    DP_TRY(tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(t),
-                                                 correlation_id, t.created_at, std::nullopt}));
-    if (starter_ != nullptr) {
-      DP_ASSIGN_OR_RETURN(claimed, starter_->claim_new(tx, a));
-      if (claimed) agent = std::move(a);
-    }
-    return Ok{};
-  });
-  bool started_here = false;
-  if (claimed) {
-    started_here = written.ok() && claimed->id == t.id;
-    if (started_here) {
-      // The response shows the task as it was committed: already running here.
-      t.status = claimed->status;
-      t.attempts = claimed->attempts;
-      t.started_at = claimed->started_at;
-      t.node_id = claimed->node_id;
-      t.lease_until = claimed->lease_until;
-    }
-    starter_->settle(std::move(*claimed), *agent, written.ok());
+  DP_ASSIGN_OR_RETURN(model::Agent a, tx.agents().get(t.agent_id));
+  if (a.status == model::AgentStatus::kDecommissioned) {
+    Error e = Error::failed_precondition("invalid_transition",
+                                         "agent " + a.id + " is decommissioned and takes no tasks");
+    e.details = boost::json::object{{"currentStatus", "decommissioned"}};
+    return e;
   }
-  DP_TRY(std::move(written));
+  DP_ASSIGN_OR_RETURN(auto existing, tx.tasks().find_by_key(t.agent_id, t.idempotency_key));
   if (existing) return std::pair<model::Task, bool>{std::move(*existing), false};
-  // Wake the executor (and the remote agents' hub) unless the task already started here.
-  if (on_created_ && !started_here) on_created_();
+  DP_TRY(tx.tasks().insert(t));
+  DP_TRY(tx.outbox().append(store::OutboxEvent{0, "agent.task.update", task_event(t),
+                                               correlation_id, t.created_at, std::nullopt}));
+  std::optional<model::Task> claimed;
+  if (starter_ != nullptr) {
+    DP_ASSIGN_OR_RETURN(claimed, starter_->claim_new(tx, a));
+  }
+  if (claimed && claimed->id == t.id) {
+    // The caller sees the task as it will be committed: already running here.
+    t.status = claimed->status;
+    t.attempts = claimed->attempts;
+    t.started_at = claimed->started_at;
+    t.node_id = claimed->node_id;
+    t.lease_until = claimed->lease_until;
+  } else {
+    // The executor (or the remote agents' hub) is woken for it after the commit.
+    pending.wake_ = true;
+  }
+  if (claimed) pending.claims_.push_back({std::move(*claimed), std::move(a)});
   return std::pair<model::Task, bool>{std::move(t), true};
+}
+
+void TaskService::settle(PendingTasks& pending, bool committed) {
+  for (auto& c : pending.claims_) starter_->settle(std::move(c.task), c.agent, committed);
+  pending.claims_.clear();
+  if (committed && pending.wake_ && on_created_) on_created_();
+  pending.wake_ = false;
 }
 
 Result<model::Task> TaskService::get(const std::string& agent_id, const std::string& task_id) {

@@ -18,6 +18,7 @@
 #include <boost/json/value.hpp>
 
 #include "core/result.hpp"
+#include "model/agent.hpp"
 #include "model/task.hpp"
 #include "store/store.hpp"
 
@@ -48,6 +49,28 @@ class TaskStarter {
   virtual void settle(model::Task&& task, const model::Agent& agent, bool committed) = 0;
 };
 
+class TaskService;
+
+// The tasks created inside a caller's store transaction (TaskService::create_in) that this
+// node's starter claimed there, kept until the transaction has ended (TaskService::settle).
+// Thread safety: one thread at a time.
+class PendingTasks {
+ public:
+  PendingTasks() = default;
+  PendingTasks(const PendingTasks&) = delete;
+  PendingTasks& operator=(const PendingTasks&) = delete;
+  ~PendingTasks() = default;  // REQUIRES: settled (TaskService::settle)
+
+ private:
+  friend class TaskService;
+  struct Claim {
+    model::Task task;
+    model::Agent agent;
+  };
+  std::vector<Claim> claims_;
+  bool wake_ = false;  // a task was created that did not start here
+};
+
 class TaskService {
  public:
   // `on_created` wakes the local executor (may be empty).
@@ -61,6 +84,18 @@ class TaskService {
   // kNotFound for an unknown agent, kFailedPrecondition `invalid_transition` for a
   // decommissioned one.
   Result<std::pair<model::Task, bool>> create(NewTask&& task, const std::string& correlation_id);
+  // The same inside the caller's write transaction `tx` (the workflow engine creates a step's
+  // task in the commit that starts the step): the task, its event and this node's claim are
+  // written in `tx`. REQUIRES: `settle(pending, committed)` once the transaction has ended,
+  // and before each further run of a unit that is run again (a retried transaction) with
+  // committed false.
+  Result<std::pair<model::Task, bool>> create_in(store::Tx& tx, NewTask&& task,
+                                                 const std::string& correlation_id,
+                                                 PendingTasks& pending);
+  // Starts the tasks claimed in the transaction when it committed (else they stay queued for a
+  // later claim), and wakes the executor for those that did not start here. Leaves `pending`
+  // empty.
+  void settle(PendingTasks& pending, bool committed);
   // kNotFound unless the task exists and belongs to the agent.
   Result<model::Task> get(const std::string& agent_id, const std::string& task_id);
   Result<store::Page<model::Task>> list(const store::TaskFilter& filter);

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -311,10 +312,13 @@ int run_serve(const ServeOptions& opts) {
       cfg.data_dir + "/logs", cfg.agent_log_max_bytes, cfg.agent_log_files,
       static_cast<std::size_t>(cfg.agent_log_max_followers)});
   exec_opts.logs = &agent_logs;
-  // Set below: a workflow step's task that ends moves its execution on at once.
+  // Set below: a workflow step's task that ends moves its execution on at once, with a pass
+  // on the task's own thread (no wake-up of the engine's thread, no scan for executions).
   workflow::Engine* engine_ptr = nullptr;
   exec_opts.on_finished = [&engine_ptr](const model::Task& t) {
-    if (engine_ptr != nullptr && t.created_by.rfind("execution:", 0) == 0) engine_ptr->notify();
+    constexpr std::string_view kPrefix = "execution:";
+    if (engine_ptr == nullptr || t.created_by.rfind(kPrefix, 0) != 0) return;
+    engine_ptr->drive_now(t.created_by.substr(kPrefix.size()));
   };
   agents::Executor executor(store, exec_opts);
   // Set below, before the server starts: remote agents are offered new tasks at once.

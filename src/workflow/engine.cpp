@@ -120,8 +120,11 @@ Result<model::Agent> resolve_agent(store::Tx& tx, const json::value& selector) {
 class Pass {
  public:
   Pass(store::Tx& tx, model::Execution& e, const Definition& def,
-       std::vector<model::ExecutionStep>& rows, std::int64_t now, const EngineOptions& opts)
-      : tx_(tx), e_(e), def_(def), rows_(rows), now_(now), opts_(opts) {
+       std::vector<model::ExecutionStep>& rows, std::int64_t now, const EngineOptions& opts,
+       agents::TaskService& tasks, agents::PendingTasks& pending,
+       const std::map<std::string, ToolCallResult>* calls_done = nullptr)
+      : tx_(tx), e_(e), def_(def), rows_(rows), now_(now), opts_(opts), tasks_(tasks), pending_(pending),
+        calls_done_(calls_done) {
     for (std::size_t i = 0; i < rows_.size(); ++i) {
       index_[rows_[i].step_id] = i;
       expected_.emplace_back(rows_[i].status, rows_[i].attempt);
@@ -132,7 +135,6 @@ class Pass {
   Status run();
   Status fail_attempt(std::size_t i, const std::string& kind, const std::string& error,
                       std::optional<std::int64_t> exit_code = std::nullopt);
-  Status mark_running(std::size_t i, const std::string& task_id);
   // The end of a tool step's call for the step's current attempt.
   Status tool_done(std::size_t i, const ToolCallResult& result);
   std::optional<std::size_t> find(const std::string& step_id) const {
@@ -141,13 +143,12 @@ class Pass {
   }
 
   struct Out {
+    // A tool step's call to make after the commit.
     struct Dispatch {
       std::string step_id;
       std::int64_t attempt = 0;
-      std::string agent_id;
       json::value input;
       std::string key;
-      bool tool = false;
       std::string adapter;
       std::string tool_name;
     };
@@ -157,6 +158,8 @@ class Pass {
     };
     std::vector<Dispatch> dispatches;
     std::vector<Cancel> cancels;
+    // Idempotency keys of tool calls to stop (their step was cancelled or timed out).
+    std::vector<std::string> stop_calls;
     bool finished = false;
     std::int64_t next_wake = 0;  // the earliest timer still pending (0: none)
   } out;
@@ -171,11 +174,14 @@ class Pass {
     d.step_id = r.step_id;
     d.attempt = r.attempt;
     d.input = r.inputs;
-    d.key = e_.id + "/" + r.step_id + "/" + std::to_string(r.attempt);
-    d.tool = true;
+    d.key = key(r);
     d.adapter = s.adapter;
     d.tool_name = s.tool;
     return d;
+  }
+
+  std::string key(const model::ExecutionStep& r) const {
+    return e_.id + "/" + r.step_id + "/" + std::to_string(r.attempt);
   }
 
   json::object context(const model::ExecutionStep* item_row) {
@@ -283,6 +289,11 @@ class Pass {
         if (task.ok() && !task->finished()) out.cancels.push_back({task->agent_id, task->id});
       }
     }
+    if (r.status == "dispatched") {
+      // A tool step's call in flight: stopped once this commit is done.
+      const Step* s = spec(r);
+      if (s != nullptr && s->type == "tool") out.stop_calls.push_back(key(r));
+    }
     if (r.status == "running" || r.status == "dispatched" || r.status == "waiting" ||
         r.status == "waiting_approval" || r.status == "retrying") {
       record(r, "cancelled", reason);
@@ -295,6 +306,7 @@ class Pass {
   }
 
   Status start_attempt(std::size_t i);
+  Status start_task(std::size_t i, const std::string& agent_id, std::int64_t deadline);
   Status fan_out(std::size_t i, const Step& s);
   Result<bool> advance(std::size_t i);
   Result<bool> check_children(std::size_t i, const Step& s);
@@ -306,6 +318,10 @@ class Pass {
   std::vector<model::ExecutionStep>& rows_;
   const std::int64_t now_;
   const EngineOptions& opts_;
+  agents::TaskService& tasks_;
+  agents::PendingTasks& pending_;
+  // Results of this execution's tool calls that ended on this node, by idempotency key.
+  const std::map<std::string, ToolCallResult>* calls_done_;
   std::unordered_map<std::string, std::size_t> index_;
   std::vector<std::pair<std::string, std::int64_t>> expected_;  // stored (status, attempt)
   json::object ctx_;
@@ -338,10 +354,28 @@ Status Pass::fail_attempt(std::size_t i, const std::string& kind, const std::str
   return finish_failed(i, error);
 }
 
-Status Pass::mark_running(std::size_t i, const std::string& task_id) {
+// The step's task, created (and claimed by this node's executor when it may run now) in this
+// pass's transaction: the step goes straight to running, and the task starts after the commit.
+Status Pass::start_task(std::size_t i, const std::string& agent_id, std::int64_t deadline) {
   auto& r = rows_[i];
+  agents::NewTask t;
+  t.agent_id = agent_id;
+  t.input = task_input(r.inputs);
+  t.idempotency_key = key(r);
+  t.created_by = "execution:" + e_.id;
+  auto created = tasks_.create_in(tx_, std::move(t), e_.correlation_id, pending_);
+  if (!created.ok()) {
+    const auto code = created.error().code;
+    if (code == ErrorCode::kNotFound || code == ErrorCode::kFailedPrecondition) {
+      return fail_attempt(i, "unavailable", created.error().message);
+    }
+    return std::move(created).error();
+  }
   r.status = "running";
-  r.task_id = task_id;
+  r.task_id = created->first.id;
+  r.lease_owner = opts_.node_id;
+  r.lease_until = now_ + opts_.lease.count();
+  r.wake_at = deadline;
   return save(i);
 }
 
@@ -368,14 +402,7 @@ Status Pass::start_attempt(std::size_t i) {
     if (!selector.ok()) return finish_failed(i, "agent: " + selector.error().message);
     auto agent = resolve_agent(tx_, *selector);
     if (!agent.ok()) return fail_attempt(i, "unavailable", agent.error().message);
-    r.status = "dispatched";
-    r.lease_owner = opts_.node_id;
-    r.lease_until = now_ + opts_.lease.count();
-    r.wake_at = deadline;
-    DP_TRY(save(i));
-    out.dispatches.push_back({r.step_id, r.attempt, agent->id, task_input(r.inputs),
-                              e_.id + "/" + r.step_id + "/" + std::to_string(r.attempt), false, {}, {}});
-    return Ok{};
+    return start_task(i, agent->id, deadline);
   }
   if (s->type == "wait") {
     r.status = "waiting";
@@ -628,8 +655,18 @@ Result<bool> Pass::advance(std::size_t i) {
     return true;
   }
   if (r.status == "dispatched") {
+    if (s->type == "tool" && calls_done_ != nullptr) {
+      // The call of this attempt ended: its result moves the step on in this pass, and the
+      // steps that need it start in the same commit.
+      if (auto it = calls_done_->find(key(r)); it != calls_done_->end()) {
+        DP_TRY(tool_done(i, it->second));
+        return true;
+      }
+    }
     if (timed_out) {
-      DP_TRY(fail_attempt(i, "timeout", "timed out before it started"));
+      if (s->type == "tool") out.stop_calls.push_back(key(r));
+      DP_TRY(fail_attempt(i, "timeout", s->type == "tool" ? "timed out after " + std::to_string(s->timeout_ms) + " ms"
+                                                          : "timed out before it started"));
       return true;
     }
     if (s->type == "tool") {
@@ -638,17 +675,17 @@ Result<bool> Pass::advance(std::size_t i) {
       out.dispatches.push_back(tool_dispatch(r, *s));
       return false;
     }
-    // Not yet known to have reached TaskService (a crash, or the call failed): ask again with
-    // the same key; TaskService returns the task if the first call made it.
+    // An agent step left dispatched by an earlier version of the engine (which created the
+    // task after the commit): create it now with the same key, which returns the task if the
+    // first try made it.
     auto selector = expr::render(s->agent, context(item ? &r : nullptr));
     auto agent = resolve_agent(tx_, selector.ok() ? *selector : s->agent);
     if (!agent.ok()) {
       DP_TRY(fail_attempt(i, "unavailable", agent.error().message));
       return true;
     }
-    out.dispatches.push_back({r.step_id, r.attempt, agent->id, task_input(r.inputs),
-                              e_.id + "/" + r.step_id + "/" + std::to_string(r.attempt), false, {}, {}});
-    return false;
+    DP_TRY(start_task(i, agent->id, r.wake_at));
+    return true;
   }
   if (r.status == "running") {
     if (!s->for_each.is_null() && !item) return check_children(i, *s);
@@ -886,21 +923,42 @@ void Engine::tick() {
 void Engine::drive(const std::string& id) {
   {
     std::lock_guard lock(mu_);
-    if (!driving_.insert(id).second) return;
-  }
-  struct Done {
-    Engine* self;
-    const std::string& id;
-    ~Done() {
-      std::lock_guard lock(self->mu_);
-      self->driving_.erase(id);
+    if (stop_) return;
+    if (!driving_.insert(id).second) {
+      // Another thread is in a pass over it that may have read the state before the change
+      // that brought us here: it runs one more pass when it is done.
+      again_.insert(id);
+      return;
     }
-  } done{this, id};
+  }
+  for (;;) {
+    drive_once(id);
+    std::lock_guard lock(mu_);
+    if (again_.erase(id) == 0 || stop_) {
+      driving_.erase(id);
+      return;
+    }
+  }
+}
+
+void Engine::drive_once(const std::string& id) {
   const std::int64_t now = clock::now_ms();
   const bool take_over = options_.take_over_on_start;
   std::optional<Pass::Out> out;
   std::string correlation_id;
+  agents::PendingTasks pending;  // agent steps' tasks claimed by this node in the pass
+  // The tool calls of this execution that ended here; dropped once a pass has seen them (a
+  // result of a superseded attempt, or one for an execution now driven elsewhere, is of no use).
+  std::map<std::string, ToolCallResult> calls_done;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = tool_results_.lower_bound(id + "/"); it != tool_results_.end() && it->first.rfind(id + "/", 0) == 0; ++it) {
+      calls_done.insert(*it);
+    }
+  }
   auto st = store_.write([&](store::Tx& tx) -> Status {
+    // The unit may run again (a retried serialization failure): the first run's claims were undone.
+    tasks_.settle(pending, false);
     out.reset();
     // Renewing the lease fences out a node whose lease lapsed: it can no longer write here.
     // In embedded mode the previous holder was this data directory's earlier process.
@@ -923,40 +981,44 @@ void Engine::drive(const std::string& id) {
     correlation_id = e.correlation_id;
     DP_ASSIGN_OR_RETURN(auto def, definition(tx, e.workflow_id, e.workflow_version));
     DP_ASSIGN_OR_RETURN(auto rows, tx.executions().steps(id));
-    Pass pass(tx, e, *def, rows, now, options_);
+    Pass pass(tx, e, *def, rows, now, options_, tasks_, pending, &calls_done);
     DP_TRY(pass.run());
     out = std::move(pass.out);
     return Ok{};
   });
+  // Only now do the tasks claimed in the pass start: their steps' transitions are on disk.
+  tasks_.settle(pending, st.ok());
+  if (st.ok() && !calls_done.empty()) {
+    std::lock_guard lock(mu_);
+    for (const auto& kv : calls_done) tool_results_.erase(kv.first);
+  }
   if (!st.ok()) {
     log::Logger(correlation_id).warn("workflow execution step failed",
                                      {{"executionId", id}, {"error", st.error().message}});
     return;
   }
   if (!out) return;
+  if (!out->stop_calls.empty()) {
+    std::lock_guard lock(mu_);
+    for (const auto& key : out->stop_calls) {
+      if (auto it = tool_calls_.find(key); it != tool_calls_.end()) it->second->store(true);
+    }
+  }
   for (const auto& c : out->cancels) {
     auto r = tasks_.cancel(c.agent_id, c.task_id, correlation_id);
     (void)r;  // already finished: nothing to stop
   }
   for (const auto& d : out->dispatches) {
-    Dispatch dd;
-    dd.execution_id = id;
-    dd.step_id = d.step_id;
-    dd.attempt = d.attempt;
-    dd.agent = json::value(d.agent_id);
-    dd.input = d.input;
-    dd.key = d.key;
-    dd.correlation_id = correlation_id;
-    if (d.tool) {
-      dd.tool = true;
-      dd.adapter = d.adapter;
-      dd.tool_name = d.tool_name;
-      std::lock_guard lock(mu_);
-      if (tool_pool_ == nullptr || stop_ || !tool_calls_.insert(dd.key).second) continue;
-      boost::asio::post(*tool_pool_, [this, dd] { call_tool(dd); });
+    ToolDispatch td{id, d.step_id, d.attempt, d.input, d.key, correlation_id, d.adapter, d.tool_name};
+    auto flag = std::make_shared<std::atomic<bool>>(false);
+    std::lock_guard lock(mu_);
+    // A key already in flight on this node, or whose result waits for the next pass, is not
+    // called twice.
+    if (tool_pool_ == nullptr || stop_ || tool_results_.contains(td.key) ||
+        !tool_calls_.emplace(td.key, flag).second) {
       continue;
     }
-    dispatch(dd);
+    boost::asio::post(*tool_pool_, [this, td = std::move(td), flag] { call_tool(td, *flag); });
   }
   if (out->finished) notify();  // a parent execution may be waiting on this one
   if (out->next_wake > 0) {
@@ -966,50 +1028,7 @@ void Engine::drive(const std::string& id) {
   }
 }
 
-void Engine::dispatch(const Dispatch& d) {
-  agents::NewTask t;
-  t.agent_id = std::string(d.agent.get_string());
-  t.input = d.input;
-  t.idempotency_key = d.key;
-  t.created_by = "execution:" + d.execution_id;
-  auto created = tasks_.create(std::move(t), d.correlation_id);
-  const log::Logger logger(d.correlation_id, std::string(d.agent.get_string()));
-  if (!created.ok()) {
-    logger.warn("dispatching a workflow step failed; retried on the next tick",
-                {{"executionId", d.execution_id}, {"stepId", d.step_id}, {"error", created.error().message}});
-    return;
-  }
-  const std::string task_id = created->first.id;
-  const std::int64_t now = clock::now_ms();
-  bool orphan = false;
-  auto st = store_.write([&](store::Tx& tx) -> Status {
-    DP_ASSIGN_OR_RETURN(bool mine, tx.executions().lease(d.execution_id, options_.node_id, now,
-                                                         now + options_.lease.count()));
-    if (!mine) return Ok{};
-    DP_ASSIGN_OR_RETURN(model::Execution e, tx.executions().get(d.execution_id));
-    DP_ASSIGN_OR_RETURN(auto def, definition(tx, e.workflow_id, e.workflow_version));
-    DP_ASSIGN_OR_RETURN(auto rows, tx.executions().steps(d.execution_id));
-    Pass pass(tx, e, *def, rows, now, options_);
-    auto i = pass.find(d.step_id);
-    // Only the attempt that asked for this task moves on; a superseded one changes nothing.
-    if (!i || rows[*i].status != "dispatched" || rows[*i].attempt != d.attempt) {
-      const bool adopted = i && rows[*i].task_id == task_id;
-      if (!adopted) orphan = true;
-      return Ok{};
-    }
-    return pass.mark_running(*i, task_id);
-  });
-  if (st.ok() && orphan && created->second) {
-    // The step moved on (cancelled, timed out) while its task was being created: stop the task.
-    (void)tasks_.cancel(created->first.agent_id, task_id, d.correlation_id);
-  }
-  if (!st.ok()) {
-    logger.warn("recording a dispatched workflow step failed",
-                {{"executionId", d.execution_id}, {"stepId", d.step_id}, {"error", st.error().message}});
-  }
-}
-
-void Engine::call_tool(const Dispatch& d) {
+void Engine::call_tool(const ToolDispatch& d, const std::atomic<bool>& cancel) {
   struct Done {
     Engine* self;
     const std::string& key;
@@ -1018,7 +1037,6 @@ void Engine::call_tool(const Dispatch& d) {
       self->tool_calls_.erase(key);
     }
   } done{this, d.key};
-  const log::Logger logger(d.correlation_id);
   ToolCall call;
   call.adapter = d.adapter;
   call.tool = d.tool_name;
@@ -1026,12 +1044,36 @@ void Engine::call_tool(const Dispatch& d) {
   call.caller = "execution:" + d.execution_id + "/" + d.step_id;
   call.correlation_id = d.execution_id;
   call.idempotency_key = d.key;
+  call.cancel = &cancel;
+  // Stopped before the call began (it waited for a thread of the pool): nothing to do, the
+  // pass that raised the flag has already moved the step on.
+  if (cancel.load()) return;
   ToolCallResult result;
   try {
     result = options_.call_tool(call);
   } catch (const std::exception& ex) {
     result = ToolCallResult{"failed", nullptr, std::string("the tool call failed: ") + ex.what()};
   }
+  // The result is written by a pass over the execution, made now on this thread (or by the
+  // thread driving it, once more), which also starts the steps that need this one: one
+  // commit. Only the attempt that made the call moves on (fencing): a step that timed out, was
+  // cancelled or retried meanwhile keeps its state. A result lost with a crash before that
+  // commit means the call is made again on recovery.
+  bool stopping = false;
+  {
+    std::lock_guard lock(mu_);
+    stopping = stop_;
+    if (!stopping) tool_results_[d.key] = result;
+  }
+  if (stopping) {
+    // The engine is stopping (no more passes): the result alone is written, as it came.
+    record_tool_result(d, result);
+    return;
+  }
+  drive(d.execution_id);
+}
+
+void Engine::record_tool_result(const ToolDispatch& d, const ToolCallResult& result) {
   const std::int64_t now = clock::now_ms();
   auto st = store_.write([&](store::Tx& tx) -> Status {
     DP_ASSIGN_OR_RETURN(bool mine, tx.executions().lease(d.execution_id, options_.node_id, now,
@@ -1040,18 +1082,17 @@ void Engine::call_tool(const Dispatch& d) {
     DP_ASSIGN_OR_RETURN(model::Execution e, tx.executions().get(d.execution_id));
     DP_ASSIGN_OR_RETURN(auto def, definition(tx, e.workflow_id, e.workflow_version));
     DP_ASSIGN_OR_RETURN(auto rows, tx.executions().steps(d.execution_id));
-    Pass pass(tx, e, *def, rows, now, options_);
+    agents::PendingTasks none;  // a tool step's result alone starts no task
+    Pass pass(tx, e, *def, rows, now, options_, tasks_, none);
     auto i = pass.find(d.step_id);
-    // Only the attempt that made this call moves on (fencing): a step that timed out,
-    // was cancelled or retried meanwhile keeps its state.
     if (!i || rows[*i].status != "dispatched" || rows[*i].attempt != d.attempt) return Ok{};
     return pass.tool_done(*i, result);
   });
   if (!st.ok()) {
-    logger.warn("recording a tool step's result failed; the call is made again",
-                {{"executionId", d.execution_id}, {"stepId", d.step_id}, {"error", st.error().message}});
+    log::Logger(d.correlation_id)
+        .warn("recording a tool step's result failed; the call is made again",
+              {{"executionId", d.execution_id}, {"stepId", d.step_id}, {"error", st.error().message}});
   }
-  notify();  // the execution moves on at once
 }
 
 }  // namespace dp::workflow

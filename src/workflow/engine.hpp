@@ -8,10 +8,13 @@
 // (retry backoff, wait steps, approval and step timeouts); results of dispatched tasks and
 // child executions. Every transition is written, with its `workflow.progress.update` (and
 // `approval.requested`) event, before the engine acts on it. Agent tasks are created after
-// the commit through TaskService with the idempotency key `<execution>/<step>/<attempt>`, so a
-// crash between the two repeats the creation with the same key and gets the same task. Only
-// the task of the step's current attempt is ever read: a result of a superseded attempt
-// changes nothing.
+// the pass's own transaction through TaskService::create_in with the idempotency key
+// `<execution>/<step>/<attempt>`, claimed there by this node's executor when it may run now: the
+// step goes from pending to running in one commit that also holds its task, and the task starts
+// once that commit is done. Only the task of the step's current attempt is ever read: a result
+// of a superseded attempt changes nothing. Tool calls run after the commit that dispatched them,
+// each with a cancel flag that a later pass raises when it cancels the step or times it out
+// (the call ends, its record says cancelled and the MCP server is sent notifications/cancelled).
 //
 // Thread safety: every method from any thread; one execution is driven by one thread at a time.
 #pragma once
@@ -48,10 +51,13 @@ struct ToolCall {
   std::string caller;          // "execution:<id>/<step>"
   std::string correlation_id;  // the execution id
   std::string idempotency_key;  // <execution>/<step>/<attempt>
+  // Raised when the step is cancelled or times out while the call is in flight: the call ends
+  // (mcp::ExecuteRequest::cancel) and its result is not used.
+  const std::atomic<bool>* cancel = nullptr;
 };
 struct ToolCallResult {
   // succeeded | failed (the tool answered isError, or the call broke) | timeout | unavailable
-  // (the adapter is down) | refused (no such adapter or tool, a held tool, arguments that fail
+  // (the adapter is down) | cancelled (ToolCall::cancel was raised) | refused (no such adapter or tool, a held tool, arguments that fail
   // the schema: never retried)
   std::string status;
   boost::json::value output;  // the step's outputs when succeeded
@@ -87,39 +93,32 @@ class Engine {
   // One pass over the claimable executions (the loop calls it; tests may too).
   void tick();
   // Drives one execution now, on the calling thread (a fresh execution gets its first steps
-  // going before POST .../execute answers). Skipped when another thread is driving it.
+  // going before POST .../execute answers; a step's task that ended moves its execution on
+  // from the task's thread). When another thread is driving it, that thread makes one more
+  // pass instead. Nothing once stopped.
   void drive_now(const std::string& execution_id) { drive(execution_id); }
 
  private:
-  struct Dispatch {
+  // A tool step's call, made after the commit that dispatched it.
+  struct ToolDispatch {
     std::string execution_id;
     std::string step_id;
     std::int64_t attempt = 0;
-    boost::json::value agent;  // the step's agent selector, rendered
     boost::json::value input;
     std::string key;
     std::string correlation_id;
-    // tool steps
-    bool tool = false;
     std::string adapter;
     std::string tool_name;
-  };
-  struct CancelTask {
-    std::string agent_id;
-    std::string task_id;
-    std::string correlation_id;
-  };
-  struct Effects {
-    std::vector<Dispatch> dispatches;
-    std::vector<CancelTask> cancels;
-    bool again = false;  // something finished that may unblock another execution
   };
 
   void loop();
   void drive(const std::string& execution_id);
-  void dispatch(const Dispatch& d);
+  // One pass (one store transaction) over the execution, then what it asks for after the commit.
+  void drive_once(const std::string& execution_id);
   // A tool step's call, on the tool pool; its result is written if the attempt is still current.
-  void call_tool(const Dispatch& d);
+  void call_tool(const ToolDispatch& d, const std::atomic<bool>& cancel);
+  // While stopping: writes a call's result alone (no pass that would start further steps).
+  void record_tool_result(const ToolDispatch& d, const ToolCallResult& result);
   Result<std::shared_ptr<const Definition>> definition(store::Tx& tx, const std::string& workflow_id,
                                                        std::int64_t version);
 
@@ -132,13 +131,18 @@ class Engine {
   bool wake_ = false;  // guarded by mu_
   std::int64_t next_wake_ = 0;  // epoch ms of the earliest pending timer; guarded by mu_
   std::set<std::string> driving_;  // executions being driven now; guarded by mu_
+  std::set<std::string> again_;    // of those, the ones to pass over once more; guarded by mu_
   std::atomic<bool> took_over_{false};
   // Parsed definitions by "<workflow>/<version>" (versions never change); guarded by defs_mu_.
   std::mutex defs_mu_;
   std::map<std::string, std::shared_ptr<const Definition>> definitions_;
   std::thread thread_;
   std::unique_ptr<boost::asio::thread_pool> tool_pool_;  // guarded by mu_ (start/stop)
-  std::set<std::string> tool_calls_;  // idempotency keys of tool calls in flight; guarded by mu_
+  // Tool calls in flight by idempotency key, with their cancel flags; guarded by mu_.
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> tool_calls_;
+  // Results of tool calls that ended, by idempotency key, until a pass over their execution
+  // has seen them; guarded by mu_.
+  std::map<std::string, ToolCallResult> tool_results_;
 };
 
 // The delay before attempt `attempt + 1` after `attempt` failed: backoff * factor^(attempt-1),

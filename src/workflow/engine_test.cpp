@@ -2,7 +2,10 @@
 // finishing tasks by hand), so attempts, timeouts and late results can be ordered exactly.
 #include "workflow/engine.hpp"
 
+#include <condition_variable>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -155,8 +158,8 @@ TEST_F(EngineTest, ACrashBetweenDispatchAndRecordingReusesTheKey) {
   engine_->tick();
   auto s = step(ex, "a");
   ASSERT_EQ(s.status, "running");
-  // Simulate the crash: the step goes back to `dispatched` without its task id, as if the
-  // process had died after creating the task but before recording it.
+  // A step left `dispatched` without its task id, as an earlier engine did when it died after
+  // creating the task (after the commit that dispatched the step) but before recording it.
   auto back = s;
   back.status = "dispatched";
   back.task_id.clear();
@@ -169,6 +172,78 @@ TEST_F(EngineTest, ACrashBetweenDispatchAndRecordingReusesTheKey) {
   auto page = tasks_->list(store::TaskFilter{agent_id_, std::nullopt, std::nullopt, 50});
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->total, 1);
+}
+
+// The pass that starts an agent step also creates its task: one commit, and the step is
+// `running` with its task (never `dispatched`) when the tick returns.
+TEST_F(EngineTest, AnAgentStepsTaskIsCreatedInThePassThatStartsIt) {
+  const std::string ex = start("name: one\nsteps:\n  - {id: a, type: agent, agent: worker}\n  - {id: b, type: agent, agent: worker, needs: [a]}\n");
+  engine_->tick();
+  auto a = step(ex, "a");
+  EXPECT_EQ(a.status, "running");
+  ASSERT_FALSE(a.task_id.empty());
+  auto t = claim();
+  EXPECT_EQ(t.id, a.task_id);
+  EXPECT_EQ(t.idempotency_key, ex + "/a/1");
+  EXPECT_EQ(t.created_by, "execution:" + ex);
+  finish(t, "succeeded", "ok");
+  engine_->tick();  // ends a and starts b in one pass
+  EXPECT_EQ(step(ex, "a").status, "succeeded");
+  auto b = step(ex, "b");
+  EXPECT_EQ(b.status, "running");
+  auto tb = claim();
+  EXPECT_EQ(tb.id, b.task_id);
+  EXPECT_EQ(tb.idempotency_key, ex + "/b/1");
+}
+
+// A tool call in flight is told to stop (its cancel flag) when its execution is cancelled and
+// when its step times out; a result that comes back after that changes nothing.
+TEST_F(EngineTest, CancelAndTimeoutRaiseTheCancelFlagOfAToolCallInFlight) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, bool> seen;  // step id -> the call saw its cancel flag
+  EngineOptions opts;
+  opts.node_id = "node-tools";
+  opts.call_tool = [&](const ToolCall& call) -> ToolCallResult {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!call.cancel->load() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const bool stopped = call.cancel->load();
+    {
+      std::lock_guard lock(mu);
+      seen[call.caller.substr(call.caller.rfind('/') + 1)] = stopped;
+    }
+    cv.notify_all();
+    // What the MCP client answers when its cancel flag is raised; or a late success.
+    return stopped ? ToolCallResult{"cancelled", nullptr, "cancelled: the call was cancelled"}
+                   : ToolCallResult{"succeeded", json::object{{"late", true}}, ""};
+  };
+  engine_ = std::make_unique<Engine>(*store_, *tasks_, opts);
+  engine_->start();
+  const std::string ex = start("name: slow-tools\nsteps:\n  - {id: slow, type: tool, tool: x/y}\n");
+  const std::string ex2 = start("name: timed-tools\nsteps:\n  - {id: timed, type: tool, tool: x/y, timeout: 300ms}\n");
+  engine_->notify();
+  for (int i = 0; i < 200 && step(ex, "slow").status != "dispatched"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(step(ex, "slow").status, "dispatched");
+  ASSERT_TRUE(service_->cancel(ex, Caller{}).ok());
+  engine_->notify();
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return seen.size() == 2; }));
+  EXPECT_TRUE(seen["slow"]);
+  EXPECT_TRUE(seen["timed"]);
+  lock.unlock();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the results are written (or not)
+  EXPECT_EQ(status(ex), "cancelled");
+  EXPECT_EQ(step(ex, "slow").status, "cancelled");
+  auto timed = step(ex2, "timed");
+  EXPECT_EQ(timed.status, "failed");
+  EXPECT_EQ(timed.error, "timed out after 300 ms");
+  ASSERT_EQ(timed.history.size(), 1u);
+  EXPECT_EQ(timed.history.at(0).at("kind"), "timeout");
+  engine_->stop();
 }
 
 TEST_F(EngineTest, RetryOfAFailedFanOutRerunsOnlyTheFailedItems) {

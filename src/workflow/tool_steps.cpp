@@ -22,10 +22,12 @@ ToolCaller mcp_tool_caller(mcp::ToolService& service) {
     req.arguments = call.arguments;
     req.caller = call.caller;
     req.correlation_id = call.correlation_id;
+    req.cancel = call.cancel;
     auto r = service.execute(std::move(req));
     if (!r.ok()) {
       const Error& e = r.error();
       const std::string msg = e.reason + ": " + e.message;
+      if (e.code == ErrorCode::kAborted && e.reason == "cancelled") return {"cancelled", nullptr, msg};
       switch (e.code) {
         case ErrorCode::kNotFound:
         case ErrorCode::kInvalidArgument:

@@ -2,12 +2,14 @@
 // and server-filesystem over stdio, tests/mcp), on SQLite and PostgreSQL: templated arguments,
 // outputs from content and from structuredContent feeding later steps, the audit rows (caller
 // the execution's step, correlation id the execution), isError failing the step and retried per
-// its policy, refusals (no such adapter, arguments that fail the schema) never retried, and
-// examples/workflows/fan-out-files-mcp.yaml end to end.
+// its policy, refusals (no such adapter, arguments that fail the schema) never retried,
+// examples/workflows/fan-out-files-mcp.yaml end to end, and the cancel of an execution
+// stopping every step in flight (tool calls, an agent's task, a timer, a sub-workflow).
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -282,6 +284,134 @@ steps:
     slow_rows += text_of(&row.at("caller")) == "execution:" + ex + "/slow";
   }
   EXPECT_EQ(slow_rows, 1);
+}
+
+// Cancelling an execution stops what its steps are doing, well before any of it would end by
+// itself: a slow tool call (server-everything's 30 s operation) and one the server never
+// answers (fake_server.mjs, which records the notifications/cancelled it is sent) end with
+// records that say cancelled; an agent's task (sleep 30) is stopped; a 1 h timer is dropped;
+// a sub-workflow is cancelled with its own agent task and timer. The adapters serve the next
+// execution.
+TEST_P(WorkflowToolsTest, CancellingAnExecutionStopsEveryStepInFlight) {
+  TempDir dir;
+  const std::string record = (dir.path() / "cancelled.jsonl").string();
+  const std::string everything = register_adapter("everything", json::array{package_js("server-everything"), "stdio"});
+  auto reg = client_->post("/api/v1/tools", json::serialize(json::object{
+      {"name", "silent"},
+      {"config", json::object{{"transport", "stdio"}, {"command", node_},
+                              {"args", json::array{mcp_dir() + "/fake_server.mjs", "silent"}},
+                              {"env", json::object{{"RECORD_FILE", record}}},
+                              {"sandbox", false}, {"timeoutMs", 60'000}}}}));
+  ASSERT_EQ(reg.status, 201u) << reg.describe();
+  const std::string silent = reg.str("/data/id");
+  auto a = client_->post("/api/v1/agents", json::serialize(json::object{
+      {"name", "sleeper"}, {"type", "command"},
+      {"config", json::object{{"command", "sleep 30"}, {"isolation", "none"}, {"concurrency", 2}}}}));
+  ASSERT_EQ(a.status, 201u) << a.describe();
+  const std::string agent = a.str("/data/id");
+  ASSERT_EQ(client_->post("/api/v1/agents/" + agent + "/start", "").status, 200u);
+  create(R"(
+name: cancel-child
+steps:
+  - {id: nap, type: agent, agent: sleeper}
+  - {id: later, type: wait, duration: 1h}
+)");
+  const std::string wf = create(R"(
+name: cancel-parent
+steps:
+  - id: slow
+    type: tool
+    tool: everything/trigger-long-running-operation
+    arguments: {duration: 30, steps: 30}
+  - id: hang
+    type: tool
+    tool: silent/echo
+    arguments: {message: never answered}
+  - {id: nap, type: agent, agent: sleeper}
+  - {id: pause, type: wait, duration: 1h}
+  - {id: child, type: workflow, workflow: cancel-child}
+  - {id: after, type: tool, tool: everything/echo, needs: [slow], arguments: {message: never}}
+)");
+  const std::string ex = execute(wf);
+  // Everything in flight: both calls dispatched, the task and the child running.
+  HttpResponse r;
+  auto status_of = [](const HttpResponse& resp, const std::string& id) {
+    const auto* s = step(resp, id);
+    return s == nullptr ? std::string() : text_of(&s->at("status"));
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::string child_ex;
+  bool ready = false;
+  while (!ready && std::chrono::steady_clock::now() < deadline) {
+    r = client_->get("/api/v1/executions/" + ex);
+    ready = status_of(r, "slow") == "dispatched" && status_of(r, "hang") == "dispatched" &&
+            status_of(r, "nap") == "running" && status_of(r, "pause") == "waiting" &&
+            status_of(r, "child") == "running";
+    if (ready) {
+      child_ex = text_of(&step(r, "child")->at("taskId"));
+      auto c = client_->get("/api/v1/executions/" + child_ex);
+      ready = status_of(c, "nap") == "running" && status_of(c, "later") == "waiting";
+    }
+    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(ready) << r.describe();
+  const std::string task = text_of(&step(r, "nap")->at("taskId"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // the calls and the sleeps run
+  ASSERT_TRUE(executions(everything).empty());  // no call has ended yet
+  ASSERT_EQ(client_->get("/api/v1/agents/" + agent + "/tasks/" + task).str("/data/status"), "running");
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto c = client_->post("/api/v1/executions/" + ex + "/cancel", "");
+  ASSERT_EQ(c.status, 202u) << c.describe();
+  auto done = wait_done(ex);
+  ASSERT_EQ(done.str("/data/status"), "cancelled") << done.describe();
+  for (const char* s : {"slow", "hang", "nap", "pause", "child", "after"}) {
+    EXPECT_EQ(status_of(done, s), "cancelled") << s << ": " << done.describe();
+  }
+  auto child_done = wait_done(child_ex);
+  EXPECT_EQ(child_done.str("/data/status"), "cancelled") << child_done.describe();
+  EXPECT_EQ(status_of(child_done, "nap"), "cancelled") << child_done.describe();
+  EXPECT_EQ(status_of(child_done, "later"), "cancelled") << child_done.describe();
+  const std::string child_task = text_of(&step(child_done, "nap")->at("taskId"));
+
+  // The tasks stop, the calls end with records that say cancelled, the silent server was told.
+  auto ended = [&](const std::function<bool()>& pred) {
+    while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20)) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  for (const auto& t : {task, child_task}) {
+    EXPECT_TRUE(ended([&] {
+      return client_->get("/api/v1/agents/" + agent + "/tasks/" + t).str("/data/status") == "cancelled";
+    })) << client_->get("/api/v1/agents/" + agent + "/tasks/" + t).describe();
+  }
+  EXPECT_TRUE(ended([&] { return executions(everything).size() == 1u && executions(silent).size() == 1u; }));
+  const auto slow_rows = executions(everything);
+  ASSERT_EQ(slow_rows.size(), 1u);
+  EXPECT_EQ(text_of(&slow_rows[0].at("caller")), "execution:" + ex + "/slow");
+  EXPECT_EQ(text_of(&slow_rows[0].at("status")), "cancelled") << json::serialize(slow_rows[0]);
+  EXPECT_LT(slow_rows[0].at("durationMs").to_number<double>(), 20'000.0);
+  const auto hang_rows = executions(silent);
+  ASSERT_EQ(hang_rows.size(), 1u);
+  EXPECT_EQ(text_of(&hang_rows[0].at("status")), "cancelled") << json::serialize(hang_rows[0]);
+  std::string sent;
+  EXPECT_TRUE(ended([&] {
+    std::ifstream in(record);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    sent = ss.str();
+    return !sent.empty();
+  }));
+  EXPECT_NE(sent.find("requestId"), std::string::npos) << sent;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
+
+  // The adapter serves the next execution.
+  const std::string next = create("name: after-cancel\nsteps:\n  - {id: e, type: tool, tool: everything/echo, arguments: {message: again}}\n");
+  auto again = wait_done(execute(next));
+  ASSERT_EQ(again.str("/data/status"), "succeeded") << again.describe();
+  EXPECT_EQ(text_of(&step(again, "e")->at("outputs").at("text")), "Echo: again");
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, WorkflowToolsTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
