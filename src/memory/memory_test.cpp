@@ -75,7 +75,7 @@ std::vector<float> random_unit(std::mt19937& rng, std::size_t dims) {
 }
 
 TEST(VectorIndexTest, GraphRecallAgainstBruteForce) {
-  constexpr std::size_t kDims = 64, kCount = 4000, kQueries = 200, kK = 10;
+  constexpr std::size_t kDims = 32, kCount = 3000, kQueries = 200, kK = 10;
   std::mt19937 rng(42);
   IndexOptions o;
   o.graph_threshold = 1000;
@@ -238,7 +238,9 @@ TEST_F(MemoryServiceTest, AddSearchDeleteAndRestart) {
   ASSERT_TRUE(svc_->remove(deploy.id, "req-2").ok());
   EXPECT_EQ(svc_->remove(deploy.id, "req-3").error().code, ErrorCode::kNotFound);
   EXPECT_EQ(svc_->get(deploy.id).error().code, ErrorCode::kNotFound);
-  for (const auto& h : *svc_->search(q)) EXPECT_NE(h.memory.id, deploy.id);
+  hits = svc_->search(q);
+  ASSERT_TRUE(hits.ok());
+  for (const auto& h : *hits) EXPECT_NE(h.memory.id, deploy.id);
   EXPECT_EQ(outbox_count("memory.deleted"), 1);
 
   // Another embedder (dimensions) at start: every memory is embedded again and searchable.

@@ -30,7 +30,7 @@ struct IndexOptions {
   std::size_t graph_threshold = 2000;  // below: exact search only
   std::size_t m = 16;                  // HNSW links per node
   std::size_t ef_construction = 200;
-  std::size_t ef_search = 64;  // at least k is used
+  std::size_t ef_search = 128;  // at least k is used
 };
 
 struct IndexFilter {

@@ -1,5 +1,6 @@
 // /api/v1/memory: add a note, search by meaning, read and delete one memory (docs/memory.md).
 
+#include <charconv>
 #include <cmath>
 #include <string>
 
@@ -130,8 +131,12 @@ Response search(memory::MemoryService& svc, Request& req) {
       }
     } else if (k == "k") {
       int n = 0;
-      v.query_limit(val, kMaxK, n);
-      if (n > 0) q.k = static_cast<std::size_t>(n);
+      auto [p, ec] = std::from_chars(val.data(), val.data() + val.size(), n);
+      if (ec != std::errc() || p != val.data() + val.size() || n < 1 || n > kMaxK) {
+        v.fail("k", "out_of_range", "k must be an integer in 1..50");
+      } else {
+        q.k = static_cast<std::size_t>(n);
+      }
     } else if (k == "kind") {
       if (!valid_kind(val)) {
         v.fail("kind", "bad_format", "kind must be a lower-case word of 1..32 characters ([a-z0-9_])");
