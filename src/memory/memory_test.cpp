@@ -4,12 +4,23 @@
 #include "memory/memory_service.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <filesystem>
 #include <random>
 #include <set>
 #include <string>
 
 #include <gtest/gtest.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json/parse.hpp>
 
 #include "core/clock.hpp"
 #include "core/ids.hpp"
@@ -64,6 +75,129 @@ TEST(HashingEmbedderTest, RefusesTextWithoutWords) {
   // Non-ASCII words are words.
   EXPECT_TRUE(e.embed("déploiement échoué").ok());
   EXPECT_TRUE(e.embed("部署失败").ok());
+}
+
+// A server on 127.0.0.1 that answers each request with the next scripted raw HTTP reply (the
+// last one repeats) and keeps what it received.
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(std::vector<std::string> replies)
+      : acceptor_(io_, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0)),
+        replies_(std::move(replies)) {
+    thread_ = std::thread([this] {
+      for (std::size_t i = 0; !stop_; ++i) {
+        boost::asio::ip::tcp::socket sock(io_);
+        boost::system::error_code ec;
+        acceptor_.accept(sock, ec);
+        if (ec || stop_) return;
+        boost::beast::flat_buffer buf;
+        boost::beast::http::request<boost::beast::http::string_body> req;
+        boost::beast::http::read(sock, buf, req, ec);
+        if (ec) continue;
+        {
+          std::lock_guard lock(mu_);
+          requests_.push_back(req);
+        }
+        boost::asio::write(sock, boost::asio::buffer(replies_[std::min(i, replies_.size() - 1)]), ec);
+        sock.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+      }
+    });
+  }
+  ~ScriptedServer() {
+    stop_ = true;
+    boost::system::error_code ec;
+    boost::asio::ip::tcp::socket s(io_);
+    s.connect(acceptor_.local_endpoint(), ec);
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/v1"; }
+  std::vector<boost::beast::http::request<boost::beast::http::string_body>> requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::string> replies_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<boost::beast::http::request<boost::beast::http::string_body>> requests_;
+  std::thread thread_;
+};
+
+std::string reply(unsigned status, const std::string& body) {
+  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
+
+TEST(OpenAiEmbedderTest, SendsModelInputAndKeyAndNormalisesTheAnswer) {
+  ScriptedServer server({reply(200, R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[3,4]}],"model":"m"})")});
+  OpenAiEmbedderOptions o;
+  o.base_url = server.url() + "/";
+  o.model = "nomic-embed-text";
+  int asked = 0;
+  o.key_provider = [&asked]() -> Result<std::string> {
+    ++asked;
+    return std::string("sk-test");
+  };
+  OpenAiEmbedder e(std::move(o));
+  EXPECT_EQ(e.name(), "openai:nomic-embed-text");
+  EXPECT_FALSE(e.local());
+  auto v = e.embed("hello world");
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  ASSERT_EQ(v->size(), 2u);
+  EXPECT_NEAR((*v)[0], 0.6F, 1e-6F);
+  EXPECT_NEAR((*v)[1], 0.8F, 1e-6F);
+  EXPECT_EQ(asked, 1);
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].target(), "/v1/embeddings");
+  EXPECT_EQ(reqs[0][boost::beast::http::field::authorization], "Bearer sk-test");
+  auto body = boost::json::parse(reqs[0].body());
+  EXPECT_EQ(body.at("model"), "nomic-embed-text");
+  EXPECT_EQ(body.at("input"), "hello world");
+}
+
+TEST(OpenAiEmbedderTest, MapsErrorsAndRefusesBadAnswers) {
+  struct Case {
+    std::string reply;
+    ErrorCode code;
+    std::string reason;
+  };
+  const Case cases[] = {
+      {reply(401, R"({"error":{"message":"bad key"}})"), ErrorCode::kPermissionDenied, "provider_auth"},
+      {reply(400, R"({"error":{"message":"no such model"}})"), ErrorCode::kInvalidArgument, "provider_rejected"},
+      {reply(503, "{}"), ErrorCode::kUnavailable, "provider_unavailable"},
+      {reply(200, "not json"), ErrorCode::kUnavailable, "bad_embedding_response"},
+      {reply(200, R"({"data":[]})"), ErrorCode::kUnavailable, "bad_embedding_response"},
+      {reply(200, R"({"data":[{"embedding":[1,"x"]}]})"), ErrorCode::kUnavailable, "bad_embedding_response"},
+      {reply(200, R"({"data":[{"embedding":[0,0,0]}]})"), ErrorCode::kUnavailable, "bad_embedding_response"},
+  };
+  for (const auto& c : cases) {
+    ScriptedServer server({c.reply});
+    OpenAiEmbedderOptions opts;
+    opts.base_url = server.url();
+    opts.model = "m";
+    opts.api_key = "sk-secret";
+    opts.timeout = std::chrono::milliseconds(5000);
+    OpenAiEmbedder e(std::move(opts));
+    auto v = e.embed("x");
+    ASSERT_FALSE(v.ok()) << c.reply;
+    EXPECT_EQ(v.error().code, c.code) << c.reply;
+    EXPECT_EQ(v.error().reason, c.reason) << c.reply << " " << v.error().message;
+    EXPECT_EQ(v.error().message.find("sk-"), std::string::npos);
+  }
+  // The key cannot be read: no request is sent.
+  ScriptedServer server({reply(200, "{}")});
+  OpenAiEmbedderOptions o;
+  o.base_url = server.url();
+  o.model = "m";
+  o.key_provider = []() -> Result<std::string> { return Error::not_found("secret 'k' not found"); };
+  auto v = OpenAiEmbedder(std::move(o)).embed("x");
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().code, ErrorCode::kNotFound);
+  EXPECT_TRUE(server.requests().empty());
 }
 
 std::vector<float> random_unit(std::mt19937& rng, std::size_t dims) {
@@ -145,6 +279,40 @@ TEST(VectorIndexTest, RemoveMinScoreAndDimensions) {
     EXPECT_EQ(hits[0].id, "b");
     EXPECT_TRUE(index.search(a, 0, {}, -1.0F).empty());
   }
+}
+
+// Not a pass/fail check: the time of one search, exact and through the graph, printed for
+// docs/memory.md (vector_index.cpp is built -O2 in every build type).
+TEST(VectorIndexTest, PrintsSearchTimes) {
+  constexpr std::size_t kDims = 384, kCount = 2000, kQueries = 100;
+  std::mt19937 rng(3);
+  IndexOptions o;
+  o.graph_threshold = 1'000'000;  // exact until built below
+  VectorIndex exact_only(o);
+  std::vector<std::vector<float>> queries;
+  for (std::size_t i = 0; i < kQueries; ++i) queries.push_back(random_unit(rng, kDims));
+  std::vector<std::vector<float>> data;
+  for (std::size_t i = 0; i < kCount; ++i) data.push_back(random_unit(rng, kDims));
+  for (std::size_t i = 0; i < kCount; ++i) ASSERT_TRUE(exact_only.add("m" + std::to_string(i), "note", "", data[i]).ok());
+  auto time_per_query = [&](const VectorIndex& idx) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::size_t n = 0;
+    for (const auto& q : queries) n += idx.search(q, 10, {}, -1.0F).size();
+    EXPECT_EQ(n, kQueries * 10);
+    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
+           static_cast<double>(kQueries);
+  };
+  const double exact_us = time_per_query(exact_only);
+  IndexOptions g;
+  g.graph_threshold = 1;
+  VectorIndex graph(g);
+  const auto b0 = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < kCount; ++i) ASSERT_TRUE(graph.add("m" + std::to_string(i), "note", "", data[i]).ok());
+  const double build_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - b0).count();
+  const double graph_us = time_per_query(graph);
+  std::printf("%zu vectors of %zu dims, top 10: exact %.0f us/search, graph %.0f us/search (built in %.0f ms)\n",
+              kCount, kDims, exact_us, graph_us, build_ms);
 }
 
 class MemoryServiceTest : public ::testing::Test {

@@ -8,9 +8,19 @@
 #include <hnswlib/hnswlib.h>
 
 #include "core/log.hpp"
-#include "memory/embedder.hpp"
 
 namespace dp::memory {
+namespace {
+
+// The exact search's inner loop, here rather than memory::dot so that it is built -O2 with the
+// rest of this file in every build type.
+float inner(const float* a, const float* b, std::size_t n) noexcept {
+  float s = 0;
+  for (std::size_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+}  // namespace
 
 struct VectorIndex::Graph {
   explicit Graph(std::size_t dims) : space(dims) {}
@@ -131,7 +141,7 @@ std::vector<IndexHit> VectorIndex::exact_locked(const std::vector<float>& query,
   std::priority_queue<IndexHit, std::vector<IndexHit>, decltype(worse)> best(worse);
   for (const auto& e : entries_) {
     if (!matches(e, filter)) continue;
-    const float s = dot(query.data(), e.vector.data(), dims_);
+    const float s = inner(query.data(), e.vector.data(), dims_);
     if (s < min_score) continue;
     if (best.size() < k) {
       best.push(IndexHit{e.id, s});

@@ -142,7 +142,9 @@ TEST_P(MemoryApiTest, BadInputIsRefusedAndChangesNothing) {
   for (const auto& c : cases) {
     auto r = client_->post("/api/v1/memory", c.body);
     EXPECT_EQ(r.status, c.status) << c.body.substr(0, 80) << " -> " << r.describe();
-    if (!c.field.empty()) EXPECT_EQ(r.str("/error/details/0/field"), c.field) << r.describe();
+    if (!c.field.empty()) {
+      EXPECT_EQ(r.str("/error/details/0/field"), c.field) << r.describe();
+    }
   }
   // A body over the server's limit (1 MiB): 413 before any handler.
   auto huge = client_->post("/api/v1/memory", json::serialize(json::object{{"text", std::string(2 << 20, 'b')}}));
