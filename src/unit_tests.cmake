@@ -91,3 +91,10 @@ dp_cc_test(NAME dp_mcp_server_test
   SRCS mcp/server_test.cpp api/mcp/endpoint_test.cpp
   DEPS dp_api_mcp dp_mcp_server
   LABELS unit)
+
+# Vector memory: the hashing embedder, the index (HNSW recall against brute force) and the
+# memory service over a real SQLite store.
+dp_cc_test(NAME dp_memory_test
+  SRCS memory/memory_test.cpp
+  DEPS dp_memory SQLite::SQLite3
+  LABELS unit)

@@ -8,6 +8,8 @@ DP_BUILD_PACKAGES=(
   libcli11-dev prometheus-cpp-dev libsodium-dev libjwt-dev
   # Time zones of cron triggers: Howard Hinnant's date library over the system tzdata.
   libhowardhinnant-date-dev tzdata
+  # The vector memory's HNSW index (header-only; src/memory/vector_index.cpp).
+  libhnswlib-dev
   # Not for building: the sandbox that command agents run in (bubblewrap).
   bubblewrap
 )

@@ -40,6 +40,7 @@
 #include "api/mcp/endpoint.hpp"
 #include "mcp/gateway.hpp"
 #include "mcp/platform_tools.hpp"
+#include "memory/memory_service.hpp"
 #include "mcp/registry.hpp"
 #include "mcp/server.hpp"
 #include "mcp/tool_service.hpp"
@@ -312,10 +313,39 @@ int run_serve(const ServeOptions& opts) {
       cfg.data_dir + "/logs", cfg.agent_log_max_bytes, cfg.agent_log_files,
       static_cast<std::size_t>(cfg.agent_log_max_followers)});
   exec_opts.logs = &agent_logs;
+  // Vector memory (docs/memory.md): the index is rebuilt from the store now; finished tasks'
+  // outcomes are remembered by the service's own worker, off the task's path.
+  std::unique_ptr<memory::Embedder> embedder;
+  if (cfg.memory_embedder == "openai") {
+    memory::OpenAiEmbedderOptions eo;
+    eo.base_url = cfg.memory_embedding_url;
+    eo.model = cfg.memory_embedding_model;
+    if (!cfg.memory_embedding_key_secret.empty()) {
+      eo.key_provider = [&store, &secrets, name = cfg.memory_embedding_key_secret]() -> Result<std::string> {
+        std::string sealed;
+        DP_TRY(store.read([&](store::Tx& tx) -> Status {
+          DP_ASSIGN_OR_RETURN(auto rec, tx.secrets().get(name));
+          sealed = std::move(rec.value);
+          return Ok{};
+        }));
+        return secrets.open(sealed);
+      };
+    }
+    embedder = std::make_unique<memory::OpenAiEmbedder>(std::move(eo));
+  } else {
+    embedder = std::make_unique<memory::HashingEmbedder>(cfg.memory_dims);
+  }
+  memory::MemoryOptions memory_opts;
+  memory_opts.remember_outcomes = cfg.memory_outcomes == "on";
+  memory::MemoryService memory_service(store, std::move(embedder), memory_opts);
+  if (auto loaded = memory_service.load(); !loaded.ok()) return fail(loaded.error());
+  memory_service.start();
+  api::v1::register_memory_routes(router, memory_service);
   // Set below: a workflow step's task that ends moves its execution on at once, with a pass
   // on the task's own thread (no wake-up of the engine's thread, no scan for executions).
   workflow::Engine* engine_ptr = nullptr;
-  exec_opts.on_finished = [&engine_ptr](const model::Task& t) {
+  exec_opts.on_finished = [&engine_ptr, &memory_service](const model::Task& t) {
+    memory_service.remember_task(t);
     constexpr std::string_view kPrefix = "execution:";
     if (engine_ptr == nullptr || t.created_by.rfind(kPrefix, 0) != 0) return;
     engine_ptr->drive_now(t.created_by.substr(kPrefix.size()));
@@ -385,7 +415,7 @@ int run_serve(const ServeOptions& opts) {
   mcp_server_opts.server_version = kVersion;
   mcp_server_opts.instructions =
       "devplane runs AI agents and workflows. Platform tools (list_agents, create_task, "
-      "execute_workflow, approve_step, ...) act on devplane itself; tools named "
+      "execute_workflow, approve_step, search_memory, ...) act on devplane itself; tools named "
       "<adapter>__<tool> are those of the MCP servers registered in devplane, called through "
       "it and audited.";
   mcp::McpServer mcp_server({&mcp_platform_tools, &mcp_gateway_tools}, mcp_server_opts);
@@ -426,6 +456,7 @@ int run_serve(const ServeOptions& opts) {
   // A lost agent's tasks go back to the queue once it has been silent as long as it may be.
   remote_opts.lease = remote_opts.heartbeat_timeout;
   remote_opts.logs = &agent_logs;
+  remote_opts.on_finished = [&memory_service](const model::Task& t) { memory_service.remember_task(t); };
   agents::remote::RemoteHub remote_hub(store, agent_service, blocking, remote_opts);
   remote_ptr = &remote_hub;
   http::ServerOptions sopts;
@@ -548,6 +579,7 @@ int run_serve(const ServeOptions& opts) {
   scheduler.stop();
   engine.stop();
   executor.stop();  // running tasks are stopped and their results recorded
+  memory_service.stop();  // writes the outcomes still queued
   tool_service.stop_health_checker();
   mcp_registry.close_all();  // MCP servers end (stdio processes, HTTP sessions)
   health.stop();

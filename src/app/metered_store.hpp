@@ -101,6 +101,7 @@ class MeteredStore final : public store::Store {
     store::UserRepository& users() override { return inner_.users(); }
     store::ApiKeyRepository& api_keys() override { return inner_.api_keys(); }
     store::RefreshTokenRepository& refresh_tokens() override { return inner_.refresh_tokens(); }
+    store::MemoryRepository& memories() override { return inner_.memories(); }
 
    private:
     store::Tx& inner_;

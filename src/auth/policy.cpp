@@ -103,6 +103,12 @@ const std::vector<Rule> kRules = {
     only("POST", "/api/v1/tools/:id/execute", A | O, "call a tool (audited)"),
     only("GET", "/api/v1/tools/:id/executions", A | O | V, "read tool calls"),
 
+    // Vector memory (src/memory/): viewers search and read; operators add and delete.
+    only("POST", "/api/v1/memory", A | O, "add to memory"),
+    only("GET", "/api/v1/memory/search", A | O | V, "read"),
+    only("GET", "/api/v1/memory/:id", A | O | V, "read"),
+    only("DELETE", "/api/v1/memory/:id", A | O, "forget a memory"),
+
     // devplane as an MCP server and tool gateway (src/mcp/server.hpp, api/mcp/endpoint.cpp).
     // Anyone with a role may hold a session; each tool then checks the rule of the route it
     // stands for (a viewer lists and reads, an operator acts), and gatewayed tools take the

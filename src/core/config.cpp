@@ -57,7 +57,8 @@ const std::vector<std::string>& Config::keys() {
       "redis_key_prefix", "remote_heartbeat_timeout_ms", "workflow_lease_ms", "task_lease_ms",
       "workspace_retention_hours", "llm_prices", "docker_socket", "agent_log_max_bytes",
       "agent_log_files", "agent_log_max_followers", "webhook_timestamp_tolerance_s",
-      "cron_late_tolerance_s", "webhook_delivery_retention_s"};
+      "cron_late_tolerance_s", "webhook_delivery_retention_s", "memory_outcomes", "memory_embedder",
+      "memory_embedding_url", "memory_embedding_model", "memory_embedding_key_secret", "memory_dims"};
   return k;
 }
 
@@ -186,6 +187,21 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     return parse_uint<std::uint32_t>(key, value, source, 1'000, 600'000, remote_heartbeat_timeout_ms);
   } else if (key == "mcp_health_interval_ms") {
     return parse_uint<std::uint32_t>(key, value, source, 200, 86'400'000, mcp_health_interval_ms);
+  } else if (key == "memory_outcomes") {
+    return one_of(key, value, source, {"on", "off"}, memory_outcomes);
+  } else if (key == "memory_embedder") {
+    return one_of(key, value, source, {"hashing", "openai"}, memory_embedder);
+  } else if (key == "memory_embedding_url") {
+    memory_embedding_url = std::string(value);
+    return Ok{};
+  } else if (key == "memory_embedding_model") {
+    memory_embedding_model = std::string(value);
+    return Ok{};
+  } else if (key == "memory_embedding_key_secret") {
+    memory_embedding_key_secret = std::string(value);
+    return Ok{};
+  } else if (key == "memory_dims") {
+    return parse_uint<std::uint32_t>(key, value, source, 64, 4096, memory_dims);
   } else if (key == "mcp_tool_records") {
     return one_of(key, value, source, {"deferred", "durable"}, mcp_tool_records);
   } else if (key == "allowed_origins") {
@@ -298,6 +314,15 @@ Status Config::check() const {
                           " s) must cover twice webhook_timestamp_tolerance_s (" +
                           std::to_string(webhook_timestamp_tolerance_s) + " s)");
   }
+  if (memory_embedder == "openai" &&
+      (memory_embedding_url.empty() || memory_embedding_model.empty())) {
+    return Error::invalid_argument(
+        "bad_config", "memory_embedder openai needs memory_embedding_url and memory_embedding_model");
+  }
+  if (!memory_embedding_url.empty() && !memory_embedding_url.starts_with("http://") &&
+      !memory_embedding_url.starts_with("https://")) {
+    return Error::invalid_argument("bad_config", "memory_embedding_url must be an http(s) URL");
+  }
   return Ok{};
 }
 
@@ -378,6 +403,12 @@ boost::json::object Config::to_json_masked() const {
   }
   o["mcp_health_interval_ms"] = mcp_health_interval_ms;
   o["mcp_tool_records"] = mcp_tool_records;
+  o["memory_outcomes"] = memory_outcomes;
+  o["memory_embedder"] = memory_embedder;
+  o["memory_embedding_url"] = memory_embedding_url;
+  o["memory_embedding_model"] = memory_embedding_model;
+  o["memory_embedding_key_secret"] = memory_embedding_key_secret;
+  o["memory_dims"] = memory_dims;
   {
     boost::json::array origins;
     for (const auto& x : allowed_origins) origins.emplace_back(x);

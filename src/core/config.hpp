@@ -93,6 +93,16 @@ struct Config {
   std::uint32_t webhook_timestamp_tolerance_s = 300;
   std::uint32_t cron_late_tolerance_s = 60;
   std::uint32_t webhook_delivery_retention_s = 86'400;
+  // Vector memory (docs/memory.md): whether finished tasks' outcomes are remembered (on | off);
+  // the embedder (hashing: built in; openai: an OpenAI-compatible /embeddings server at
+  // memory_embedding_url with memory_embedding_model, its key in the named secret); the
+  // built-in embedder's dimensions.
+  std::string memory_outcomes = "on";
+  std::string memory_embedder = "hashing";
+  std::string memory_embedding_url;
+  std::string memory_embedding_model;
+  std::string memory_embedding_key_secret;
+  std::uint32_t memory_dims = 384;
 
   // Sets one key from its text form. Unknown keys and bad values are kInvalidArgument
   // naming the key and the source ("flag", "env DEVPLANE_PORT", "file x.yaml").

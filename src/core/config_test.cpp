@@ -138,6 +138,12 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"webhook_timestamp_tolerance_s", "5"},
       {"cron_late_tolerance_s", "2"},
       {"webhook_delivery_retention_s", "3600"},
+      {"memory_outcomes", "off"},
+      {"memory_embedder", "openai"},
+      {"memory_embedding_url", "http://127.0.0.1:11434/v1"},
+      {"memory_embedding_model", "nomic-embed-text"},
+      {"memory_embedding_key_secret", "embeddings-key"},
+      {"memory_dims", "256"},
   };
   ASSERT_EQ(values.size(), Config::keys().size()) << "a key was added without a test value";
   for (const auto& key : Config::keys()) {
@@ -192,6 +198,13 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   EXPECT_EQ(c.webhook_timestamp_tolerance_s, 5u);
   EXPECT_EQ(c.cron_late_tolerance_s, 2u);
   EXPECT_EQ(c.webhook_delivery_retention_s, 3600u);
+  EXPECT_EQ(c.memory_outcomes, "off");
+  EXPECT_EQ(c.memory_embedder, "openai");
+  EXPECT_EQ(c.memory_embedding_url, "http://127.0.0.1:11434/v1");
+  EXPECT_EQ(c.memory_embedding_model, "nomic-embed-text");
+  EXPECT_EQ(c.memory_embedding_key_secret, "embeddings-key");
+  EXPECT_EQ(c.memory_dims, 256u);
+  EXPECT_TRUE(c.check().ok());
   const auto j = c.to_json_masked();
   for (const char* k : {"agent_log_max_bytes", "agent_log_files", "agent_log_max_followers",
                         "webhook_timestamp_tolerance_s", "cron_late_tolerance_s",
@@ -293,7 +306,9 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValue{"request_timeout_ms", "1.5"},
                       BadValue{"shutdown_timeout_ms", "600001"},
                       BadValue{"sqlite_synchronous", "off"},
-                      BadValue{"mcp_tool_records", "sometimes"},
+                      BadValue{"mcp_tool_records", "sometimes"}, BadValue{"memory_outcomes", "maybe"},
+                      BadValue{"memory_embedder", "word2vec"}, BadValue{"memory_dims", "8"},
+                      BadValue{"memory_dims", "5000"},
                       BadValue{"event_retention_hours", "0"},
                       BadValue{"event_retention_hours", "8785"},
                       BadValue{"health_interval_ms", "99"},
@@ -510,6 +525,23 @@ TEST(ConfigTest, ToJsonMasksPasswordsAndShowsMode) {
     }
   }
   for (const auto& key : Config::keys()) EXPECT_TRUE(o.contains(key)) << key;
+}
+
+}  // namespace
+}  // namespace dp
+
+namespace dp {
+namespace {
+
+TEST(ConfigTest, RemoteEmbedderNeedsUrlAndModel) {
+  Config c;
+  ASSERT_TRUE(c.set("memory_embedder", "openai", "flag").ok());
+  EXPECT_FALSE(c.check().ok());
+  ASSERT_TRUE(c.set("memory_embedding_url", "ftp://x", "flag").ok());
+  ASSERT_TRUE(c.set("memory_embedding_model", "m", "flag").ok());
+  EXPECT_FALSE(c.check().ok());
+  ASSERT_TRUE(c.set("memory_embedding_url", "https://api.example.com/v1", "flag").ok());
+  EXPECT_TRUE(c.check().ok());
 }
 
 }  // namespace

@@ -112,6 +112,18 @@ const std::vector<Def>& defs() {
                               R"(,"comment":{"type":"string","maxLength":2000})",
                           R"("executionId","stepId")")),
                  {{"executionId", ":id"}, {"stepId", ":step"}, {"comment", "body"}}, false});
+    d.push_back({"search_memory", "Search memory",
+                 "Searches devplane's memory (notes and the outcomes of agents' tasks) by meaning: "
+                 "the k memories most similar to the query, best first, each with its score "
+                 "(cosine similarity, -1..1). Filters: kind (note, task_outcome, ...), agentId.",
+                 "GET", "/api/v1/memory/search",
+                 keep(obj(R"("query":{"type":"string","minLength":1,"maxLength":2048},)"
+                          R"("k":{"type":"integer","minimum":1,"maximum":50},)"
+                          R"("kind":{"type":"string","maxLength":32},"agentId":)" + id +
+                              R"(,"minScore":{"type":"number","minimum":-1,"maximum":1})",
+                          R"("query")")),
+                 {{"query", "?q"}, {"k", "?k"}, {"kind", "?kind"}, {"agentId", "?agentId"}, {"minScore", "?minScore"}},
+                 true});
     return d;
   }();
   return kDefs;

@@ -1,5 +1,6 @@
 // PlatformTools: devplane's own use cases as MCP tools on /mcp (list and inspect agents, start
-// and stop them, give them tasks, run and watch workflows, approve or reject steps).
+// and stop them, give them tasks, run and watch workflows, approve or reject steps, search
+// memory).
 //
 // Each tool is one REST route of /api/v1: its arguments become the route's path parameters,
 // query and body, and the call goes through the same router handler a REST client reaches,
@@ -10,7 +11,6 @@
 //
 // The result is the route's JSON envelope, as text content and as structuredContent; a route
 // that answers with an error gives a result with isError true and that error envelope.
-// Not offered yet: searching memory (devplane has no memory service yet).
 //
 // Immutable after construction; safe from any thread. Calls block (store): run them on the
 // blocking pool, as /mcp requests are.

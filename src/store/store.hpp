@@ -29,6 +29,7 @@
 #include "model/agent.hpp"
 #include "model/audit.hpp"
 #include "model/identity.hpp"
+#include "model/memory.hpp"
 #include "model/message.hpp"
 #include "model/metric.hpp"
 #include "model/task.hpp"
@@ -484,6 +485,28 @@ class SecretRepository {
   virtual Status remove(std::string_view name) = 0;
 };
 
+// Memories (src/memory/): text with its embedding. The store neither embeds nor searches; the
+// memory service keeps the index and asks for rows by id.
+class MemoryRepository {
+ public:
+  virtual ~MemoryRepository() = default;
+  // kAlreadyExists when the id, or a non-empty task_id, is already stored.
+  virtual Status insert(const model::Memory& memory) = 0;
+  // kNotFound when absent.
+  virtual Result<model::Memory> get(std::string_view id) = 0;
+  // Those of `ids` that exist, in no particular order.
+  virtual Result<std::vector<model::Memory>> get_many(const std::vector<std::string>& ids) = 0;
+  // kNotFound when absent.
+  virtual Status remove(std::string_view id) = 0;
+  // Memories in id order after `after` (all when empty), at most `limit`: the index is rebuilt
+  // from these pages at start.
+  virtual Result<std::vector<model::Memory>> scan(std::string_view after, int limit) = 0;
+  // Replaces the embedding (another embedder made a new one). kNotFound when absent.
+  virtual Status set_embedding(std::string_view id, std::string_view embedder,
+                               const std::vector<float>& embedding) = 0;
+  virtual Result<std::int64_t> count() = 0;
+};
+
 // One unit of work.
 class Tx {
  public:
@@ -504,6 +527,7 @@ class Tx {
   virtual UserRepository& users() = 0;
   virtual ApiKeyRepository& api_keys() = 0;
   virtual RefreshTokenRepository& refresh_tokens() = 0;
+  virtual MemoryRepository& memories() = 0;
 };
 
 struct StoreInfo {

@@ -2298,6 +2298,75 @@ TEST_P(StoreTest, ToolExecutionsListNewestFirstAndOutliveTheirAdapter) {
   EXPECT_EQ(kept.correlation_id, "req-2");
 }
 
+// Memories: insert, read back the embedding bit for bit, a task remembered once, scan in id
+// order, replace the embedding, remove.
+TEST_P(StoreTest, MemoriesKeepTheirEmbeddingAndATaskOnce) {
+  auto memory = [](std::string id, std::string task_id) {
+    model::Memory m;
+    m.id = std::move(id);
+    m.kind = task_id.empty() ? "note" : "task_outcome";
+    m.text = "deploy the api \u00e9t\u00e9 'quoted'";
+    m.metadata = boost::json::object{{"status", "succeeded"}, {"labels", boost::json::array{"a"}}};
+    m.task_id = std::move(task_id);
+    m.agent_id = "agent-1";
+    m.embedder = "hashing-v1-4";
+    m.embedding = {0.5F, -0.5F, 0.25F, -1e-7F};
+    m.created_at = 1'700'000'000'123;
+    m.created_by = "user:u1";
+    return m;
+  };
+  const std::string a = ids::uuid_v7(), b = ids::uuid_v7(), c = ids::uuid_v7();
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+    DP_TRY(tx.memories().insert(memory(a, "")));
+    DP_TRY(tx.memories().insert(memory(b, "task-1")));
+    return tx.memories().insert(memory(c, ""));
+  }).ok());
+  // The same task again: refused, and the unit changes nothing.
+  Status dup = store_->write([&](Tx& tx) { return tx.memories().insert(memory(ids::uuid_v7(), "task-1")); });
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.error().code, ErrorCode::kAlreadyExists);
+  model::Memory got;
+  std::vector<model::Memory> page, many;
+  std::int64_t n = 0;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(got, tx.memories().get(b));
+    DP_ASSIGN_OR_RETURN(page, tx.memories().scan(a, 10));
+    DP_ASSIGN_OR_RETURN(many, tx.memories().get_many({a, c, "missing"}));
+    DP_ASSIGN_OR_RETURN(n, tx.memories().count());
+    return Ok{};
+  }).ok());
+  EXPECT_EQ(n, 3);
+  EXPECT_EQ(got.kind, "task_outcome");
+  EXPECT_EQ(got.text, memory(b, "").text);
+  EXPECT_EQ(got.task_id, "task-1");
+  EXPECT_EQ(got.agent_id, "agent-1");
+  EXPECT_EQ(got.embedding, memory(b, "").embedding);
+  EXPECT_EQ(got.metadata, memory(b, "").metadata);
+  EXPECT_EQ(got.created_at, 1'700'000'000'123);
+  EXPECT_EQ(got.created_by, "user:u1");
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].id, b);
+  EXPECT_EQ(page[1].id, c);
+  EXPECT_EQ(many.size(), 2u);
+  ASSERT_TRUE(store_->write([&](Tx& tx) {
+    return tx.memories().set_embedding(a, "other-2", std::vector<float>{1.0F, 0.0F});
+  }).ok());
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.memories().remove(c); }).ok());
+  EXPECT_EQ(store_->write([&](Tx& tx) { return tx.memories().remove(c); }).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(store_->write([&](Tx& tx) {
+    return tx.memories().set_embedding(c, "x", std::vector<float>{1.0F});
+  }).error().code, ErrorCode::kNotFound);
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(got, tx.memories().get(a));
+    return Ok{};
+  }).ok());
+  EXPECT_EQ(got.embedder, "other-2");
+  EXPECT_EQ(got.embedding, (std::vector<float>{1.0F, 0.0F}));
+  EXPECT_EQ(store_->read([&](Tx& tx) -> Status { return tx.memories().get(c); }).error().code,
+            ErrorCode::kNotFound);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreTest,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          [](const ::testing::TestParamInfo<Backend>& param_info) {

@@ -429,6 +429,58 @@ TEST_P(McpServerTest, SdkClientCancelsAGatewayedCallInFlight) {
   EXPECT_EQ(text_of(again.at("calls").at(0).at("result")), "Echo: after") << again;
 }
 
+// search_memory: the SDK client searches notes added through the REST API, as a viewer (the
+// route's rule: viewers read); bad arguments come back as the route's 422; an agent key is not
+// offered the tool and is refused it.
+TEST_P(McpServerTest, SdkClientSearchesMemory) {
+  for (const char* text : {"The nightly build breaks when the npm cache is cold; run npm ci twice.",
+                           "Our on-call rotation changes every Monday at 09:00 UTC."}) {
+    auto r = http_->post("/api/v1/memory", json::serialize(json::object{{"text", text}}));
+    ASSERT_EQ(r.status, 201u) << r.describe();
+  }
+  const auto [viewer_id, viewer_key] = key("mcp-viewer", "viewer");
+  json::array calls{
+      json::object{{"name", "search_memory"},
+                   {"arguments", json::object{{"query", "why is the nightly build broken?"}, {"k", 1}}}},
+      json::object{{"name", "search_memory"}, {"arguments", json::object{{"query", "build"}, {"k", 0}}}},
+      json::object{{"name", "search_memory"},
+                   {"arguments", json::object{{"query", "build"}, {"kind", "task_outcome"}}}},
+  };
+  auto out = sdk(viewer_key, calls);
+  ASSERT_TRUE(out.is_object());
+  SCOPED_TRACE(json::serialize(out));
+  std::vector<std::string> tools;
+  for (const auto& t : out.at("tools").as_array()) tools.emplace_back(t.as_string());
+  EXPECT_NE(std::find(tools.begin(), tools.end(), "search_memory"), tools.end());
+  const auto& c = out.at("calls").as_array();
+  ASSERT_EQ(c.size(), calls.size());
+  const auto& found = c[0].at("result");
+  ASSERT_FALSE(is_error(found)) << found;
+  const auto& hits = found.at("structuredContent").at("data").as_array();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_NE(std::string(hits[0].at("text").as_string()).find("nightly build"), std::string::npos);
+  EXPECT_GT(hits[0].at("score").to_number<double>(), 0.0);
+  // k = 0: refused by the tool's schema or by the route, never a search.
+  EXPECT_TRUE(is_error(c[1].at("result")) || c[1].as_object().contains("error")) << c[1];
+  // A filter nothing matches: an empty result, not an error.
+  ASSERT_FALSE(is_error(c[2].at("result"))) << c[2];
+  EXPECT_TRUE(c[2].at("result").at("structuredContent").at("data").as_array().empty());
+
+  const auto [agent_key_id, agent_key] = key("mcp-agent", "agent");
+  auto as_agent = sdk(agent_key, json::array{json::object{
+                                     {"name", "search_memory"}, {"arguments", json::object{{"query", "build"}}}}});
+  ASSERT_TRUE(as_agent.is_object());
+  std::vector<std::string> agent_tools;
+  for (const auto& t : as_agent.at("tools").as_array()) agent_tools.emplace_back(t.as_string());
+  EXPECT_EQ(std::find(agent_tools.begin(), agent_tools.end(), "search_memory"), agent_tools.end());
+  const auto& refused = as_agent.at("calls").as_array().at(0);
+  const bool denied = refused.as_object().contains("error") ||
+                      (is_error(refused.at("result")) &&
+                       refused.at("result").at("structuredContent").at("error").at("code") ==
+                           json::value("permission_denied"));
+  EXPECT_TRUE(denied) << refused;
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, McpServerTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          backend_name);
 

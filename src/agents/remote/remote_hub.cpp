@@ -537,6 +537,8 @@ struct RemoteHub::Impl : std::enable_shared_from_this<RemoteHub::Impl> {
                                     {"currentAttempt", task.attempts}});
         return;
       case Verdict::kAccepted:
+        if (options.on_finished) options.on_finished(task);
+        break;
       case Verdict::kDuplicate:
         break;
     }

@@ -27,6 +27,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -53,6 +54,9 @@ struct RemoteOptions {
   std::size_t max_log_bytes_per_task = 1024 * 1024;  // beyond: counted, not announced
   int max_concurrency = 64;                  // cap on an agent's config.concurrency
   AgentLogs* logs = nullptr;  // keeps each agent's output (GET .../logs); may be null
+  // Called after a task's end (sent by the agent) was committed; may be empty. Runs on the
+  // blocking pool.
+  std::function<void(const model::Task&)> on_finished;
 };
 
 // The WebSocket options the connect endpoint should be served with.

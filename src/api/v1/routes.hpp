@@ -22,6 +22,10 @@ namespace dp::audit {
 class AuditService;
 }  // namespace dp::audit
 
+namespace dp::memory {
+class MemoryService;
+}  // namespace dp::memory
+
 namespace dp::workflow {
 class WorkflowService;
 class HookService;
@@ -50,6 +54,9 @@ void register_audit_routes(http::Router& router, audit::AuditService& service);
 void register_workflow_routes(http::Router& router, workflow::WorkflowService& service);
 // POST /api/v1/workflows/:id/hooks/:hookId (public: the HMAC signature is the credential).
 void register_workflow_hook_routes(http::Router& router, workflow::HookService& service);
+
+// /api/v1/memory (add a note, search, read, delete). Built in the dp_api_memory library.
+void register_memory_routes(http::Router& router, memory::MemoryService& service);
 
 struct SystemDeps {
   store::Store* store = nullptr;

@@ -279,6 +279,23 @@ class SqlTriggerRepository final : public TriggerRepository {
   SqlConn& conn_;
 };
 
+class SqlMemoryRepository final : public MemoryRepository {
+ public:
+  explicit SqlMemoryRepository(SqlConn& conn) : conn_(conn) {}
+  // store::MemoryRepository
+  Status insert(const model::Memory& memory) override;
+  Result<model::Memory> get(std::string_view id) override;
+  Result<std::vector<model::Memory>> get_many(const std::vector<std::string>& ids) override;
+  Status remove(std::string_view id) override;
+  Result<std::vector<model::Memory>> scan(std::string_view after, int limit) override;
+  Status set_embedding(std::string_view id, std::string_view embedder,
+                       const std::vector<float>& embedding) override;
+  Result<std::int64_t> count() override;
+
+ private:
+  SqlConn& conn_;
+};
+
 // A Tx over one connection.
 class SqlTx final : public Tx {
  public:
@@ -291,7 +308,7 @@ class SqlTx final : public Tx {
         api_keys_(conn),
         refresh_tokens_(conn), audit_(conn), tasks_(conn), metrics_(conn), secrets_(conn),
         workflows_(conn), executions_(conn), adapters_(conn), tool_executions_(conn),
-        triggers_(conn) {}
+        triggers_(conn), memories_(conn) {}
   AuditRepository& audit() override { return audit_; }
   AgentRepository& agents() override { return agents_; }
   OutboxRepository& outbox() override { return outbox_; }
@@ -308,6 +325,7 @@ class SqlTx final : public Tx {
   UserRepository& users() override { return users_; }
   ApiKeyRepository& api_keys() override { return api_keys_; }
   RefreshTokenRepository& refresh_tokens() override { return refresh_tokens_; }
+  MemoryRepository& memories() override { return memories_; }
 
  private:
   SqlAgentRepository agents_;
@@ -326,6 +344,7 @@ class SqlTx final : public Tx {
   SqlAdapterRepository adapters_;
   SqlToolExecutionRepository tool_executions_;
   SqlTriggerRepository triggers_;
+  SqlMemoryRepository memories_;
 };
 
 // Time values: SQLite stores ISO-8601 text, PostgreSQL timestamptz; both read back here.
