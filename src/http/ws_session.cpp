@@ -126,18 +126,38 @@ class GatherSocket {
     if (sending_active_ || out_.empty() || failed_) return;
     auto keep = owner_.lock();
     if (keep == nullptr) return;  // the session is going away: nothing more is written
+    // Try the kernel first: a send that completes at once needs no operation waiting in the
+    // reactor, nor a posted completion. The socket's non-blocking flag only changes
+    // synchronous calls like this one; Beast's reads here are asynchronous.
+    beast::error_code ec;
+    if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
+    std::size_t sent = 0;
+    if (!ec) sent = socket_.write_some(asio::buffer(out_), ec);
+    if (!ec && sent == out_.size()) {
+      std::string().swap(out_);  // an idle connection keeps no buffer
+      out_frames_ = 0;
+      return;
+    }
+    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+      // Later writes fail with the same error; the read loop sees the broken connection.
+      failed_ = ec;
+      std::string().swap(out_);
+      out_frames_ = 0;
+      return;
+    }
+    out_.erase(0, sent);  // the rest waits for the socket to be writable
     sending_.swap(out_);
     sending_frames_ = out_frames_;
     out_frames_ = 0;
     sending_active_ = true;
     asio::async_write(socket_, asio::buffer(sending_),
-                      [this, keep = std::move(keep)](beast::error_code ec, std::size_t) {
+                      [this, keep = std::move(keep)](beast::error_code wec, std::size_t) {
                         sending_active_ = false;
                         sending_frames_ = 0;
-                        if (ec) {
+                        if (wec) {
                           // Later writes fail with the same error; the read loop sees the
                           // broken connection and ends the session.
-                          failed_ = ec;
+                          failed_ = wec;
                           std::string().swap(out_);
                           out_frames_ = 0;
                           std::string().swap(sending_);
