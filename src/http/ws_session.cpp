@@ -264,7 +264,7 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
                           {"queuedMessages", frames},
                           {"queuedBytes", bytes}});
       begin_close(static_cast<std::uint16_t>(websocket::close_code::policy_error),
-                  "slow consumer: send queue full");
+                  "slow consumer: send queue full", /*drop_unsent=*/true);
       return;
     }
     layer.append_text(text);
@@ -272,12 +272,14 @@ class WsSession final : public WsConnection, public std::enable_shared_from_this
 
   void flush() { ws_.next_layer().flush(); }
 
-  void begin_close(std::uint16_t code, std::string reason) {
+  // `drop_unsent` (a slow consumer): what is not yet being sent is dropped, so the close frame
+  // goes out right after the send in flight and the peer learns why without waiting for a
+  // backlog it cannot drain. Otherwise (the application closes) frames sent before the close
+  // go out before it, in order.
+  void begin_close(std::uint16_t code, std::string reason, bool drop_unsent) {
     if (closing_) return;
     closing_ = true;
-    // Whatever is not yet being sent is dropped: the close frame goes out right after the
-    // send in flight, so a slow peer learns why without waiting for a backlog it cannot drain.
-    ws_.next_layer().drop_unsent();
+    if (drop_unsent) ws_.next_layer().drop_unsent();
     // The peer may already be gone; the read loop ends either way.
     ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code),
                                             reason.substr(0, 120)),
@@ -338,7 +340,7 @@ void WsShard::drain() {
       m.session->enqueue(*m.text);
       m.text.reset();
     } else {
-      m.session->begin_close(m.code, std::move(m.reason));
+      m.session->begin_close(m.code, std::move(m.reason), /*drop_unsent=*/false);
     }
   }
   // One send per connection for all it got in this slice (a no-op for the ones already sent).
