@@ -67,6 +67,9 @@ if (mode === "idle") {
   row("POST round trip p50 (ms)", f(d?.publish.postMs.p50, 3), f(p?.publish.postMs.p50, 3), ratio(d?.publish.postMs.p50, p?.publish.postMs.p50));
   row("POST round trip p99 (ms)", f(d?.publish.postMs.p99, 3), f(p?.publish.postMs.p99, 3), ratio(d?.publish.postMs.p99, p?.publish.postMs.p99));
   row("failed POSTs", n(d?.publish.failed), n(p?.publish.failed));
+  const cpu = (x) => (x && x.serverCpuSeconds != null && x.deliveries.received > 0
+    ? x.serverCpuSeconds * 1e6 / x.deliveries.received : undefined);
+  row("server CPU per delivery (us)", f(cpu(d), 2), f(cpu(p), 2), ratio(cpu(d), cpu(p)));
   row("server RSS before connecting (MiB)", f(d?.rssMiB.before, 1), f(p?.rssMiB.before, 1));
   row("server RSS all connected (MiB)", f(d?.rssMiB.connected, 1), f(p?.rssMiB.connected, 1));
   row("server RSS peak (MiB)", f(d?.rssMiB.peak, 1), f(p?.rssMiB.peak, 1));

@@ -22,6 +22,7 @@
 // figures include the load generator's own cost of reading N frames per event (a few
 // microseconds each); that cost is the same for every server measured.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -32,6 +33,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -95,6 +98,7 @@ struct Options {
   bool idle = false;
   int server_pid = 0;
   std::string json_path;
+  std::string trace_path;
   std::string token;
 };
 
@@ -126,6 +130,8 @@ Options:
   --server-pid PID       read the server's RSS from /proc/PID/status
   --token T              send "Authorization: Bearer T" on the upgrade and the POSTs
   --json FILE            also write the figures as JSON to FILE
+  --trace FILE           write one line per event: index, POST send time (steady_clock ns),
+                         POST round trip, and the first, median and last client receive time
   -h, --help             this text
 )");
   std::exit(rc);
@@ -188,6 +194,7 @@ Options parse_options(int argc, char** argv) {
     else if (a == "--server-pid") o.server_pid = static_cast<int>(to_double(next(), "--server-pid"));
     else if (a == "--token") o.token = next();
     else if (a == "--json") o.json_path = next();
+    else if (a == "--trace") o.trace_path = next();
     else {
       std::fprintf(stderr, "wsload: unknown option %s\n", argv[i]);
       usage(2);
@@ -208,6 +215,25 @@ Options parse_options(int argc, char** argv) {
     std::exit(2);
   }
   return o;
+}
+
+// User + system CPU seconds a process has used so far, or -1 when it cannot be read.
+double cpu_seconds(int pid) {
+  if (pid <= 0) return -1;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // The command name may hold spaces: fields are counted after its closing parenthesis.
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
+    if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  const long hz = sysconf(_SC_CLK_TCK);
+  return hz > 0 ? double(utime + stime) / double(hz) : -1;
 }
 
 // VmRSS of a process in MiB, or -1 when it cannot be read.
@@ -526,6 +552,7 @@ asio::awaitable<void> run_publisher(Shared& s, asio::any_io_executor ex) {
 struct Phase {
   double rss_before = -1, rss_connected = -1, rss_peak = -1, rss_after_publish = -1,
          rss_closed = -1;
+  double cpu_publish = -1;  // server CPU seconds from the first POST to the end of the drain
   double connect_seconds = 0;
   double publish_seconds = 0;
   double drain_seconds = 0;
@@ -593,6 +620,7 @@ asio::awaitable<void> orchestrate(asio::io_context& ioc, Shared& s, Phase& ph) {
   } else if (s.subscribed.load() > 0) {
     // Publish on a fixed schedule; sample the server's RSS meanwhile.
     s.start_ns = now_ns() + 50'000'000;  // 50 ms from now
+    const double cpu_start = cpu_seconds(o.server_pid);
     const auto t_pub = Clock::now();
     for (std::size_t k = 0; k < o.publishers; ++k) {
       s.publishers_running.fetch_add(1);
@@ -626,6 +654,9 @@ asio::awaitable<void> orchestrate(asio::io_context& ioc, Shared& s, Phase& ph) {
     }
     ph.drain_timed_out = s.received.load() < expected();
     ph.drain_seconds = std::chrono::duration<double>(Clock::now() - t_drain).count();
+    if (const double cpu_end = cpu_seconds(o.server_pid); cpu_start >= 0 && cpu_end >= 0) {
+      ph.cpu_publish = cpu_end - cpu_start;
+    }
     ph.rss_after_publish = rss_mib(o.server_pid);
     ph.rss_peak = std::max(ph.rss_peak, ph.rss_after_publish);
   }
@@ -768,6 +799,9 @@ int main(int argc, char** argv) {
   std::vector<std::int64_t> last_per_event(s.planned, -1);
   std::map<std::string, std::size_t> failures;
   std::vector<std::uint8_t> seen(s.planned);
+  // --trace: every receive time per event, to break the latency down against server-side
+  // timestamps taken from the same (system-wide, monotonic) clock.
+  std::vector<std::vector<std::int64_t>> recv_per_event(opt.trace_path.empty() ? 0 : s.planned);
   if (!opt.idle) lat.reserve(s.received.load());
   for (auto& cp : s.clients) {
     Client& c = *cp;
@@ -793,6 +827,7 @@ int main(int argc, char** argv) {
       const std::int64_t l = t - s.send_ns[idx];
       lat.push_back(l);
       last_per_event[idx] = std::max(last_per_event[idx], l);
+      if (!recv_per_event.empty()) recv_per_event[idx].push_back(t);
     }
     unique += mine;
     if (!opt.idle && !c.closed_by_server && mine < s.posted_ok.load()) {
@@ -811,6 +846,23 @@ int main(int argc, char** argv) {
     if (s.ok[i] && last_per_event[i] >= 0) fan.push_back(last_per_event[i]);
   }
   Dist df = distribution(fan);
+  if (!opt.trace_path.empty()) {
+    if (FILE* f = std::fopen(opt.trace_path.c_str(), "w")) {
+      std::fprintf(f, "# index send_ns post_rtt_ns first_recv_ns median_recv_ns last_recv_ns receivers\n");
+      for (std::size_t i = 0; i < s.planned; ++i) {
+        auto& r = recv_per_event[i];
+        if (s.send_ns[i] == 0 || r.empty()) continue;
+        std::sort(r.begin(), r.end());
+        std::fprintf(f, "%zu %lld %lld %lld %lld %lld %zu\n", i,
+                     static_cast<long long>(s.send_ns[i]), static_cast<long long>(s.post_ns[i]),
+                     static_cast<long long>(r.front()), static_cast<long long>(r[r.size() / 2]),
+                     static_cast<long long>(r.back()), r.size());
+      }
+      std::fclose(f);
+    } else {
+      std::fprintf(stderr, "wsload: cannot write %s\n", opt.trace_path.c_str());
+    }
+  }
   std::vector<std::int64_t> posts, late;
   std::int64_t first_send = 0, last_send = 0;
   std::size_t sent = 0;
@@ -877,6 +929,11 @@ int main(int argc, char** argv) {
       std::printf("  server RSS per connection: %.1f KiB\n",
                   (ph.rss_connected - ph.rss_before) * 1024.0 / double(subscribed));
     }
+    if (!opt.idle && ph.cpu_publish >= 0) {
+      std::printf("  server CPU (user+system) from the first POST to the end of the drain: %.2f s"
+                  ", %.2f us per delivery\n",
+                  ph.cpu_publish, unique > 0 ? ph.cpu_publish * 1e6 / double(unique) : 0.0);
+    }
   }
   std::fflush(stdout);
 
@@ -895,6 +952,7 @@ int main(int argc, char** argv) {
                                 {"peak", num_or_null(ph.rss_peak)},
                                 {"afterPublish", num_or_null(ph.rss_after_publish)},
                                 {"closed", num_or_null(ph.rss_closed)}}},
+        {"serverCpuSeconds", num_or_null(ph.cpu_publish)},
     };
     if (!opt.idle) {
       json::object errs;

@@ -2,7 +2,8 @@
 // later, the remote-agent protocol.
 //
 // The server owns each connection: it upgrades the HTTP session, reads text messages and
-// hands them to the endpoint's handler, and writes what `send` queues, one frame at a time.
+// hands them to the endpoint's handler, and writes what `send` queues, in order (frames queued
+// together leave in one send).
 // A connection has limits: the largest message it accepts (larger ones close it with 1009),
 // a bounded send queue (a client that does not keep up is closed with 1008 "slow consumer"
 // instead of slowing others or growing memory), and a heartbeat (pings at half the idle
@@ -38,8 +39,8 @@ class WsConnection {
   // Queues one text frame. Drops it silently once the connection is closing.
   virtual void send(std::shared_ptr<const std::string> text) = 0;
   void send(std::string text) { send(std::make_shared<const std::string>(std::move(text))); }
-  // Sends a close frame with `code` and `reason` after the frame being written, drops the
-  // rest of the queue, and ends the connection.
+  // Sends a close frame with `code` and `reason` after the frames already sent, and ends the
+  // connection. (A slow consumer's close, made by the server, drops the unsent backlog.)
   virtual void close(std::uint16_t code, std::string reason) = 0;
   virtual const std::string& id() const noexcept = 0;
   virtual const std::string& remote_address() const noexcept = 0;
