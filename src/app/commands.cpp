@@ -312,6 +312,8 @@ int run_serve(const ServeOptions& opts) {
       cfg.data_dir + "/logs", cfg.agent_log_max_bytes, cfg.agent_log_files,
       static_cast<std::size_t>(cfg.agent_log_max_followers)});
   exec_opts.logs = &agent_logs;
+  exec_opts.resource_interval = std::chrono::milliseconds(cfg.agent_resources_interval_ms);
+  exec_opts.resource_retention = std::chrono::minutes(cfg.agent_resources_retention_minutes);
   // Set below: a workflow step's task that ends moves its execution on at once, with a pass
   // on the task's own thread (no wake-up of the engine's thread, no scan for executions).
   workflow::Engine* engine_ptr = nullptr;
