@@ -196,18 +196,21 @@ Response activity(agents::AgentService& svc, Request& req) {
   if (!raw || raw->empty()) {
     v.fail("ids", "required", "ids must list agent ids, comma-separated");
   } else {
+    // One problem for `ids` at most, next to those of the other parameters.
     std::string_view rest = *raw;
-    while (v.ok()) {
+    for (;;) {
       const auto comma = rest.find(',');
       const std::string_view id = rest.substr(0, comma);
       if (!ids::is_uuid(id)) {
         v.fail("ids", "bad_format", "each id must be an agent id (a UUID)");
-      } else if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
+        break;
+      }
+      if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
         if (ids.size() == kMaxActivityIds) {
           v.fail("ids", "too_many", "at most " + std::to_string(kMaxActivityIds) + " ids");
-        } else {
-          ids.emplace_back(id);
+          break;
         }
+        ids.emplace_back(id);
       }
       if (comma == std::string_view::npos) break;
       rest.remove_prefix(comma + 1);
