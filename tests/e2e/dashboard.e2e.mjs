@@ -318,10 +318,10 @@ try {
     await current.getByText('crunch the numbers').waitFor({ timeout: TIMEOUT });
     // A sample with the held memory (MiB, against the 128 MiB limit) and a busy CPU.
     const res = card.getByTestId('agent-resources');
-    await res.getByText(/CPU \d+(\.\d)?% · mem \d+\.\d MiB \/ 128\.0 MiB/).waitFor({ timeout: TIMEOUT });
+    await res.getByText(/CPU \d+(\.\d)?% · mem [1-9]\d\.\d MiB \/ 128\.0 MiB/).waitFor({ timeout: TIMEOUT });
     const figures = await res.innerText();
     const cpu = Number(/CPU (\d+(?:\.\d)?)%/.exec(figures)[1]);
-    assert.ok(cpu > 10, `a busy loop shows CPU use: ${figures}`);
+    assert.ok(cpu > 1, `a busy loop shows CPU use: ${figures}`);
     assert.match(await card.getByTestId('agent-task-elapsed').innerText(), /^\d+ s$/);
     assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was not reloaded');
     await shot(page, 'agents-busy');

@@ -53,20 +53,22 @@ export function CardActivity({
           {activity ? 'idle' : 'loading…'}
         </div>
       )}
-      <div className="flex items-center gap-2" data-testid="agent-resources" title={res.title}>
-        <Activity className="size-3.5 shrink-0 text-muted-foreground" aria-hidden="true" />
-        <span className="shrink-0 tabular-nums">{res.text}</span>
-        {res.text === 'n/a' && res.title ? <span className="min-w-0 truncate text-muted-foreground">({res.title})</span> : null}
+      <div className="grid gap-1" data-testid="agent-resources" title={res.title}>
+        <div className="flex min-w-0 items-center gap-2">
+          <Activity className="size-3.5 shrink-0 text-muted-foreground" aria-hidden="true" />
+          <span className="shrink-0 tabular-nums">{res.text}</span>
+          {res.text === 'n/a' && res.title ? <span className="min-w-0 truncate text-muted-foreground">({res.title})</span> : null}
+        </div>
         {res.memoryShare !== undefined ? (
           <span
-            className="ml-auto h-1.5 w-16 overflow-hidden rounded-full bg-border"
+            className="block h-1 w-full overflow-hidden rounded-full bg-border"
             role="meter"
             aria-label="memory against its limit"
             aria-valuemin={0}
             aria-valuemax={100}
             aria-valuenow={Math.round(res.memoryShare * 100)}
           >
-            <span className={`block h-full ${res.memoryShare > 0.9 ? 'bg-destructive' : 'bg-primary'}`} style={{ width: `${Math.round(res.memoryShare * 100)}%` }} />
+            <span className={`block h-full ${res.memoryShare > 0.9 ? 'bg-destructive' : 'bg-primary'}`} style={{ width: `${Math.max(2, Math.round(res.memoryShare * 100))}%` }} />
           </span>
         ) : null}
       </div>
