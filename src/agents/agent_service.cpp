@@ -1,8 +1,11 @@
 #include "agents/agent_service.hpp"
 
+#include <map>
+
 #include <boost/json/array.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "agents/sandbox/cgroup.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "model/agent_json.hpp"
@@ -98,6 +101,54 @@ Result<model::Agent> AgentService::get(const std::string& id) {
     return Ok{};
   }));
   return std::move(*out);
+}
+
+namespace {
+
+// Why devplane cannot know what `a` uses ("" when it can: a command agent in a cgroup).
+std::string resources_unavailable(const model::Agent& a) {
+  if (a.type == "remote") return "a remote agent runs outside devplane";
+  if (a.type == "llm") return "an llm agent's loop runs inside devplane's own process, not in a cgroup of its own";
+  const auto* iso = a.config.if_contains("isolation");
+  if (iso != nullptr && iso->is_string() && iso->as_string() == "docker") {
+    return "a Docker container's use is not sampled (see docker stats)";
+  }
+  // Without cgroups a sandboxed agent does not run at all; isolation none runs unmeasured.
+  static const bool kHasCgroups = sandbox::Cgroup::detect().ok();
+  if (!kHasCgroups) return "this host offers no cgroups to measure the agent's processes";
+  return {};
+}
+
+}  // namespace
+
+Result<std::vector<AgentActivity>> AgentService::activity(const std::vector<std::string>& ids) {
+  std::vector<AgentActivity> out;
+  static const std::vector<std::string> kTypes = {"agent.cpu_percent", "agent.memory_bytes"};
+  DP_TRY(store_.read([&](store::Tx& tx) -> Status {
+    std::map<std::string, std::size_t> index;
+    out.clear();
+    for (const auto& id : ids) {
+      DP_ASSIGN_OR_RETURN(model::Agent a, tx.agents().get(id));
+      index[id] = out.size();
+      AgentActivity act;
+      act.agent_id = id;
+      act.resources_unavailable = resources_unavailable(a);
+      out.push_back(std::move(act));
+    }
+    DP_ASSIGN_OR_RETURN(std::vector<model::Task> running, tx.tasks().list_running(ids));
+    for (auto& t : running) out[index.at(t.agent_id)].running.push_back(std::move(t));
+    std::vector<std::string> measured;
+    for (const auto& a : out) {
+      if (a.resources_unavailable.empty()) measured.push_back(a.agent_id);
+    }
+    DP_ASSIGN_OR_RETURN(std::vector<model::Metric> samples, tx.metrics().latest(measured, kTypes));
+    for (auto& m : samples) {
+      auto& act = out[index.at(m.agent_id)];
+      (m.metric_type == "agent.cpu_percent" ? act.cpu : act.memory) = std::move(m);
+    }
+    return Ok{};
+  }));
+  return out;
 }
 
 Result<store::Page<model::Agent>> AgentService::list(const store::AgentFilter& filter) {

@@ -16,6 +16,8 @@
 
 #include "core/result.hpp"
 #include "model/agent.hpp"
+#include "model/metric.hpp"
+#include "model/task.hpp"
 #include "agents/tools.hpp"
 #include "store/store.hpp"
 
@@ -38,6 +40,16 @@ struct AgentPatch {
 };
 
 enum class LifecycleAction { kStart, kStop };
+
+// What an agent card shows besides the agent itself (GET /api/v1/agents/activity).
+struct AgentActivity {
+  std::string agent_id;
+  std::vector<model::Task> running;      // its running tasks, oldest first
+  std::optional<model::Metric> cpu;      // newest agent.cpu_percent sample
+  std::optional<model::Metric> memory;   // newest agent.memory_bytes sample (labels: limitBytes, tasks)
+  // Non-empty when devplane cannot measure this agent's resource use, saying why.
+  std::string resources_unavailable;
+};
 
 // Where a remote agent is connected, as every node sees it: a lease in the store named
 // `lease` ("remote-agent:<id>"), held by the live connection (`holder`) and renewed while it
@@ -91,6 +103,9 @@ class AgentService {
                                const RemotePresence& sweeper);
   Status purge(const std::string& id, const std::string& correlation_id);
   Result<std::vector<model::AgentStateEntry>> history(const std::string& id, int limit);
+  // For each of `ids` (in that order): its running tasks and newest resource samples, in one
+  // read. kNotFound naming the first id that is no agent. REQUIRES: ids.size() <= 100.
+  Result<std::vector<AgentActivity>> activity(const std::vector<std::string>& ids);
 
  private:
   Status check_tools(const boost::json::object& config, const std::string& correlation_id) const;

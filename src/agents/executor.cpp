@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -263,6 +264,10 @@ void Executor::loop() {
     const bool maintenance = now >= next_maintenance;
     if (maintenance) next_maintenance = now + options_.tick;
     tick(maintenance);
+    if (options_.resource_interval.count() > 0 && now >= next_sample_) {
+      next_sample_ = now + options_.resource_interval;
+      sample_resources();
+    }
     std::unique_lock lock(mu_);
     cv_.wait_until(lock, next_maintenance, [&] { return stop_ || wake_; });
     wake_ = false;
@@ -326,6 +331,97 @@ void Executor::launch(model::Task&& task, const model::Agent& agent) {
     raw->done.store(true);
     notify();
   });
+}
+
+void Executor::sample_resources() {
+  struct Sum {
+    double cpu_percent = 0;
+    bool cpu_known = true;
+    std::int64_t memory_bytes = 0;
+    std::int64_t memory_limit_bytes = 0;
+    int tasks = 0;
+  };
+  // Only this thread removes slots (tick, or stop after joining it), so the pointers taken
+  // under the lock stay valid while the cgroups are read outside it.
+  std::vector<std::pair<std::string, Running*>> slots;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, slot] : running_) {
+      if (!slot->done.load()) slots.emplace_back(id, slot.get());
+    }
+  }
+  const auto now = std::chrono::steady_clock::now();
+  std::map<std::string, Sum> sums;  // agent id -> use of its tasks with a cgroup
+  std::map<std::string, CpuMark> marks;
+  for (const auto& [task_id, slot] : slots) {
+    // llm tasks and tasks in Docker have no cgroup of ours: their agents get no sample, and
+    // the API says "n/a" for them.
+    const auto u = slot->control.usage();
+    if (!u) continue;
+    Sum& sum = sums[slot->agent_id];
+    ++sum.tasks;
+    sum.memory_bytes += u->memory_bytes;
+    sum.memory_limit_bytes += u->memory_limit_bytes;
+    if (u->cpu_usage_us < 0) {
+      sum.cpu_known = false;
+      continue;
+    }
+    // The first sample of a task measures from its launch.
+    auto it = cpu_marks_.find(task_id);
+    const CpuMark prev = it != cpu_marks_.end() ? it->second : CpuMark{0, slot->launched};
+    const double wall_us =
+        static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(now - prev.at).count());
+    if (wall_us > 0) {
+      sum.cpu_percent += 100.0 * static_cast<double>(std::max<std::int64_t>(0, u->cpu_usage_us - prev.cpu_us)) / wall_us;
+    }
+    marks[task_id] = CpuMark{u->cpu_usage_us, now};
+  }
+  cpu_marks_ = std::move(marks);
+  for (const auto& id : sampled_agents_) {
+    if (!sums.contains(id)) sums[id] = Sum{};  // its last task ended: one sample of zeros
+  }
+  sampled_agents_.clear();
+  const std::int64_t t = clock::now_ms();
+  const std::string at = clock::format_iso8601(t);
+  static const std::vector<std::string> kTypes = {"agent.cpu_percent", "agent.memory_bytes"};
+  for (const auto& [agent_id, sum] : sums) {
+    if (sum.tasks > 0) sampled_agents_.insert(agent_id);
+    const double cpu = std::round(sum.cpu_percent * 10) / 10;
+    json::object payload{{"agentId", agent_id},
+                         {"nodeId", options_.node_id},
+                         {"cpuPercent", sum.cpu_known ? json::value(cpu) : json::value(nullptr)},
+                         {"memoryBytes", sum.memory_bytes},
+                         {"memoryLimitBytes", sum.memory_limit_bytes},
+                         {"tasks", sum.tasks},
+                         {"timestamp", at}};
+    const json::object labels{{"node", options_.node_id},
+                              {"tasks", sum.tasks},
+                              {"limitBytes", sum.memory_limit_bytes}};
+    // Old samples go at most once a minute per agent, in the same transaction.
+    auto& pruned = pruned_at_[agent_id];
+    const bool prune = now - pruned >= std::chrono::minutes(1);
+    if (prune) pruned = now;
+    const std::string text = json::serialize(payload);
+    auto s = store_.write_relaxed([&](store::Tx& tx) -> Status {
+      if (sum.cpu_known) {
+        DP_TRY(tx.metrics().append(model::Metric{0, agent_id, "", "agent.cpu_percent", cpu, labels, t}));
+      }
+      DP_TRY(tx.metrics().append(model::Metric{0, agent_id, "", "agent.memory_bytes",
+                                               static_cast<double>(sum.memory_bytes), labels, t}));
+      if (prune) {
+        auto n = tx.metrics().prune(agent_id, kTypes, t - options_.resource_retention.count());
+        if (!n.ok()) return std::move(n).error();
+      }
+      return tx.outbox().append(store::OutboxEvent{0, "agent.resources", text, "", t, std::nullopt});
+    });
+    if (!s.ok()) {
+      // A sample is best effort: an agent purged meanwhile, or a busy database, skips one.
+      log::global().debug("agent resource sample not recorded",
+                          {{"agentId", agent_id}, {"error", s.error().message}});
+    }
+  }
+  // Forget the prune marks of agents no longer sampled.
+  std::erase_if(pruned_at_, [&](const auto& p) { return !sums.contains(p.first); });
 }
 
 void Executor::tick(bool maintenance) {

@@ -34,8 +34,9 @@
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
-#include <optional>
 #include <map>
+#include <optional>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -79,6 +80,11 @@ struct ExecutorOptions {
   // The Docker Engine API socket, for agents with isolation: docker.
   std::string docker_socket = "/var/run/docker.sock";
   AgentLogs* logs = nullptr;  // keeps each agent's output (GET .../logs); may be null
+  // How often the cgroups of the running command tasks are sampled (agent.resources events and
+  // agent.cpu_percent / agent.memory_bytes metrics); 0: never. Samples older than
+  // `resource_retention` are deleted as the agent is sampled again.
+  std::chrono::milliseconds resource_interval{5'000};
+  std::chrono::milliseconds resource_retention{3'600'000};
   // Called after a task's end was committed (the workflow engine moves the step on at once
   // instead of at its next tick); may be empty. Runs on the task's thread.
   std::function<void(const model::Task&)> on_finished;
@@ -108,11 +114,21 @@ class Executor final : public TaskStarter {
     sandbox::RunControl control;
     std::thread thread;
     std::atomic<bool> done{false};
+    const std::chrono::steady_clock::time_point launched = std::chrono::steady_clock::now();
+  };
+  // A task's CPU time at its last sample (loop thread only).
+  struct CpuMark {
+    std::int64_t cpu_us = 0;
+    std::chrono::steady_clock::time_point at;
   };
 
   void loop();
   // `maintenance` (on the timer, not on every wake-up): put back lapsed tasks, renew leases.
   void tick(bool maintenance);
+  // Samples the cgroups of the running tasks and writes, per agent, the sums (CPU %, memory,
+  // memory limit) as metrics with an `agent.resources` event in one transaction; an agent whose
+  // last task ended since the previous sample gets one sample of zeros. Loop thread only.
+  void sample_resources();
   // Starts a claimed task on its own thread. REQUIRES: mu_ held.
   void launch(model::Task&& task, const model::Agent& agent);
   void run_task(Running& slot, model::Task task, model::Agent agent);
@@ -146,6 +162,11 @@ class Executor final : public TaskStarter {
   std::thread thread_;
   std::chrono::steady_clock::time_point next_renew_{};  // loop thread only
   std::chrono::steady_clock::time_point last_sweep_{};
+  std::chrono::steady_clock::time_point next_sample_{};  // loop thread only
+  std::map<std::string, CpuMark> cpu_marks_;             // task id -> mark; loop thread only
+  std::set<std::string> sampled_agents_;                 // with tasks at the last sample
+  // Agents with rows to prune, and when each was last pruned (loop thread only).
+  std::map<std::string, std::chrono::steady_clock::time_point> pruned_at_;
 };
 
 // The sandbox spec for running `task` on `agent` (a command agent) in `workspace`.

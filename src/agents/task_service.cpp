@@ -7,6 +7,24 @@
 
 namespace dp::agents {
 
+std::string task_summary(const model::Task& t) {
+  constexpr std::size_t kMax = 120;  // code points
+  std::string text = t.input.is_string() ? std::string(t.input.as_string()) : boost::json::serialize(t.input);
+  std::size_t points = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    // Count lead bytes only, so the cut never splits a UTF-8 sequence.
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80 && points++ == kMax) {
+      text.resize(i);
+      text += "…";
+      break;
+    }
+  }
+  for (char& c : text) {
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  }
+  return text;
+}
+
 std::string task_event(const model::Task& t) {
   boost::json::object o{{"taskId", t.id},
                         {"agentId", t.agent_id},
@@ -14,6 +32,10 @@ std::string task_event(const model::Task& t) {
                         {"attempts", t.attempts},
                         {"idempotencyKey", t.idempotency_key}};
   if (!t.error.empty()) o["error"] = t.error;
+  if (t.status == "running") {
+    o["summary"] = task_summary(t);
+    if (t.started_at) o["startedAt"] = clock::format_iso8601(*t.started_at);
+  }
   if (t.finished() && t.result.is_object()) {
     const auto& r = t.result.as_object();
     for (const char* k : {"exitCode", "outcome", "wallMs", "wallUs", "stopReason"}) {

@@ -112,7 +112,12 @@ class TaskService {
   TaskStarter* starter_ = nullptr;
 };
 
-// The `agent.task.update` event payload for `task`.
+// A short text for `task` (its input's first 120 characters; an object's JSON), for lists and
+// the agent cards.
+std::string task_summary(const model::Task& task);
+
+// The `agent.task.update` event payload for `task` (a running task's also carries its
+// `summary` and `startedAt`).
 std::string task_event(const model::Task& task);
 
 }  // namespace dp::agents

@@ -341,6 +341,8 @@ int run_serve(const ServeOptions& opts) {
   if (auto loaded = memory_service.load(); !loaded.ok()) return fail(loaded.error());
   memory_service.start();
   api::v1::register_memory_routes(router, memory_service);
+  exec_opts.resource_interval = std::chrono::milliseconds(cfg.agent_resources_interval_ms);
+  exec_opts.resource_retention = std::chrono::minutes(cfg.agent_resources_retention_minutes);
   // Set below: a workflow step's task that ends moves its execution on at once, with a pass
   // on the task's own thread (no wake-up of the engine's thread, no scan for executions).
   workflow::Engine* engine_ptr = nullptr;

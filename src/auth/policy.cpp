@@ -53,6 +53,7 @@ const std::vector<Rule> kRules = {
     only("GET", "/api/v1/agents", A | O | V, "read"),
     only("POST", "/api/v1/agents", A | O, "act on agents"),
     only("GET", "/api/v1/agents/counts", A | O | V, "read"),
+    only("GET", "/api/v1/agents/activity", A | O | V, "read"),
     only("GET", "/api/v1/agents/:id", A | O | V, "read"),
     only("PUT", "/api/v1/agents/:id", A | O, "act on agents"),
     only("DELETE", "/api/v1/agents/:id", A | O, "decommission; ?purge=true is admin only"),

@@ -58,7 +58,8 @@ const std::vector<std::string>& Config::keys() {
       "workspace_retention_hours", "llm_prices", "docker_socket", "agent_log_max_bytes",
       "agent_log_files", "agent_log_max_followers", "webhook_timestamp_tolerance_s",
       "cron_late_tolerance_s", "webhook_delivery_retention_s", "memory_outcomes", "memory_embedder",
-      "memory_embedding_url", "memory_embedding_model", "memory_embedding_key_secret", "memory_dims"};
+      "memory_embedding_url", "memory_embedding_model", "memory_embedding_key_secret", "memory_dims",
+      "agent_resources_interval_ms", "agent_resources_retention_minutes"};
   return k;
 }
 
@@ -165,6 +166,10 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
   } else if (key == "webhook_delivery_retention_s") {
     return parse_uint<std::uint32_t>(key, value, source, 2, 366 * 86'400,
                                      webhook_delivery_retention_s);
+  } else if (key == "agent_resources_interval_ms") {
+    return parse_uint<std::uint32_t>(key, value, source, 0, 3'600'000, agent_resources_interval_ms);
+  } else if (key == "agent_resources_retention_minutes") {
+    return parse_uint<std::uint32_t>(key, value, source, 1, 7 * 24 * 60, agent_resources_retention_minutes);
   } else if (key == "workspace_retention_hours") {
     return parse_uint<std::uint32_t>(key, value, source, 0, 24 * 3660, workspace_retention_hours);
   } else if (key == "llm_prices") {
@@ -387,6 +392,8 @@ boost::json::object Config::to_json_masked() const {
   o["workflow_lease_ms"] = workflow_lease_ms;
   o["task_lease_ms"] = task_lease_ms;
   o["workspace_retention_hours"] = workspace_retention_hours;
+  o["agent_resources_interval_ms"] = agent_resources_interval_ms;
+  o["agent_resources_retention_minutes"] = agent_resources_retention_minutes;
   o["docker_socket"] = docker_socket;
   o["agent_log_max_bytes"] = agent_log_max_bytes;
   o["agent_log_files"] = agent_log_files;

@@ -77,6 +77,10 @@ struct Config {
   std::uint32_t task_lease_ms = 30'000;
   // Agent task workspaces (and their git worktrees) older than this are removed; 0 keeps them.
   std::uint32_t workspace_retention_hours = 7 * 24;
+  // The cgroups of the tasks this node runs are sampled this often (agent.resources events,
+  // agent.cpu_percent / agent.memory_bytes metrics); 0: off.
+  std::uint32_t agent_resources_interval_ms = 5'000;
+  std::uint32_t agent_resources_retention_minutes = 60;  // those metrics are kept this long
   // Price table for cost budgets: model -> {input, output} USD per million tokens. Text form
   // "gpt-4o=2.5/10,claude-sonnet-4=3/15".
   std::map<std::string, std::pair<double, double>> llm_prices;

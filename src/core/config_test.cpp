@@ -130,6 +130,8 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"oidc_display_name", "Example SSO"},
       {"oidc_jwks_min_refresh_ms", "0"},
       {"workspace_retention_hours", "12"},
+      {"agent_resources_interval_ms", "1000"},
+      {"agent_resources_retention_minutes", "30"},
       {"docker_socket", "/run/user/1000/docker.sock"},
       {"llm_prices", "gpt-4o=2.5/10, claude-sonnet-4=3/15,"},
       {"agent_log_max_bytes", "65536"},
@@ -188,6 +190,8 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   EXPECT_EQ(c.to_json_masked().at("oidc_client_secret").as_string(), "***");
   EXPECT_TRUE(c.distributed());
   EXPECT_EQ(c.workspace_retention_hours, 12u);
+  EXPECT_EQ(c.agent_resources_interval_ms, 1000u);
+  EXPECT_EQ(c.agent_resources_retention_minutes, 30u);
   EXPECT_EQ(c.docker_socket, "/run/user/1000/docker.sock");
   ASSERT_EQ(c.llm_prices.size(), 2u);
   EXPECT_EQ(c.llm_prices.at("gpt-4o"), (std::pair<double, double>{2.5, 10}));
@@ -256,6 +260,12 @@ TEST(ConfigTest, AMalformedPriceTableIsRefusedAndKeepsTheOldOne) {
   EXPECT_EQ(c.llm_prices.size(), 1u);
   EXPECT_TRUE(c.set("workspace_retention_hours", "0", "flag").ok());
   EXPECT_FALSE(c.set("workspace_retention_hours", "-1", "flag").ok());
+  // Resource sampling may be off (0); its retention may not be 0 or longer than a week.
+  EXPECT_TRUE(c.set("agent_resources_interval_ms", "0", "flag").ok());
+  EXPECT_FALSE(c.set("agent_resources_interval_ms", "3600001", "flag").ok());
+  EXPECT_FALSE(c.set("agent_resources_retention_minutes", "0", "flag").ok());
+  EXPECT_FALSE(c.set("agent_resources_retention_minutes", "10081", "flag").ok());
+  EXPECT_TRUE(c.set("agent_resources_retention_minutes", "10080", "flag").ok());
 }
 
 TEST(ConfigTest, UnknownKeyIsNamedWithItsSource) {
@@ -293,6 +303,8 @@ INSTANTIATE_TEST_SUITE_P(
     AllKeys, ConfigBadValueTest,
     ::testing::Values(BadValue{"host", ""}, BadValue{"port", "abc"}, BadValue{"port", "65536"},
                       BadValue{"port", "-1"}, BadValue{"port", "80x"}, BadValue{"port", ""},
+                      BadValue{"agent_resources_interval_ms", "5s"},
+                      BadValue{"agent_resources_retention_minutes", "-5"},
                       BadValue{"port", " 80"}, BadValue{"data_dir", ""},
                       BadValue{"database_url", "mysql://h/db"},
                       BadValue{"database_url", "h:5432"}, BadValue{"redis_url", "http://h"},

@@ -119,6 +119,8 @@ class TaskRepository {
                                                    std::string_view node_id, std::int64_t now_ms,
                                                    std::int64_t lease_until) = 0;
   virtual Result<std::int64_t> count_running(std::string_view agent_id) = 0;
+  // The running tasks of any of `agent_ids`, oldest first. REQUIRES: agent_ids.size() <= 1000.
+  virtual Result<std::vector<model::Task>> list_running(const std::vector<std::string>& agent_ids) = 0;
   // Extends the lease of the running tasks `node_id` holds.
   virtual Status renew(std::string_view node_id, std::int64_t lease_until) = 0;
   // Ends a task `node_id` is running. kFailedPrecondition when it no longer is (requeued or
@@ -460,6 +462,13 @@ class MetricRepository {
   // does not exist.
   virtual Status append(const model::Metric& metric) = 0;
   virtual Result<std::vector<model::Metric>> list(const MetricFilter& filter) = 0;
+  // The newest row of each of `types` for each of `agent_ids` (absent when there is none),
+  // one indexed look-up per pair. REQUIRES: agent_ids.size() * types.size() <= 1000.
+  virtual Result<std::vector<model::Metric>> latest(const std::vector<std::string>& agent_ids,
+                                                    const std::vector<std::string>& types) = 0;
+  // Deletes the agent's rows of `types` older than `before_ms`; how many.
+  virtual Result<std::int64_t> prune(std::string_view agent_id, const std::vector<std::string>& types,
+                                     std::int64_t before_ms) = 0;
 };
 
 // A named secret: `value` is sealed (auth::Secrets), never plaintext; the store neither seals

@@ -1830,6 +1830,119 @@ TEST_P(StoreTest, TakeOverMovesRunningTasksKeepingTheirAttempt) {
                     }).ok());
 }
 
+TEST_P(StoreTest, TheNewestSamplePerAgentAndTypeAndPruningOldOnes) {
+  const Agent a = make_agent("sampled-a", "command");
+  const Agent b = make_agent("sampled-b", "command");
+  const Agent c = make_agent("never-sampled", "command");
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                      DP_TRY(tx.agents().insert(a));
+                      DP_TRY(tx.agents().insert(b));
+                      return tx.agents().insert(c);
+                    }).ok());
+  const std::int64_t t0 = clock::now_ms() - 60'000;
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                      for (int i = 0; i < 5; ++i) {
+                        const std::int64_t t = t0 + i * 1000;
+                        DP_TRY(tx.metrics().append(model::Metric{0, a.id, "", "agent.memory_bytes", 100.0 + i, {{"tasks", 1}}, t}));
+                        DP_TRY(tx.metrics().append(model::Metric{0, a.id, "", "agent.cpu_percent", 10.0 + i, {}, t}));
+                        DP_TRY(tx.metrics().append(model::Metric{0, b.id, "", "agent.memory_bytes", 200.0 + i, {}, t}));
+                      }
+                      // Another type is neither returned nor pruned.
+                      return tx.metrics().append(model::Metric{0, a.id, "", "task.wall_ms", 5, {}, t0});
+                    }).ok());
+  std::vector<model::Metric> got;
+  const std::vector<std::string> types = {"agent.cpu_percent", "agent.memory_bytes"};
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+                      DP_ASSIGN_OR_RETURN(got, tx.metrics().latest({a.id, b.id, c.id}, types));
+                      return Ok{};
+                    }).ok());
+  ASSERT_EQ(got.size(), 3u);  // a: both types, b: memory only, c: nothing
+  std::map<std::string, double> by;
+  for (const auto& m : got) by[m.agent_id + "/" + m.metric_type] = m.value;
+  EXPECT_EQ(by[a.id + "/agent.memory_bytes"], 104);
+  EXPECT_EQ(by[a.id + "/agent.cpu_percent"], 14);
+  EXPECT_EQ(by[b.id + "/agent.memory_bytes"], 204);
+  for (const auto& m : got) {
+    if (m.agent_id == a.id && m.metric_type == "agent.memory_bytes") {
+      EXPECT_EQ(m.labels.at("tasks"), 1);
+    }
+  }
+  // Nothing asked, nothing answered.
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+                      DP_ASSIGN_OR_RETURN(got, tx.metrics().latest({}, types));
+                      return Ok{};
+                    }).ok());
+  EXPECT_TRUE(got.empty());
+  // Pruning a's rows older than the third sample leaves three of each type, and b's alone.
+  std::int64_t pruned = -1;
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                      DP_ASSIGN_OR_RETURN(pruned, tx.metrics().prune(a.id, types, t0 + 2000));
+                      return Ok{};
+                    }).ok());
+  EXPECT_EQ(pruned, 4);
+  auto count = [&](const std::string& agent, const std::string& type) {
+    std::vector<model::Metric> rows;
+    EXPECT_TRUE(store_->read([&](Tx& tx) -> Status {
+                        MetricFilter f;
+                        f.agent_id = agent;
+                        f.metric_type = type;
+                        DP_ASSIGN_OR_RETURN(rows, tx.metrics().list(f));
+                        return Ok{};
+                      }).ok());
+    return rows.size();
+  };
+  EXPECT_EQ(count(a.id, "agent.memory_bytes"), 3u);
+  EXPECT_EQ(count(a.id, "agent.cpu_percent"), 3u);
+  EXPECT_EQ(count(a.id, "task.wall_ms"), 1u);
+  EXPECT_EQ(count(b.id, "agent.memory_bytes"), 5u);
+}
+
+TEST_P(StoreTest, RunningTasksOfSeveralAgentsInOneQuery) {
+  const Agent a = make_agent("busy-a", "command");
+  const Agent b = make_agent("busy-b", "command");
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                      DP_TRY(tx.agents().insert(a));
+                      return tx.agents().insert(b);
+                    }).ok());
+  auto task = [](const std::string& agent, const std::string& key) {
+    model::Task t;
+    t.id = ids::uuid_v7();
+    t.agent_id = agent;
+    t.idempotency_key = key;
+    t.input = "work";
+    t.created_at = clock::now_ms();
+    return t;
+  };
+  const auto t1 = task(a.id, "k1"), t2 = task(a.id, "k2"), t3 = task(b.id, "k3");
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                      DP_TRY(tx.tasks().insert(t1));
+                      DP_TRY(tx.tasks().insert(t2));
+                      return tx.tasks().insert(t3);
+                    }).ok());
+  const std::int64_t now = clock::now_ms();
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+                      DP_TRY(tx.tasks().claim(a.id, "node", now, now + 10'000));  // t1; t2 stays queued
+                      DP_TRY(tx.tasks().claim(b.id, "node", now, now + 10'000));
+                      return Ok{};
+                    }).ok());
+  std::vector<model::Task> running;
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+                      DP_ASSIGN_OR_RETURN(running, tx.tasks().list_running({a.id, b.id}));
+                      return Ok{};
+                    }).ok());
+  ASSERT_EQ(running.size(), 2u);
+  EXPECT_EQ(running[0].id, t1.id);
+  EXPECT_EQ(running[0].status, "running");
+  EXPECT_TRUE(running[0].started_at.has_value());
+  EXPECT_EQ(running[1].id, t3.id);
+  ASSERT_TRUE(store_->read([&](Tx& tx) -> Status {
+                      DP_ASSIGN_OR_RETURN(running, tx.tasks().list_running({b.id}));
+                      return Ok{};
+                    }).ok());
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running[0].id, t3.id);
+}
+
 TEST_P(StoreTest, MetricsAreKeptPerAgentAndTask) {
   const Agent a = make_agent("metered", "llm");
   ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.agents().insert(a); }).ok());

@@ -65,6 +65,8 @@ function startServer() {
         ...env,
         DEVPLANE_ADMIN_PASSWORD: ADMIN_PASSWORD,
         DEVPLANE_WEB_DIR: webDir,
+        // The agent cards' resource figures: sampled every second instead of five.
+        DEVPLANE_AGENT_RESOURCES_INTERVAL_MS: '1000',
         DEVPLANE_HEALTH_INTERVAL_MS: '300',
         DEVPLANE_PASSWORD_HASH_COST: 'interactive',
       },
@@ -293,6 +295,47 @@ try {
     await shot(page, 'agent-metrics');
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached', timeout: TIMEOUT });
+  });
+
+  await step('a card shows its agent’s running task and resource use live, and idles when the task ends', async () => {
+    // 24 MiB held, then a busy loop until the task is cancelled.
+    const made = await api(
+      'POST',
+      '/api/v1/agents',
+      { name: 'e2e-burner', type: 'command', config: { command: ['sh', '-c', "x=$(head -c 25165824 /dev/zero | tr '\\000' a); while :; do :; done"], memoryMb: 128 } },
+      adminToken,
+    );
+    assert.equal(made.status, 201, JSON.stringify(made.json));
+    const id = made.json.data.id;
+    assert.equal((await api('POST', `/api/v1/agents/${id}/start`, undefined, adminToken)).status, 200);
+    await page.goto(`${server.base}/agents`);
+    const card = page.locator('[data-testid="agent-card"][data-agent-name="e2e-burner"]');
+    await card.getByTestId('agent-idle').getByText('idle').waitFor({ timeout: TIMEOUT });
+    await page.evaluate(() => (window.__noReload = true));
+    const task = await api('POST', `/api/v1/agents/${id}/tasks`, { input: 'crunch the numbers' }, adminToken);
+    assert.equal(task.status, 201, JSON.stringify(task.json));
+    const current = card.locator(`[data-testid="agent-current-task"][data-task-id="${task.json.data.id}"]`);
+    await current.getByText('crunch the numbers').waitFor({ timeout: TIMEOUT });
+    // A sample with the held memory (MiB, against the 128 MiB limit) and a busy CPU.
+    const res = card.getByTestId('agent-resources');
+    await res.getByText(/CPU \d+(\.\d)?% · mem [1-9]\d\.\d MiB \/ 128\.0 MiB/).waitFor({ timeout: TIMEOUT });
+    const figures = await res.innerText();
+    const cpu = Number(/CPU (\d+(?:\.\d)?)%/.exec(figures)[1]);
+    assert.ok(cpu > 1, `a busy loop shows CPU use: ${figures}`);
+    assert.match(await card.getByTestId('agent-task-elapsed').innerText(), /^\d+ s$/);
+    assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was not reloaded');
+    await shot(page, 'agents-busy');
+    // Its Logs button opens the details on the Logs tab.
+    await card.getByRole('button', { name: "Logs of e2e-burner's current task" }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByRole('tab', { name: 'Logs', selected: true }).waitFor({ timeout: TIMEOUT });
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached', timeout: TIMEOUT });
+    const cancel = await api('POST', `/api/v1/agents/${id}/tasks/${task.json.data.id}/cancel`, undefined, adminToken);
+    assert.equal(cancel.status, 200, JSON.stringify(cancel.json));
+    await card.getByTestId('agent-idle').waitFor({ timeout: TIMEOUT });
+    assert.equal(await card.getByTestId('agent-current-task').count(), 0);
+    assert.equal((await api('POST', `/api/v1/agents/${id}/stop`, undefined, adminToken)).status, 200);
   });
 
   let workflowUrl;

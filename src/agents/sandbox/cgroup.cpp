@@ -148,6 +148,18 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name, const Cg
       return std::move(s).error();
     }
   }
+  // CPU time is accounted by cpuacct, which hybrid hosts often mount on its own rather than
+  // with cpu ("cpu,cpuacct"). Optional: without it the group still limits, only the CPU use
+  // of a running task is unknown.
+  if (!fs::exists(fs::path(dirs[2]) / "cpuacct.usage") &&
+      fs::exists(fs::path(kRoot) / "cpuacct" / "cgroup.procs")) {
+    const std::string self = own_path("cpuacct");
+    const fs::path dir = fs::path(kRoot) / "cpuacct" / (self.size() > 1 ? self.substr(1) : "") /
+                         "devplane-sandbox" / name;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (!ec) dirs.push_back(dir.string());
+  }
   const fs::path mem = dirs[0], pids = dirs[1], cpu = dirs[2];
   Status s = Ok{};
   if (limits.memory_bytes > 0) {
@@ -221,7 +233,28 @@ CgroupStats Cgroup::stats() const {
   st.oom_kills = read_key(mem / "memory.oom_control", "oom_kill");
   st.pids_refused = read_key(pids / "pids.events", "max");
   st.cpu_throttled = read_key(cpu / "cpu.stat", "nr_throttled");
+  const fs::path acct = dirs_.size() > 3 ? fs::path(dirs_[3]) : cpu;
+  if (fs::exists(acct / "cpuacct.usage")) st.cpu_usage_us = read_int(acct / "cpuacct.usage") / 1000;
   return st;
+}
+
+CgroupUsage Cgroup::usage() const {
+  CgroupUsage u;
+  if (version_ == Version::kV2) {
+    const fs::path d = dirs_.front();
+    u.memory_bytes = read_int(d / "memory.current");
+    u.memory_limit_bytes = read_int(d / "memory.max");  // "max" reads as 0: no limit
+    if (fs::exists(d / "cpu.stat")) u.cpu_usage_us = read_key(d / "cpu.stat", "usage_usec");
+    return u;
+  }
+  const fs::path mem = dirs_[0];
+  u.memory_bytes = read_int(mem / "memory.usage_in_bytes");
+  u.memory_limit_bytes = read_int(mem / "memory.limit_in_bytes");
+  // v1 reports "no limit" as a huge page-rounded number.
+  if (u.memory_limit_bytes >= (std::int64_t{1} << 62)) u.memory_limit_bytes = 0;
+  const fs::path acct = dirs_.size() > 3 ? fs::path(dirs_[3]) : fs::path(dirs_[2]);
+  if (fs::exists(acct / "cpuacct.usage")) u.cpu_usage_us = read_int(acct / "cpuacct.usage") / 1000;
+  return u;
 }
 
 }  // namespace dp::agents::sandbox

@@ -31,6 +31,13 @@ struct CgroupStats {
   std::int64_t cpu_throttled = 0;   // periods in which the group was throttled
 };
 
+// What the group uses now (sampled while it runs, for the agent cards).
+struct CgroupUsage {
+  std::int64_t memory_bytes = 0;        // current charge (memory.current / usage_in_bytes)
+  std::int64_t memory_limit_bytes = 0;  // 0: no limit
+  std::int64_t cpu_usage_us = -1;       // CPU time so far; -1: this host does not account it
+};
+
 class Cgroup {
  public:
   enum class Version { kV1, kV2 };
@@ -53,12 +60,14 @@ class Cgroup {
   void kill_all();
   bool empty() const;
   CgroupStats stats() const;
+  // Reads the group's current use; cheap (three small files), safe while processes run.
+  CgroupUsage usage() const;
   Version version() const noexcept { return version_; }
 
  private:
   Cgroup(Version v, std::vector<std::string> dirs);
   Version version_;
-  std::vector<std::string> dirs_;  // v2: one; v1: memory, pids, cpu
+  std::vector<std::string> dirs_;  // v2: one; v1: memory, pids, cpu[, cpuacct]
   std::vector<std::string> procs_files_;
 };
 

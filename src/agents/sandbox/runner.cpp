@@ -127,6 +127,18 @@ Status check_available(Isolation isolation) {
   return Ok{};
 }
 
+std::optional<CgroupUsage> RunControl::usage() const {
+  // The group is read under the lock so that `run` cannot remove it mid-read.
+  std::lock_guard lock(mu_);
+  if (cgroup_ == nullptr) return std::nullopt;
+  return cgroup_->usage();
+}
+
+void RunControl::attach(const Cgroup* cgroup) {
+  std::lock_guard lock(mu_);
+  cgroup_ = cgroup;
+}
+
 Result<RunResult> run(const RunSpec& spec, RunControl* control) {
   if (spec.argv.empty()) return Error::invalid_argument("invalid_spec", "argv is empty");
   if (spec.workspace.empty() || !fs::is_directory(spec.workspace)) {
@@ -142,6 +154,14 @@ Result<RunResult> run(const RunSpec& spec, RunControl* control) {
       return std::move(c).error();
     }
   }
+  // Detached on every way out, before `cg` (declared earlier) is destroyed.
+  struct Detach {
+    RunControl* control;
+    ~Detach() {
+      if (control != nullptr) control->attach(nullptr);
+    }
+  } detach{cg && control != nullptr ? control : nullptr};
+  if (detach.control != nullptr) detach.control->attach(cg.get());
 
   // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
   std::vector<std::string> args;

@@ -20,6 +20,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -69,6 +71,7 @@ struct RunResult {
   bool isolated = false;  // ran under bubblewrap
 };
 
+// Thread safety: safe from any thread.
 class RunControl {
  public:
   void stop() noexcept { stop_.store(true); }
@@ -76,8 +79,16 @@ class RunControl {
   // The flag itself, for code that polls it (model calls of llm agents).
   const std::atomic<bool>& flag() const noexcept { return stop_; }
 
+  // The current use of the run's cgroup (another thread samples it for the agent cards);
+  // nullopt before the run has its group, after it has ended, or when it has none.
+  std::optional<CgroupUsage> usage() const;
+  // `run` attaches its group when the program starts and detaches it before removing it.
+  void attach(const Cgroup* cgroup);
+
  private:
   std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;
+  const Cgroup* cgroup_ = nullptr;  // guarded by mu_
 };
 
 // Ok when `isolation` can be used on this host; kUnavailable naming what is missing.

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -168,6 +169,39 @@ TEST_F(SandboxTest, StopLeavesNoProcessBehind) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->outcome, "stopped");
   EXPECT_FALSE(host_process_with(marker)) << "a child survived the stop";
+}
+
+// While a program runs, its cgroup's use can be read from another thread through the
+// RunControl: memory it holds, the limit, and CPU time that grows; nothing before or after.
+TEST_F(SandboxTest, ItsCurrentUseCanBeSampledWhileItRuns) {
+  RunSpec s;
+  s.argv = {"sh", "-c", "x=$(head -c 20971520 /dev/zero | tr '\\000' a); echo held; while :; do :; done"};
+  s.limits.memory_bytes = 128LL * 1024 * 1024;
+  s.workspace = workspace_.string();
+  s.stop_grace = std::chrono::milliseconds(200);
+  RunControl control;
+  EXPECT_FALSE(control.usage().has_value());
+  std::optional<CgroupUsage> seen;
+  std::thread sampler([&] {
+    for (int i = 0; i < 400; ++i) {
+      auto u = control.usage();
+      if (u && u->memory_bytes > 16 * 1024 * 1024 && u->cpu_usage_us > 200'000) {
+        seen = u;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    control.stop();
+  });
+  auto r = run(s, &control);
+  sampler.join();
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->outcome, "stopped");
+  ASSERT_TRUE(seen.has_value()) << "no sample showed the held memory and the busy CPU";
+  EXPECT_EQ(seen->memory_limit_bytes, 128LL * 1024 * 1024);
+  EXPECT_LT(seen->memory_bytes, 128LL * 1024 * 1024);
+  EXPECT_GT(r->stats.cpu_usage_us, 200'000);
+  EXPECT_FALSE(control.usage().has_value()) << "the group is gone after the run";
 }
 
 TEST_F(SandboxTest, TimeoutStopsTheProgram) {

@@ -3,9 +3,11 @@
 
 #include <boost/json/array.hpp>
 
+#include "agents/task_service.hpp"
 #include "api/v1/agent_config.hpp"
 #include "api/v1/routes.hpp"
 #include "api/validation.hpp"
+#include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "model/agent_json.hpp"
 
@@ -175,6 +177,86 @@ Response counts(agents::AgentService& svc, Request& req) {
   return http::data_response(200, std::move(data), {}, req.request_id);
 }
 
+constexpr std::size_t kMaxActivityIds = 100;
+
+boost::json::value sample_time(const std::optional<model::Metric>& m) {
+  if (!m) return nullptr;
+  return boost::json::value(clock::format_iso8601(m->timestamp));
+}
+
+// GET /api/v1/agents/activity?ids=a,b,...: what the agent cards show besides the agent (its
+// current task, its latest resource sample), for a page of agents in one read.
+Response activity(agents::AgentService& svc, Request& req) {
+  Validator v;
+  for (const auto& [k, val] : req.query) {
+    if (k != "ids") v.unknown_query(k);
+  }
+  std::vector<std::string> ids;
+  auto raw = req.query_param("ids");
+  if (!raw || raw->empty()) {
+    v.fail("ids", "required", "ids must list agent ids, comma-separated");
+  } else {
+    // One problem for `ids` at most, next to those of the other parameters.
+    std::string_view rest = *raw;
+    for (;;) {
+      const auto comma = rest.find(',');
+      const std::string_view id = rest.substr(0, comma);
+      if (!ids::is_uuid(id)) {
+        v.fail("ids", "bad_format", "each id must be an agent id (a UUID)");
+        break;
+      }
+      if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
+        if (ids.size() == kMaxActivityIds) {
+          v.fail("ids", "too_many", "at most " + std::to_string(kMaxActivityIds) + " ids");
+          break;
+        }
+        ids.emplace_back(id);
+      }
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  if (auto s = v.status("invalid query"); !s.ok()) return fail(std::move(s), req);
+  auto acts = svc.activity(ids);
+  if (!acts.ok()) return fail(acts.error(), req);
+  boost::json::array items;
+  items.reserve(acts->size());
+  for (const auto& a : *acts) {
+    boost::json::value current = nullptr;
+    if (!a.running.empty()) {
+      const auto& t = a.running.front();
+      current = boost::json::object{
+          {"id", t.id},
+          {"summary", agents::task_summary(t)},
+          {"startedAt", t.started_at ? boost::json::value(clock::format_iso8601(*t.started_at))
+                                     : boost::json::value(nullptr)},
+          {"attempts", t.attempts}};
+    }
+    boost::json::object res;
+    if (!a.resources_unavailable.empty()) {
+      res = {{"available", false}, {"reason", a.resources_unavailable}};
+    } else {
+      auto label = [&](std::string_view k) -> boost::json::value {
+        if (!a.memory) return nullptr;
+        const auto* found = a.memory->labels.if_contains(k);
+        return found != nullptr ? *found : boost::json::value(nullptr);
+      };
+      res = {{"available", true},
+             {"cpuPercent", a.cpu ? boost::json::value(a.cpu->value) : boost::json::value(nullptr)},
+             {"memoryBytes", a.memory ? boost::json::value(static_cast<std::int64_t>(a.memory->value))
+                                      : boost::json::value(nullptr)},
+             {"memoryLimitBytes", label("limitBytes")},
+             {"tasks", label("tasks")},
+             {"sampledAt", sample_time(a.memory)}};
+    }
+    items.push_back(boost::json::object{{"agentId", a.agent_id},
+                                        {"currentTask", std::move(current)},
+                                        {"runningTasks", a.running.size()},
+                                        {"resources", std::move(res)}});
+  }
+  return http::data_response(200, std::move(items), {}, req.request_id);
+}
+
 Response get_one(agents::AgentService& svc, Request& req) {
   const std::string id(req.param("id"));
   if (auto e = check_id(id)) return fail(*e, req);
@@ -317,6 +399,7 @@ void register_agent_routes(http::Router& router, agents::AgentService& svc) {
   router.add("POST", "/api/v1/agents", [s](Request& r) { return create(*s, r); });
   // Before /:id, which would take "counts" for an id (the first matching route wins).
   router.add("GET", "/api/v1/agents/counts", [s](Request& r) { return counts(*s, r); });
+  router.add("GET", "/api/v1/agents/activity", [s](Request& r) { return activity(*s, r); });
   router.add("GET", "/api/v1/agents/:id", [s](Request& r) { return get_one(*s, r); });
   router.add("PUT", "/api/v1/agents/:id", [s](Request& r) { return update(*s, r); });
   router.add("DELETE", "/api/v1/agents/:id", [s](Request& r) { return remove(*s, r); });

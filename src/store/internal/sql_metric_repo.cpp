@@ -78,6 +78,62 @@ Result<std::vector<model::Metric>> SqlMetricRepository::list(const MetricFilter&
   return out;
 }
 
+Result<std::vector<model::Metric>> SqlMetricRepository::latest(
+    const std::vector<std::string>& agent_ids, const std::vector<std::string>& types) {
+  std::vector<model::Metric> out;
+  if (agent_ids.empty() || types.empty()) return out;
+  // One "newest row" sub-select per (agent, type), each a backwards walk of the
+  // (agent_id, metric_type, timestamp) index, glued into one statement.
+  std::vector<SqlValue> params;
+  std::string sql;
+  std::vector<std::string> type_markers;
+  for (const auto& t : types) {
+    params.emplace_back(std::string_view(t));
+    type_markers.push_back(bind_marker(params.size()));
+  }
+  for (const auto& id : agent_ids) {
+    params.emplace_back(std::string_view(id));
+    const std::string agent_marker = bind_marker(params.size());
+    for (const auto& tm : type_markers) {
+      if (!sql.empty()) sql += " UNION ALL ";
+      sql += "SELECT * FROM (SELECT id, agent_id, task_id, metric_type, value, labels, timestamp "
+             "FROM agent_metrics WHERE agent_id = " + agent_marker + " AND metric_type = " + tm +
+             " ORDER BY timestamp DESC LIMIT 1) AS m" + std::to_string(params.size()) +
+             "_" + tm.substr(1);
+    }
+  }
+  DP_ASSIGN_OR_RETURN(Rows rows, conn_.query(sql, params));
+  out.reserve(rows.size());
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    model::Metric m;
+    m.id = rows.integer(r, 0);
+    m.agent_id = rows.text(r, 1);
+    m.task_id = rows.text(r, 2);
+    m.metric_type = rows.text(r, 3);
+    m.value = std::strtod(rows.text(r, 4).c_str(), nullptr);
+    m.labels = parse_object(rows.at(r, 5));
+    m.timestamp = parse_db_time(rows.at(r, 6));
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Result<std::int64_t> SqlMetricRepository::prune(std::string_view agent_id,
+                                                const std::vector<std::string>& types,
+                                                std::int64_t before_ms) {
+  if (types.empty()) return std::int64_t{0};
+  const std::string before = clock::format_iso8601(before_ms);
+  std::vector<SqlValue> params{agent_id, std::string_view(before)};
+  std::string in;
+  for (const auto& t : types) {
+    params.emplace_back(std::string_view(t));
+    in += (in.empty() ? "" : ", ") + bind_marker(params.size());
+  }
+  return conn_.exec("DELETE FROM agent_metrics WHERE agent_id = $1 AND metric_type IN (" + in +
+                        ") AND timestamp < $2",
+                    params);
+}
+
 Status SqlSecretRepository::put(const SecretRecord& s) {
   const std::string at = clock::format_iso8601(s.updated_at);
   const std::array<SqlValue, 4> params = {std::string_view(s.name), std::string_view(s.value),

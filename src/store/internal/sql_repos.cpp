@@ -96,13 +96,6 @@ Result<model::Agent> SqlAgentRepository::get(std::string_view id) {
   return agent_from_row(rows, 0);
 }
 
-// The SQL marker of the n-th bound parameter ("$3"). Built with += : gcc 12 warns of a false
-// -Wrestrict on "$" + std::to_string(...).
-static std::string bind_marker(std::size_t n) {
-  std::string m = "$";
-  m += std::to_string(n);
-  return m;
-}
 
 // The WHERE clause of the agent filters. `params` may hold views of `f` and of `like`, which
 // must outlive the query. `by_status`: honour f.status / include_decommissioned.

@@ -1,6 +1,8 @@
 // Repositories written once against SqlConn, shared by both backends.
 #pragma once
 
+#include <string>
+
 #include "store/internal/sql_conn.hpp"
 #include "store/store.hpp"
 
@@ -154,6 +156,7 @@ class SqlTaskRepository final : public TaskRepository {
   Result<std::optional<model::Task>> claim(std::string_view agent_id, std::string_view node_id,
                                            std::int64_t now_ms, std::int64_t lease_until) override;
   Result<std::int64_t> count_running(std::string_view agent_id) override;
+  Result<std::vector<model::Task>> list_running(const std::vector<std::string>& agent_ids) override;
   Status renew(std::string_view node_id, std::int64_t lease_until) override;
   Status finish(std::string_view id, std::string_view node_id, std::string_view status,
                 std::string_view result_json, std::string_view error, std::int64_t now_ms) override;
@@ -174,6 +177,10 @@ class SqlMetricRepository final : public MetricRepository {
   // store::MetricRepository
   Status append(const model::Metric& metric) override;
   Result<std::vector<model::Metric>> list(const MetricFilter& filter) override;
+  Result<std::vector<model::Metric>> latest(const std::vector<std::string>& agent_ids,
+                                            const std::vector<std::string>& types) override;
+  Result<std::int64_t> prune(std::string_view agent_id, const std::vector<std::string>& types,
+                             std::int64_t before_ms) override;
 
  private:
   SqlConn& conn_;
@@ -349,5 +356,13 @@ class SqlTx final : public Tx {
 
 // Time values: SQLite stores ISO-8601 text, PostgreSQL timestamptz; both read back here.
 std::int64_t parse_db_time(const std::optional<std::string>& text);
+
+// The SQL marker of the n-th bound parameter ("$3"). Built with += : gcc 12 warns of a false
+// -Wrestrict on "$" + std::to_string(...).
+inline std::string bind_marker(std::size_t n) {
+  std::string m = "$";
+  m += std::to_string(n);
+  return m;
+}
 
 }  // namespace dp::store::internal

@@ -109,6 +109,24 @@ Result<Page<model::Task>> SqlTaskRepository::list(const TaskFilter& f) {
   return page;
 }
 
+Result<std::vector<model::Task>> SqlTaskRepository::list_running(
+    const std::vector<std::string>& agent_ids) {
+  std::vector<model::Task> out;
+  if (agent_ids.empty()) return out;
+  std::vector<SqlValue> params;
+  std::string in;
+  for (const auto& id : agent_ids) {
+    params.emplace_back(std::string_view(id));
+    in += (in.empty() ? "" : ", ") + bind_marker(params.size());
+  }
+  DP_ASSIGN_OR_RETURN(Rows rows, conn_.query(select_sql("WHERE status = 'running' AND agent_id IN (" +
+                                                        in + ") ORDER BY id"),
+                                             params));
+  out.reserve(rows.size());
+  for (std::size_t r = 0; r < rows.size(); ++r) out.push_back(task_from_row(rows, r));
+  return out;
+}
+
 Result<std::optional<model::Task>> SqlTaskRepository::claim(std::string_view agent_id,
                                                             std::string_view node_id,
                                                             std::int64_t now_ms,

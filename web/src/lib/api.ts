@@ -120,6 +120,37 @@ export interface AgentCounts {
   byStatus: Record<AgentStatus, number>;
 }
 
+/** The task an agent card shows as current: the oldest of the agent's running tasks. */
+export interface AgentCurrentTask {
+  id: string;
+  summary: string;
+  startedAt: string | null;
+  attempts: number;
+}
+
+/**
+ * An agent's latest resource sample (from its tasks' cgroups), or why devplane cannot know it
+ * (remote and llm agents, Docker containers, hosts without cgroups).
+ */
+export type AgentResources =
+  | { available: false; reason: string }
+  | {
+      available: true;
+      cpuPercent: number | null;
+      memoryBytes: number | null;
+      memoryLimitBytes: number | null;
+      tasks: number | null;
+      sampledAt: string | null;
+    };
+
+/** `GET /api/v1/agents/activity`: what a card shows besides the agent itself. */
+export interface AgentActivity {
+  agentId: string;
+  currentTask: AgentCurrentTask | null;
+  runningTasks: number;
+  resources: AgentResources;
+}
+
 export interface AgentInput {
   name?: string;
   type?: AgentType;
@@ -750,6 +781,8 @@ export class ApiClient {
     },
     /** Agents per status, one request whatever their number. */
     counts: (q: { type?: string; q?: string } = {}) => this.get<AgentCounts>('/api/v1/agents/counts', { query: q }),
+    /** Current task and latest resource sample of up to 100 agents. */
+    activity: (ids: string[]) => this.get<AgentActivity[]>('/api/v1/agents/activity', { query: { ids: ids.join(',') } }),
     get: (id: string) => this.get<Agent>(`/api/v1/agents/${encodeURIComponent(id)}`),
     create: (input: AgentInput) => this.post<Agent>('/api/v1/agents', input),
     update: (id: string, version: number, input: AgentInput) =>

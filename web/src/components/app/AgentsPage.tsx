@@ -1,6 +1,7 @@
 import * as React from 'react';
 import { Pencil, Play, Plus, Search, Send, Square, Trash2 } from 'lucide-react';
-import { ApiError, can, type Agent, type AgentMessage, type AgentState, type AgentStatus } from '../../lib/api';
+import { ApiError, can, type Agent, type AgentActivity, type AgentMessage, type AgentState, type AgentStatus } from '../../lib/api';
+import { applyResources, applyTaskEvent, type ResourcesEventData, type TaskEventData } from '../../lib/agentActivity';
 import { api } from '../../lib/client';
 import { useAsync, useLiveEvents, useResync } from '../../lib/hooks';
 import { timeAgo } from '../../lib/utils';
@@ -15,6 +16,7 @@ import { Tabs, TabsContent, TabsList, TabsTrigger } from '../ui/tabs';
 import { AgentLogs, AgentMetrics } from './AgentActivity';
 import { useToast } from '../ui/toast';
 import { AgentConfigDialog } from './AgentConfigDialog';
+import { ACTIVE_STATUSES, CardActivity } from './AgentCardActivity';
 import { AppShell, useSession } from './AppShell';
 import { STATUS_VARIANT, canStart, canStop } from './agentStatus';
 import { EmptyState, ErrorState, LoadingState } from './states';
@@ -22,10 +24,15 @@ import { EmptyState, ErrorState, LoadingState } from './states';
 // Memoised on what it shows: with hundreds of agents, typing in the search must not redraw
 // every card. Its handlers only close over the agent and stable setters, so an older one is
 // as good as a newer one.
-const AgentCard = React.memo(AgentCardView, (a, b) => a.agent === b.agent && a.busy === b.busy && a.canOperate === b.canOperate && a.canWrite === b.canWrite);
+const AgentCard = React.memo(
+  AgentCardView,
+  (a, b) => a.agent === b.agent && a.activity === b.activity && a.now === b.now && a.busy === b.busy && a.canOperate === b.canOperate && a.canWrite === b.canWrite,
+);
 
 function AgentCardView({
   agent,
+  activity,
+  now,
   canOperate,
   canWrite,
   busy,
@@ -33,8 +40,11 @@ function AgentCardView({
   onStop,
   onEdit,
   onOpen,
+  onLogs,
 }: {
   agent: Agent;
+  activity: AgentActivity | undefined;
+  now: number; // 0 for cards without a running task, so the clock redraws only those
   canOperate: boolean;
   canWrite: boolean;
   busy: boolean;
@@ -42,6 +52,7 @@ function AgentCardView({
   onStop: () => void;
   onEdit: () => void;
   onOpen: () => void;
+  onLogs: () => void;
 }) {
   const labels = Object.entries(agent.labels ?? {});
   return (
@@ -67,6 +78,7 @@ function AgentCardView({
       <CardContent className="flex-1 space-y-2 text-sm">
         {agent.description ? <p className="line-clamp-2 text-muted-foreground">{agent.description}</p> : null}
         {agent.statusReason ? <p className="text-xs text-muted-foreground">last: {agent.statusReason}</p> : null}
+        <CardActivity agentName={agent.name} status={agent.status} activity={activity} now={now} onLogs={onLogs} />
         {labels.length ? (
           <div className="flex flex-wrap gap-1">
             {labels.slice(0, 6).map(([k, v]) => (
@@ -101,7 +113,17 @@ function AgentCardView({
   );
 }
 
-function AgentDetails({ agent, onClose, onDecommissioned }: { agent: Agent; onClose: () => void; onDecommissioned: (a: Agent) => void }) {
+function AgentDetails({
+  agent,
+  tab,
+  onClose,
+  onDecommissioned,
+}: {
+  agent: Agent;
+  tab: string;
+  onClose: () => void;
+  onDecommissioned: (a: Agent) => void;
+}) {
   const { role } = useSession();
   const toast = useToast();
   const states = useAsync<AgentState[]>(() => api.agents.states(agent.id).then((r) => r.data), [agent.id, agent.version]);
@@ -163,7 +185,7 @@ function AgentDetails({ agent, onClose, onDecommissioned }: { agent: Agent; onCl
             {agent.type} agent · id <code className="text-xs">{agent.id}</code> · version {agent.version}
           </DialogDescription>
         </DialogHeader>
-        <Tabs defaultValue="messages">
+        <Tabs defaultValue={tab}>
           <TabsList>
             <TabsTrigger value="messages">Messages</TabsTrigger>
             <TabsTrigger value="logs">Logs</TabsTrigger>
@@ -288,6 +310,7 @@ function AgentGrid() {
   const [editing, setEditing] = React.useState<Agent | null>(null);
   const [creating, setCreating] = React.useState(false);
   const [openId, setOpenId] = React.useState<string>(initial.agent);
+  const [openTab, setOpenTab] = React.useState('messages');
   const [busy, setBusy] = React.useState<Set<string>>(new Set());
   const showDecommissioned = status === 'decommissioned';
   const list = useAsync<Agent[]>(() => api.agents.listAll(showDecommissioned ? { status: 'decommissioned' } : {}), [showDecommissioned]);
@@ -382,6 +405,71 @@ function AgentGrid() {
   );
   const opened = list.data?.find((a) => a.id === openId);
 
+  // The cards' current task and resource use: loaded for the agents that may have a task in
+  // flight (100 per request), then moved on by task and resource events.
+  const [activity, setActivity] = React.useState<Record<string, AgentActivity>>({});
+  // Events can come several per frame: each update starts from the newest map, kept here.
+  const activityRef = React.useRef(activity);
+  const updateActivity = React.useCallback((fn: (prev: Record<string, AgentActivity>) => Record<string, AgentActivity>) => {
+    const next = fn(activityRef.current);
+    if (next === activityRef.current) return;
+    activityRef.current = next;
+    setActivity(next);
+  }, []);
+  const activeKey = React.useMemo(
+    () =>
+      (list.data ?? [])
+        .filter((a) => ACTIVE_STATUSES.has(a.status))
+        .map((a) => a.id)
+        .sort()
+        .join(','),
+    [list.data],
+  );
+  const loadActivity = React.useCallback(
+    (ids: string[]) => {
+      for (let i = 0; i < ids.length; i += 100) {
+        api.agents.activity(ids.slice(i, i + 100)).then(
+          ({ data }) =>
+            updateActivity((prev) => {
+              const next = { ...prev };
+              for (const a of data) next[a.agentId] = a;
+              return next;
+            }),
+          () => {}, // the cards keep "loading…"; the next change or resync asks again
+        );
+      }
+    },
+    [updateActivity],
+  );
+  const [activityTick, setActivityTick] = React.useState(0);
+  React.useEffect(() => {
+    if (activeKey) loadActivity(activeKey.split(','));
+  }, [activeKey, activityTick, loadActivity]);
+  useResync(() => setActivityTick((t) => t + 1));
+  useLiveEvents({ topics: ['agent.task.update', 'agent.resources'] }, (e) => {
+    if (e.topic === 'agent.resources') {
+      const d = e.data as unknown as ResourcesEventData;
+      updateActivity((prev) => ({ ...prev, [d.agentId]: applyResources(prev[d.agentId], d) }));
+      return;
+    }
+    const d = e.data as unknown as TaskEventData;
+    const r = applyTaskEvent(activityRef.current[d.agentId], d);
+    if (r.next && r.next !== activityRef.current[d.agentId]) {
+      const next = r.next;
+      updateActivity((prev) => ({ ...prev, [d.agentId]: next }));
+    }
+    if (r.refetch) loadActivity([d.agentId]);
+  });
+  // One clock for the running times, ticking only while some card shows a running task.
+  const anyRunning = Object.values(activity).some((a) => a.currentTask);
+  const [now, setNow] = React.useState(() => Date.now());
+  React.useEffect(() => {
+    if (!anyRunning) return;
+    setNow(Date.now());
+    const t = window.setInterval(() => setNow(Date.now()), 1000);
+    return () => window.clearInterval(t);
+  }, [anyRunning]);
+
   return (
     <div className="grid gap-4">
       <div className="flex flex-wrap items-end gap-3" role="search">
@@ -437,13 +525,22 @@ function AgentGrid() {
               <AgentCard
                 key={a.id}
                 agent={a}
+                activity={activity[a.id]}
+                now={activity[a.id]?.currentTask ? now : 0}
                 canOperate={can(role, 'agents.operate')}
                 canWrite={can(role, 'agents.write')}
                 busy={busy.has(a.id)}
                 onStart={() => void act(a, 'start')}
                 onStop={() => void act(a, 'stop')}
                 onEdit={() => setEditing(a)}
-                onOpen={() => setOpenId(a.id)}
+                onOpen={() => {
+                  setOpenTab('messages');
+                  setOpenId(a.id);
+                }}
+                onLogs={() => {
+                  setOpenTab('logs');
+                  setOpenId(a.id);
+                }}
               />
             ))}
           </div>
@@ -464,7 +561,7 @@ function AgentGrid() {
           toast({ title: editing ? `${a.name} saved` : `${a.name} created`, variant: 'success' });
         }}
       />
-      {opened ? <AgentDetails agent={opened} onClose={() => setOpenId('')} onDecommissioned={upsert} /> : null}
+      {opened ? <AgentDetails agent={opened} tab={openTab} onClose={() => setOpenId('')} onDecommissioned={upsert} /> : null}
     </div>
   );
 }
