@@ -75,6 +75,8 @@ constexpr FlagSpec kFlags[] = {
     {"--log-format", "log_format", "json (default) or text"},
     {"--io-threads", "io_threads", "I/O threads (default: number of cores)"},
     {"--blocking-threads", "blocking_threads", "Threads for store and other blocking work (default 4)"},
+    {"--write-threads", "write_threads",
+     "Threads for POST/PUT/PATCH/DELETE requests, which mostly wait on the disk (default 32)"},
     {"--max-body-bytes", "max_body_bytes", "Largest accepted request body (default 1048576)"},
     {"--shutdown-timeout-ms", "shutdown_timeout_ms", "Grace period for in-flight requests on shutdown"},
 };
@@ -451,6 +453,13 @@ int run_serve(const ServeOptions& opts) {
                          : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   boost::asio::io_context io(io_threads);
   boost::asio::thread_pool blocking(static_cast<std::size_t>(cfg.blocking_threads));
+  // Mutating requests wait for their commit's disk sync; with their own threads, one sync
+  // batches many of them (group commit) and reads keep the blocking pool.
+  // PostgreSQL commits concurrently (and groups its own WAL flushes), but a write thread
+  // beyond the connection pool would only wait for a connection, under that wait's deadline.
+  const int write_threads =
+      cfg.distributed() ? std::min(cfg.write_threads, cfg.db_pool_size) : cfg.write_threads;
+  boost::asio::thread_pool writes(static_cast<std::size_t>(write_threads));
   // Remote agents connect at /api/v1/agents/:id/connect (registered with the server below).
   agents::remote::RemoteOptions remote_opts;
   remote_opts.node_id = node_id;
@@ -473,6 +482,7 @@ int run_serve(const ServeOptions& opts) {
   server_ptr = &server;
   server.set_authenticator(authenticator);
   server.set_auditor(audit_service);
+  server.set_write_pool(writes);
 
   realtime::HubOptions hub_opts;
   hub_opts.allowed_origins = cfg.allowed_origins;
@@ -588,6 +598,7 @@ int run_serve(const ServeOptions& opts) {
   hub.stop();
   relay.stop();  // announces what was committed before the stop
   bus->close();
+  writes.join();
   blocking.join();
   store.close();
   logger.info("devplane stopped");

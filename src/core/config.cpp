@@ -48,7 +48,7 @@ Status one_of(std::string_view key, std::string_view value, std::string_view sou
 const std::vector<std::string>& Config::keys() {
   static const std::vector<std::string> k = {
       "host", "port", "data_dir", "database_url", "redis_url", "log_level", "log_format",
-      "io_threads", "blocking_threads", "db_pool_size", "max_body_bytes", "header_timeout_ms",
+      "io_threads", "blocking_threads", "write_threads", "db_pool_size", "max_body_bytes", "header_timeout_ms",
       "idle_timeout_ms", "request_timeout_ms", "shutdown_timeout_ms", "sqlite_synchronous",
       "event_retention_hours", "health_interval_ms", "mcp_health_interval_ms", "mcp_tool_records", "allowed_origins", "master_key_file", "master_key",
       "jwt_secret", "access_token_ttl_s", "refresh_token_ttl_s", "password_hash_cost",
@@ -130,6 +130,8 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     return parse_uint<int>(key, value, source, 0, 256, io_threads);
   } else if (key == "blocking_threads") {
     return parse_uint<int>(key, value, source, 1, 256, blocking_threads);
+  } else if (key == "write_threads") {
+    return parse_uint<int>(key, value, source, 1, 256, write_threads);
   } else if (key == "db_pool_size") {
     return parse_uint<int>(key, value, source, 1, 256, db_pool_size);
   } else if (key == "max_body_bytes") {
@@ -379,6 +381,7 @@ boost::json::object Config::to_json_masked() const {
   o["config_file"] = config_file;
   o["io_threads"] = io_threads;
   o["blocking_threads"] = blocking_threads;
+  o["write_threads"] = write_threads;
   o["db_pool_size"] = db_pool_size;
   o["max_body_bytes"] = max_body_bytes;
   o["header_timeout_ms"] = header_timeout_ms;

@@ -34,6 +34,7 @@ struct Config {
   std::string config_file;
   int io_threads = 0;        // 0: number of cores
   int blocking_threads = 4;  // store and other blocking work
+  int write_threads = 32;    // mutating HTTP requests (they mostly wait on the commit's sync)
   int db_pool_size = 8;      // PostgreSQL connections
   std::uint64_t max_body_bytes = 1024 * 1024;
   std::uint32_t header_timeout_ms = 10'000;

@@ -56,6 +56,7 @@ TEST(ConfigTest, DefaultsAreEmbeddedLoopback) {
   EXPECT_EQ(c.log_level, "info");
   EXPECT_EQ(c.log_format, "json");
   EXPECT_EQ(c.blocking_threads, 4);
+  EXPECT_EQ(c.write_threads, 32);
   EXPECT_EQ(c.max_body_bytes, 1024u * 1024u);
   EXPECT_EQ(c.sqlite_synchronous, "full");
   EXPECT_EQ(c.mcp_tool_records, "durable");
@@ -97,6 +98,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"log_format", "text"},
       {"io_threads", "3"},
       {"blocking_threads", "7"},
+      {"write_threads", "9"},
       {"db_pool_size", "11"},
       {"max_body_bytes", "4096"},
       {"header_timeout_ms", "500"},
@@ -164,6 +166,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   EXPECT_EQ(c.log_format, "text");
   EXPECT_EQ(c.io_threads, 3);
   EXPECT_EQ(c.blocking_threads, 7);
+  EXPECT_EQ(c.write_threads, 9);
   EXPECT_EQ(c.db_pool_size, 11);
   EXPECT_EQ(c.max_body_bytes, 4096u);
   EXPECT_EQ(c.header_timeout_ms, 500u);
@@ -310,7 +313,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValue{"database_url", "h:5432"}, BadValue{"redis_url", "http://h"},
                       BadValue{"log_level", "verbose"}, BadValue{"log_level", "INFO"},
                       BadValue{"log_format", "xml"}, BadValue{"io_threads", "257"},
-                      BadValue{"blocking_threads", "0"}, BadValue{"db_pool_size", "0"},
+                      BadValue{"blocking_threads", "0"}, BadValue{"write_threads", "0"},
+                      BadValue{"write_threads", "257"}, BadValue{"db_pool_size", "0"},
                       BadValue{"db_pool_size", "1000"}, BadValue{"max_body_bytes", "1023"},
                       BadValue{"max_body_bytes", "4294967297"},
                       BadValue{"header_timeout_ms", "99"},

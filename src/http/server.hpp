@@ -2,8 +2,9 @@
 //
 // One io_context run by several threads; each connection is a coroutine on its own
 // strand, until it becomes a WebSocket: then it moves onto one of a few shared strands
-// (shards, see internal::WsShard) so that a fan-out posts once per shard. Handlers run on the blocking pool and the session awaits their result, so a
-// slow query never stalls an I/O thread. Limits: body size (413), header size (431),
+// (shards, see internal::WsShard) so that a fan-out posts once per shard. Handlers run on the
+// blocking pool (mutating ones on the write pool when one is set) and the session awaits
+// their result, so a slow query never stalls an I/O thread. Limits: body size (413), header size (431),
 // a header timeout, an idle keep-alive timeout and a per-request read deadline.
 //
 // Shutdown: `shutdown()` stops accepting, closes idle keep-alive connections at once,
@@ -67,6 +68,12 @@ class Server {
   void set_authenticator(Authenticator& authenticator);
   // Sees every answered mutating request and every refused one. REQUIRES: before start().
   void set_auditor(RequestAuditor& auditor);
+  // Runs mutating requests (every method but GET, HEAD and OPTIONS) on `writes` instead of
+  // the blocking pool. They mostly wait for their commit's disk sync, so a pool with many
+  // threads lets one sync carry many commits without taking threads from reads. Without
+  // it, every request runs on the blocking pool. REQUIRES: before start(); `writes`
+  // outlives the server's sessions.
+  void set_write_pool(boost::asio::thread_pool& writes);
 
   // Serves WebSocket upgrades of GET `path` with `handler` (which must outlive the server).
   // `path` may hold `:name` segments (e.g. /api/v1/agents/:id/connect); the handler finds
