@@ -21,6 +21,19 @@ boost::json::object parse_object(const std::optional<std::string>& text) {
   return std::move(v.as_object());
 }
 
+// Columns: id, agent_id, task_id, metric_type, value, labels, timestamp.
+model::Metric metric_from_row(const Rows& rows, std::size_t r) {
+  model::Metric m;
+  m.id = rows.integer(r, 0);
+  m.agent_id = rows.text(r, 1);
+  m.task_id = rows.text(r, 2);
+  m.metric_type = rows.text(r, 3);
+  m.value = std::strtod(rows.text(r, 4).c_str(), nullptr);
+  m.labels = parse_object(rows.at(r, 5));
+  m.timestamp = parse_db_time(rows.at(r, 6));
+  return m;
+}
+
 SecretRecord secret_from_row(const Rows& rows, std::size_t r) {
   SecretRecord s;
   s.name = rows.text(r, 0);
@@ -64,17 +77,7 @@ Result<std::vector<model::Metric>> SqlMetricRepository::list(const MetricFilter&
   DP_ASSIGN_OR_RETURN(Rows rows, conn_.query(sql, params));
   std::vector<model::Metric> out;
   out.reserve(rows.size());
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    model::Metric m;
-    m.id = rows.integer(r, 0);
-    m.agent_id = rows.text(r, 1);
-    m.task_id = rows.text(r, 2);
-    m.metric_type = rows.text(r, 3);
-    m.value = std::strtod(rows.text(r, 4).c_str(), nullptr);
-    m.labels = parse_object(rows.at(r, 5));
-    m.timestamp = parse_db_time(rows.at(r, 6));
-    out.push_back(std::move(m));
-  }
+  for (std::size_t r = 0; r < rows.size(); ++r) out.push_back(metric_from_row(rows, r));
   return out;
 }
 
@@ -104,17 +107,7 @@ Result<std::vector<model::Metric>> SqlMetricRepository::latest(
   }
   DP_ASSIGN_OR_RETURN(Rows rows, conn_.query(sql, params));
   out.reserve(rows.size());
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    model::Metric m;
-    m.id = rows.integer(r, 0);
-    m.agent_id = rows.text(r, 1);
-    m.task_id = rows.text(r, 2);
-    m.metric_type = rows.text(r, 3);
-    m.value = std::strtod(rows.text(r, 4).c_str(), nullptr);
-    m.labels = parse_object(rows.at(r, 5));
-    m.timestamp = parse_db_time(rows.at(r, 6));
-    out.push_back(std::move(m));
-  }
+  for (std::size_t r = 0; r < rows.size(); ++r) out.push_back(metric_from_row(rows, r));
   return out;
 }
 
