@@ -112,12 +112,32 @@ std::string ChildProcess::start(const std::vector<std::string>& argv, const Env&
       return {};
     }
     if (std::chrono::steady_clock::now() >= deadline) {
+      const std::string state = describe_threads();
       stop();
-      error_ = argv[0] + " was not ready in time; stderr:\n" + stderr_text();
+      error_ = argv[0] + " was not ready in time; its threads:\n" + state + "stderr:\n" + stderr_text();
       return {};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+}
+
+std::string ChildProcess::describe_threads() const {
+  if (pid_ <= 0) return "(not running)\n";
+  std::string out;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid_) + "/task";
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+    std::string stat = read_file(t.path() / "stat");
+    // "tid (comm) S ...": the state letter follows the last ')'.
+    const auto close = stat.rfind(')');
+    const char state = close != std::string::npos && close + 2 < stat.size() ? stat[close + 2] : '?';
+    std::string comm = read_file(t.path() / "comm");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    out += "  " + t.path().filename().string() + " " + comm + " state " + state + " wchan " +
+           read_file(t.path() / "wchan") + "\n";
+  }
+  if (out.empty()) out = "  (no /proc entry)\n";
+  return out;
 }
 
 bool ChildProcess::wait_for(const std::function<bool(const std::string&)>& pred,

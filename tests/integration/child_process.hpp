@@ -44,6 +44,9 @@ class ChildProcess {
   // The last 4000 bytes of stderr.
   std::string stderr_text() const;
   const std::string& error() const { return error_; }
+  // One line per thread of the running process: id, name, state and what it waits in
+  // (/proc); for the message of a start that timed out.
+  std::string describe_threads() const;
   pid_t pid() const { return pid_; }
 
  private:
