@@ -268,7 +268,9 @@ int run_serve(const ServeOptions& opts) {
   }
   // The audit log: every mutating or refused request (set_auditor below) and every security
   // fact the auth module reports through `audit_recorder`.
-  audit::AuditService audit_service(store);
+  audit::AuditService audit_service(store, cfg.audit_records == "durable"
+                                               ? audit::AuditService::Commit::kDurable
+                                               : audit::AuditService::Commit::kRelaxed);
   audit::Recorder& audit_recorder = audit_service;
 
   const std::string node_id = ids::uuid_v7();

@@ -113,7 +113,7 @@ std::string created_id(const http::Response& response) {
 
 }  // namespace
 
-AuditService::AuditService(store::Store& store) : store_(store) {}
+AuditService::AuditService(store::Store& store, Commit commit) : store_(store), commit_(commit) {}
 
 void AuditService::record(Entry e) {
   try {
@@ -133,7 +133,8 @@ void AuditService::record(Entry e) {
     // which can only sit inside strings, so the text stays valid JSON.
     r.details = clean(store::audit_chain::canonical_json(e.details), kMaxDetails * 2);
     if (r.details.size() > kMaxDetails) r.details = R"({"truncated":true})";
-    Status s = store_.write([&](store::Tx& tx) -> Status { return tx.audit().append(r); });
+    const auto append = [&](store::Tx& tx) -> Status { return tx.audit().append(r); };
+    Status s = commit_ == Commit::kDurable ? store_.write(append) : store_.write_relaxed(append);
     if (s.ok()) return;
     failures_.fetch_add(1);
     log::global().error("audit entry not recorded",

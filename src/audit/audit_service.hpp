@@ -29,7 +29,13 @@ inline constexpr std::int64_t kListVerifyWindow = 10'000;
 
 class AuditService final : public Recorder, public http::RequestAuditor {
  public:
-  explicit AuditService(store::Store& store);
+  // How an entry's commit is written. kRelaxed: the commit does not wait for the disk sync
+  // (Store::write_relaxed), so a request is not held up by a second sync after its change's;
+  // the entry survives a crash of devplane at once and a power loss once the next synced
+  // commit (anyone's) has run. kDurable: every entry waits for its own sync.
+  enum class Commit { kRelaxed, kDurable };
+
+  explicit AuditService(store::Store& store, Commit commit = Commit::kRelaxed);
 
   // Called after each failed record (for a metric); set before use.
   void set_on_failure(std::function<void()> fn) { on_failure_ = std::move(fn); }
@@ -58,6 +64,7 @@ class AuditService final : public Recorder, public http::RequestAuditor {
 
  private:
   store::Store& store_;
+  Commit commit_;
   std::atomic<std::uint64_t> failures_{0};
   std::function<void()> on_failure_;
 };

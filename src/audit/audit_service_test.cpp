@@ -32,6 +32,31 @@ class DownStore final : public store::Store {
   int writes = 0;
 };
 
+// A real store that counts which kind of write each unit asked for.
+class CountingStore final : public store::Store {
+ public:
+  explicit CountingStore(store::Store& inner) : inner_(inner) {}
+  Status write(const std::function<Status(store::Tx&)>& fn) override {
+    ++durable;
+    return inner_.write(fn);
+  }
+  Status write_relaxed(const std::function<Status(store::Tx&)>& fn) override {
+    ++relaxed;
+    return inner_.write_relaxed(fn);
+  }
+  Status read(const std::function<Status(store::Tx&)>& fn) override { return inner_.read(fn); }
+  Status ping() override { return inner_.ping(); }
+  Result<std::int64_t> migrate() override { return inner_.migrate(); }
+  store::StoreInfo info() override { return inner_.info(); }
+  Status check_integrity() override { return inner_.check_integrity(); }
+  void close() override {}
+  int durable = 0;
+  int relaxed = 0;
+
+ private:
+  store::Store& inner_;
+};
+
 class AuditServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -257,6 +282,35 @@ TEST(AuditJsonTest, EntryAndReportRenderForTheApi) {
   EXPECT_FALSE(b.at("verified").as_bool());
   EXPECT_EQ(b.at("brokenAt").as_int64(), 2);
   EXPECT_EQ(b.at("reason").as_string(), bad.reason);
+}
+
+TEST_F(AuditServiceTest, EntriesAreCommittedRelaxedByDefaultAndDurableWhenAsked) {
+  http::Request req = request("POST", "/api/v1/agents");
+  http::Response res;
+  res.status = 201;
+  CountingStore counting(*store_);
+  {
+    AuditService relaxed(counting);
+    relaxed.on_handled(req, res);
+    EXPECT_EQ(counting.relaxed, 1);
+    EXPECT_EQ(counting.durable, 0);
+  }
+  {
+    AuditService durable(counting, AuditService::Commit::kDurable);
+    durable.on_handled(req, res);
+    Entry login;
+    login.action = "auth.login";
+    login.outcome = "success";
+    durable.record(login);
+    EXPECT_EQ(counting.relaxed, 1);
+    EXPECT_EQ(counting.durable, 2);
+  }
+  // Both kinds of commit extend the same chain.
+  EXPECT_EQ(all().size(), 3u);
+  auto report = service_->verify();
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_TRUE(report->verified);
+  EXPECT_EQ(report->checked, 3);
 }
 
 }  // namespace

@@ -49,7 +49,7 @@ const std::vector<std::string>& Config::keys() {
   static const std::vector<std::string> k = {
       "host", "port", "data_dir", "database_url", "redis_url", "log_level", "log_format",
       "io_threads", "blocking_threads", "write_threads", "db_pool_size", "max_body_bytes", "header_timeout_ms",
-      "idle_timeout_ms", "request_timeout_ms", "shutdown_timeout_ms", "sqlite_synchronous",
+      "idle_timeout_ms", "request_timeout_ms", "shutdown_timeout_ms", "sqlite_synchronous", "audit_records",
       "event_retention_hours", "health_interval_ms", "mcp_health_interval_ms", "mcp_tool_records", "allowed_origins", "master_key_file", "master_key",
       "jwt_secret", "access_token_ttl_s", "refresh_token_ttl_s", "password_hash_cost",
       "oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url", "oidc_role_claim",
@@ -146,6 +146,8 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     return parse_uint<std::uint32_t>(key, value, source, 0, 600'000, shutdown_timeout_ms);
   } else if (key == "sqlite_synchronous") {
     return one_of(key, value, source, {"full", "normal"}, sqlite_synchronous);
+  } else if (key == "audit_records") {
+    return one_of(key, value, source, {"relaxed", "durable"}, audit_records);
   } else if (key == "event_retention_hours") {
     return parse_uint<std::uint32_t>(key, value, source, 1, 24 * 366, event_retention_hours);
   } else if (key == "docker_socket") {
@@ -389,6 +391,7 @@ boost::json::object Config::to_json_masked() const {
   o["request_timeout_ms"] = request_timeout_ms;
   o["shutdown_timeout_ms"] = shutdown_timeout_ms;
   o["sqlite_synchronous"] = sqlite_synchronous;
+  o["audit_records"] = audit_records;
   o["event_retention_hours"] = event_retention_hours;
   o["health_interval_ms"] = health_interval_ms;
   o["remote_heartbeat_timeout_ms"] = remote_heartbeat_timeout_ms;

@@ -42,6 +42,9 @@ struct Config {
   std::uint32_t request_timeout_ms = 30'000;
   std::uint32_t shutdown_timeout_ms = 10'000;
   std::string sqlite_synchronous = "full";  // full | normal
+  // How audit entries are committed (audit::AuditService): relaxed (the commit does not wait
+  // for the disk; a crash of devplane loses none, a power loss may lose the newest) | durable.
+  std::string audit_records = "relaxed";
   std::uint32_t event_retention_hours = 24;   // how long clients can resume from
   std::uint32_t health_interval_ms = 5'000;   // system.health.status period
   // A remote agent that sends nothing for this long is dropped (docs/agent-protocol.md).

@@ -60,6 +60,7 @@ TEST(ConfigTest, DefaultsAreEmbeddedLoopback) {
   EXPECT_EQ(c.max_body_bytes, 1024u * 1024u);
   EXPECT_EQ(c.sqlite_synchronous, "full");
   EXPECT_EQ(c.mcp_tool_records, "durable");
+  EXPECT_EQ(c.audit_records, "relaxed");
   EXPECT_FALSE(c.distributed());
   EXPECT_EQ(c.to_json_masked().at("mode").as_string(), "embedded");
 }
@@ -111,6 +112,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"remote_heartbeat_timeout_ms", "5000"},
       {"mcp_health_interval_ms", "1500"},
       {"mcp_tool_records", "deferred"},
+      {"audit_records", "durable"},
       {"allowed_origins", "https://a.example, http://b.example:3000 ,"},
       {"master_key_file", "/etc/devplane/master.key"},
       {"master_key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
@@ -184,6 +186,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   EXPECT_EQ(c.remote_heartbeat_timeout_ms, 5000u);
   EXPECT_EQ(c.mcp_health_interval_ms, 1500u);
   EXPECT_EQ(c.mcp_tool_records, "deferred");
+  EXPECT_EQ(c.audit_records, "durable");
   EXPECT_EQ(c.allowed_origins,
             (std::vector<std::string>{"https://a.example", "http://b.example:3000"}));
   EXPECT_EQ(c.oidc_issuer, "https://idp.example.com");
@@ -322,7 +325,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValue{"request_timeout_ms", "1.5"},
                       BadValue{"shutdown_timeout_ms", "600001"},
                       BadValue{"sqlite_synchronous", "off"},
-                      BadValue{"mcp_tool_records", "sometimes"}, BadValue{"memory_outcomes", "maybe"},
+                      BadValue{"mcp_tool_records", "sometimes"}, BadValue{"audit_records", "never"}, BadValue{"memory_outcomes", "maybe"},
                       BadValue{"memory_embedder", "word2vec"}, BadValue{"memory_dims", "8"},
                       BadValue{"memory_dims", "5000"},
                       BadValue{"event_retention_hours", "0"},

@@ -551,11 +551,14 @@ class Store {
   virtual ~Store() = default;
   virtual Status write(const std::function<Status(Tx&)>& fn) = 0;
   // Like write(), but the commit does not wait for the disk (SQLite: synchronous=NORMAL for
-  // this transaction; PostgreSQL: synchronous_commit off): the unit becomes durable with the
-  // next ordinary write, or is lost if the process or machine dies first. Only for bookkeeping
-  // whose loss is harmless because it is redone (outbox rows marked published are published
-  // again, and the bus drops what it already has); never for a state that is reported or
-  // acted on. Units still commit in order with every other write.
+  // this transaction, so the WAL frames are written but not synced; PostgreSQL:
+  // synchronous_commit off): the unit becomes durable with the next ordinary write, or is lost
+  // if the machine (SQLite) or the database server (PostgreSQL) dies first; a crash of
+  // devplane alone loses nothing. For bookkeeping whose loss is harmless because it is redone
+  // (outbox rows marked published are published again, and the bus drops what it already
+  // has), and for records whose loss in a power failure the operator accepted (audit entries
+  // under `audit_records: relaxed`); never for a state that is reported or acted on. Units
+  // still commit in order with every other write.
   virtual Status write_relaxed(const std::function<Status(Tx&)>& fn) { return write(fn); }
   virtual Status read(const std::function<Status(Tx&)>& fn) = 0;
   // A cheap round trip; kUnavailable when the database cannot be reached.
