@@ -13,6 +13,10 @@
 //     recorded before the event mode existed; up to 1 ms of it is the polling).
 //   The overhead = round trip minus the program's wall time (wallUs, microseconds): what
 //   devplane adds per task (queue, claim, result, events). All times in ms with two decimals.
+//   For `event`, also where it goes, from the result's startedAtUs / endedAtUs (this machine's
+//   clock, as the client's): POST answered; sent -> the executor began the task (commit,
+//   wake-up, claim); began -> program started (workspace, sandbox set-up: endedAtUs - wallUs);
+//   program ended -> final event received (result commit, outbox relay, /ws).
 // Bounded: every request has a 10 s timeout, each task a 30 s deadline.
 const [base, token, tasksArg, startsArg] = process.argv.slice(2);
 if (!base || !token) {
@@ -103,14 +107,24 @@ async function bench(isolation, events) {
   const out = { start: stats(startMs) };
   for (const mode of ["event", "poll"]) {
     const rtt = [], wall = [], overhead = [];
+    const phases = { post: [], claim: [], setup: [], end: [] };
+    const epochMs = (t) => performance.timeOrigin + t;
     for (let i = 0; i < tasks + 5; i++) {
       const t0 = performance.now();
       const t = await call("POST", `/api/v1/agents/${agent.id}/tasks`, { input: "" });
+      const tPost = performance.now();
       let done, r;
       if (mode === "event") {
         const ev = await events.wait(t.id);
         r = ev.at - t0;
         done = { status: ev.data.status, error: ev.data.error, wallUs: ev.data.wallUs ?? coarse(ev.data.wallMs) };
+        const res = ev.data;
+        if (i >= 5 && typeof res.startedAtUs === "number" && typeof res.endedAtUs === "number") {
+          phases.post.push(tPost - t0);
+          phases.claim.push(res.startedAtUs / 1000 - epochMs(t0));
+          phases.setup.push((res.endedAtUs - res.wallUs - res.startedAtUs) / 1000);
+          phases.end.push(epochMs(ev.at) - res.endedAtUs / 1000);
+        }
       } else {
         const deadline = Date.now() + 30_000;
         for (;;) {
@@ -132,6 +146,9 @@ async function bench(isolation, events) {
       overhead.push(r - done.wallUs / 1000);
     }
     out[mode] = { wall: stats(wall), rtt: stats(rtt), overhead: stats(overhead) };
+    if (phases.post.length > 0) {
+      out[mode].phases = Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, stats(v)]));
+    }
   }
   await call("POST", `/api/v1/agents/${agent.id}/stop`);
   return out;
@@ -147,6 +164,12 @@ for (const isolation of ["sandbox", "none"]) {
     console.log(`  [${mode}] program start-to-exit      ${fmt(r[mode].wall)}`);
     console.log(`  [${mode}] task round trip            ${fmt(r[mode].rtt)}`);
     console.log(`  [${mode}] task overhead (rtt - wall) ${fmt(r[mode].overhead)}`);
+    const ph = r[mode].phases;
+    if (ph) {
+      const p = (x) => `${x.p50.toFixed(2)} / ${x.p99.toFixed(2)}`;
+      console.log(`  [${mode}] where it goes, p50 / p99 ms: POST answered ${p(ph.post)}; sent -> begun ${p(ph.claim)}; ` +
+                  `begun -> program started ${p(ph.setup)}; program ended -> event ${p(ph.end)}`);
+    }
   }
   summary[isolation] = { startP50: r.start.p50, eventOverheadP50: r.event.overhead.p50,
                          eventOverheadP99: r.event.overhead.p99, pollOverheadP50: r.poll.overhead.p50,

@@ -38,7 +38,8 @@ std::string task_event(const model::Task& t) {
   }
   if (t.finished() && t.result.is_object()) {
     const auto& r = t.result.as_object();
-    for (const char* k : {"exitCode", "outcome", "wallMs", "wallUs", "stopReason"}) {
+    for (const char* k :
+         {"exitCode", "outcome", "wallMs", "wallUs", "startedAtUs", "endedAtUs", "stopReason"}) {
       if (auto* v = r.if_contains(k)) o[k] = *v;
     }
   }

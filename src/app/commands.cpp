@@ -293,7 +293,9 @@ int run_serve(const ServeOptions& opts) {
   mcp_opts.work_dir = cfg.data_dir + "/mcp";
   mcp::Registry mcp_registry(mcp_opts);
   mcp::ToolService tool_service(store, mcp_registry, secrets);
-  tool_service.set_deferred_records(cfg.mcp_tool_records == "deferred");
+  tool_service.set_records(cfg.mcp_tool_records == "deferred"  ? mcp::ToolService::Records::kDeferred
+                           : cfg.mcp_tool_records == "relaxed" ? mcp::ToolService::Records::kRelaxed
+                                                               : mcp::ToolService::Records::kDurable);
   agents::McpToolSource mcp_tool_source(tool_service);
 
   agents::AgentService agent_service(store);

@@ -212,7 +212,7 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
   } else if (key == "memory_dims") {
     return parse_uint<std::uint32_t>(key, value, source, 64, 4096, memory_dims);
   } else if (key == "mcp_tool_records") {
-    return one_of(key, value, source, {"deferred", "durable"}, mcp_tool_records);
+    return one_of(key, value, source, {"deferred", "relaxed", "durable"}, mcp_tool_records);
   } else if (key == "allowed_origins") {
     // Parsed aside so that a bad item leaves the previous list in place.
     std::vector<std::string> origins;

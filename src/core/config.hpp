@@ -50,7 +50,7 @@ struct Config {
   // A remote agent that sends nothing for this long is dropped (docs/agent-protocol.md).
   std::uint32_t remote_heartbeat_timeout_ms = 30'000;
   std::uint32_t mcp_health_interval_ms = 30'000;  // MCP adapter health checks (ping) period
-  std::string mcp_tool_records = "durable";       // deferred | durable (mcp::ToolService)
+  std::string mcp_tool_records = "relaxed";  // deferred | relaxed | durable (mcp::ToolService)
   std::vector<std::string> allowed_origins;   // WebSocket Origins besides the server's own
   std::string master_key_file;  // secrets at rest; empty: <data_dir>/master.key (0600)
   std::string master_key;       // base64 of 32 bytes (DEVPLANE_MASTER_KEY); wins over the file

@@ -59,7 +59,7 @@ TEST(ConfigTest, DefaultsAreEmbeddedLoopback) {
   EXPECT_EQ(c.write_threads, 32);
   EXPECT_EQ(c.max_body_bytes, 1024u * 1024u);
   EXPECT_EQ(c.sqlite_synchronous, "full");
-  EXPECT_EQ(c.mcp_tool_records, "durable");
+  EXPECT_EQ(c.mcp_tool_records, "relaxed");
   EXPECT_EQ(c.audit_records, "relaxed");
   EXPECT_FALSE(c.distributed());
   EXPECT_EQ(c.to_json_masked().at("mode").as_string(), "embedded");

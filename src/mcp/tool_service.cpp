@@ -51,10 +51,11 @@ ToolService::~ToolService() {
   stop_record_writer();
 }
 
-void ToolService::set_deferred_records(bool on) {
+void ToolService::set_records(Records mode) {
   std::lock_guard lock(records_mu_);
-  deferred_ = on;
-  if (on && !record_writer_.joinable() && !records_stopping_) {
+  deferred_ = mode == Records::kDeferred;
+  relaxed_.store(mode == Records::kRelaxed);
+  if (deferred_ && !record_writer_.joinable() && !records_stopping_) {
     record_writer_ = std::thread([this] { record_loop(); });
   }
 }
@@ -506,10 +507,11 @@ Status ToolService::record(model::ToolExecution& e, const std::string& adapter_n
       return Ok{};
     }
   }
-  auto s = store_.write([&](store::Tx& tx) -> Status {
+  const auto write = [&](store::Tx& tx) -> Status {
     DP_TRY(tx.tool_executions().insert(e));
     return tx.outbox().append(event("tool.execution.result", payload, e.correlation_id));
-  });
+  };
+  auto s = relaxed_.load() ? store_.write_relaxed(write) : store_.write(write);
   if (s.ok() && on_commit_) on_commit_();
   return s;
 }

@@ -122,13 +122,18 @@ class ToolService {
   // registered, updated, approved or removed, its health status changed, or tools held.
   std::uint64_t catalog_generation() const { return catalog_gen_.load(); }
 
-  // How `execute` writes its record. Deferred (on): the record and its event go to a writer
-  // thread, which commits every record waiting in one transaction (one disk sync for the
-  // batch), and execute returns without waiting for that commit: a crash between the answer
-  // and the commit loses that record. Off (durable, the default of a new ToolService): execute
-  // returns after the record's transaction committed. `executions` and `flush_records` see
-  // every record handed over before them either way.
-  void set_deferred_records(bool on);
+  // How `execute` writes its record (config `mcp_tool_records`).
+  // - kDurable (the default of a new ToolService): execute returns after the record's
+  //   transaction committed and reached the disk.
+  // - kRelaxed: execute returns after the record's transaction committed, without waiting for
+  //   the disk (Store::write_relaxed): a crash of devplane loses nothing; a power loss before
+  //   the next synced commit may lose the record.
+  // - kDeferred: the record and its event go to a writer thread, which commits every record
+  //   waiting in one transaction (one disk sync for the batch), and execute returns without
+  //   waiting for that commit: a crash between the answer and the commit loses that record.
+  // `executions` and `flush_records` see every record handed over before them in every mode.
+  enum class Records { kDurable, kRelaxed, kDeferred };
+  void set_records(Records mode);
   // Waits until every record handed over before this call is committed (or failed, logged).
   void flush_records();
 
@@ -174,6 +179,7 @@ class ToolService {
   std::uint64_t records_done_ = 0;         // guarded by records_mu_
   bool records_stopping_ = false;          // guarded by records_mu_
   bool deferred_ = false;                  // guarded by records_mu_
+  std::atomic<bool> relaxed_{false};       // kRelaxed
   std::thread record_writer_;
 };
 
