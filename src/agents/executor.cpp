@@ -229,17 +229,26 @@ void Executor::stop() {
     std::lock_guard lock(mu_);
     if (!thread_.joinable()) return;
     stop_ = true;
-    for (auto& [id, slot] : running_) slot->control.stop();
+    for (auto& [id, slot] : running_) {
+      slot->control.stop();
+      if (slot->prestarted) release(*slot, -1);  // not settled yet: it does not start
+    }
   }
   cv_.notify_all();
   thread_.join();
   std::map<std::string, std::unique_ptr<Running>> left;
+  std::vector<std::unique_ptr<Running>> called_off;
   {
     std::lock_guard lock(mu_);
     left.swap(running_);
+    called_off.swap(called_off_);
   }
   for (auto& [id, slot] : left) {
     slot->control.stop();
+    if (slot->prestarted) release(*slot, -1);
+    if (slot->thread.joinable()) slot->thread.join();
+  }
+  for (auto& slot : called_off) {
     if (slot->thread.joinable()) slot->thread.join();
   }
 }
@@ -307,12 +316,32 @@ Result<std::optional<model::Task>> Executor::claim_new(store::Tx& tx, const mode
     std::lock_guard lock(mu_);
     --reserved_;
     if (!s.ok()) return std::move(s).error();
+    return claimed;
+  }
+  if (prestartable(agent, *claimed)) {
+    // Its preparation overlaps the commit of this transaction (see Running::prestarted).
+    std::lock_guard lock(mu_);
+    if (!stop_ && launch(model::Task(*claimed), agent, /*prestart=*/true) != nullptr) --reserved_;
   }
   return claimed;
 }
 
 void Executor::settle(model::Task&& task, const model::Agent& agent, bool committed) {
   std::lock_guard lock(mu_);
+  if (auto it = running_.find(task.id); it != running_.end() && it->second->unsettled) {
+    Running& slot = *it->second;
+    slot.unsettled = false;
+    if (committed && !stop_) {
+      release(slot, 1);
+      return;
+    }
+    // Not committed (the task stays queued), or stopping (its lease lapses): the thread ends
+    // without starting the program; its slot waits in called_off_ to be joined.
+    release(slot, -1);
+    called_off_.push_back(std::move(it->second));
+    running_.erase(it);
+    return;
+  }
   --reserved_;
   // Not committed: the task stays queued for a later claim. Stopping: it is left running
   // without a thread, and its lease lapses like that of any task a stopped node held.
@@ -320,9 +349,41 @@ void Executor::settle(model::Task&& task, const model::Agent& agent, bool commit
   launch(std::move(task), agent);
 }
 
-void Executor::launch(model::Task&& task, const model::Agent& agent) {
+bool Executor::prestartable(const model::Agent& agent, const model::Task& task) {
+  if (agent.type != "command" || agent.config.contains("budget") || task.options.contains("repo")) {
+    return false;
+  }
+  const auto* iso = agent.config.if_contains("isolation");
+  return iso == nullptr || !iso->is_string() || iso->as_string() != "docker";
+}
+
+void Executor::release(Running& slot, int verdict) {
+  {
+    std::lock_guard lock(slot.gate_mu);
+    if (slot.verdict == 0) slot.verdict = verdict;
+  }
+  slot.gate_cv.notify_all();
+}
+
+bool Executor::pass_gate(Running& slot) {
+  std::unique_lock lock(slot.gate_mu);
+  // Bounded: a claim never settled (its transaction's caller died) is not waited for beyond
+  // its lease, which lapses and puts the task back in the queue.
+  slot.gate_cv.wait_for(lock, options_.lease, [&] { return slot.verdict != 0; });
+  if (slot.verdict == 0) slot.verdict = -1;
+  return slot.verdict == 1;
+}
+
+Executor::Running* Executor::launch(model::Task&& task, const model::Agent& agent, bool prestart) {
+  if (running_.contains(task.id)) {
+    // An earlier attempt's slot on this node has not been reaped yet: the task starts at the
+    // next tick's claim instead.
+    return nullptr;
+  }
   auto slot = std::make_unique<Running>();
   slot->agent_id = agent.id;
+  slot->prestarted = prestart;
+  slot->unsettled = prestart;
   Running* raw = slot.get();
   const std::string id = task.id;
   running_.emplace(id, std::move(slot));
@@ -331,6 +392,7 @@ void Executor::launch(model::Task&& task, const model::Agent& agent) {
     raw->done.store(true);
     notify();
   });
+  return raw;
 }
 
 void Executor::sample_resources() {
@@ -428,14 +490,26 @@ void Executor::tick(bool maintenance) {
   // Reap finished slots first so their room counts again.
   std::vector<std::unique_ptr<Running>> reaped;
   std::vector<std::pair<std::string, std::string>> live;  // task id, agent id
+  std::set<std::string> keep;  // task ids whose workspaces are in use
   {
     std::lock_guard lock(mu_);
+    for (auto it = called_off_.begin(); it != called_off_.end();) {
+      if ((*it)->done.load()) {
+        reaped.push_back(std::move(*it));
+        it = called_off_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     for (auto it = running_.begin(); it != running_.end();) {
       if (it->second->done.load()) {
         reaped.push_back(std::move(it->second));
         it = running_.erase(it);
       } else {
-        live.emplace_back(it->first, it->second->agent_id);
+        keep.insert(it->first);
+        // A prestarted task whose claim is not committed yet is not looked up: its row may
+        // not even exist for other transactions.
+        if (!it->second->unsettled) live.emplace_back(it->first, it->second->agent_id);
         ++it;
       }
     }
@@ -445,8 +519,6 @@ void Executor::tick(bool maintenance) {
   }
   if (std::chrono::steady_clock::now() - last_sweep_ > std::chrono::minutes(1)) {
     last_sweep_ = std::chrono::steady_clock::now();
-    std::set<std::string> keep;
-    for (const auto& l : live) keep.insert(l.first);
     const int removed = sweep_workspaces(options_.data_dir, options_.workspace_retention, keep);
     if (removed > 0) log::global().info("old task workspaces removed", {{"count", removed}});
   }
@@ -521,14 +593,30 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
     run_llm_task(slot, std::move(task), agent);
     return;
   }
-  // When this node began the task and saw its program end, in µs (in the result): the gap
-  // between one task's end and the next one's start is what a chain of workflow steps pays
-  // per step (bench/workflows).
-  const std::int64_t started_us = clock::now_us();
+  // When this node began the task (a prestarted one: when its claim was known committed) and
+  // saw its program end, in µs (in the result): the gap between one task's end and the next
+  // one's start is what a chain of workflow steps pays per step (bench/workflows).
+  std::int64_t started_us = clock::now_us();
   const log::Logger logger(task.correlation_id, agent.id);
   const fs::path workspace = fs::path(options_.data_dir) / "workspaces" / agent.id / task.id;
   std::error_code ec;
   fs::create_directories(workspace / "outputs", ec);
+  // A prestarted task prepares (workspace, arguments, cgroup) while its claim commits, and
+  // starts nothing, writes nothing, until the commit is known (pass_gate). Not committed: it
+  // leaves no trace.
+  bool committed = !slot.prestarted;
+  auto wait_commit = [&]() -> bool {
+    if (committed) return true;
+    if (!pass_gate(slot)) return false;
+    committed = true;
+    started_us = clock::now_us();
+    return true;
+  };
+  auto called_off = [&] {
+    std::error_code ignored;
+    fs::remove_all(workspace, ignored);
+    logger.info("prestarted task called off: its claim was not committed", {{"taskId", task.id}});
+  };
   std::string status = "failed";
   std::string error;
   json::object result;
@@ -556,6 +644,10 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
   const auto max_output = task_limit(task, agent, "maxOutputBytes", "maxOutputBytes");
   std::int64_t produced = 0;
   bool output_tripped = false;
+  if ((ec || !spec.ok()) && !wait_commit()) {
+    called_off();
+    return;
+  }
   if (ec) {
     error = "cannot create the workspace: " + ec.message();
   } else if (!spec.ok()) {
@@ -631,7 +723,14 @@ void Executor::run_task(Running& slot, model::Task task, model::Agent agent) {
         spec->on_output("stderr", run->stderr_text);
       }
     } else {
+      if (!committed) spec->before_start = wait_commit;
       run = sandbox::run(*spec, &slot.control);
+      // Not committed after the run: either called off at the gate, or the run failed before
+      // it (no sandbox here, say), which is recorded like any failure once the claim is known.
+      if (!committed && !wait_commit()) {
+        called_off();
+        return;
+      }
     }
     const std::int64_t ended_us = clock::now_us();
     flush();

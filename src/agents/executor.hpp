@@ -115,6 +115,14 @@ class Executor final : public TaskStarter {
     std::thread thread;
     std::atomic<bool> done{false};
     const std::chrono::steady_clock::time_point launched = std::chrono::steady_clock::now();
+    // Prestarted: launched inside the transaction that claims the task, so that its workspace,
+    // cgroup and arguments are prepared while that transaction commits; its program starts only
+    // once `settle` says the claim committed. Set before the thread starts.
+    bool prestarted = false;
+    bool unsettled = false;  // prestarted and not settled yet; guarded by the executor's mu_
+    std::mutex gate_mu;
+    std::condition_variable gate_cv;
+    int verdict = 0;  // prestarted: 0 waiting, 1 committed, -1 called off; guarded by gate_mu
   };
   // A task's CPU time at its last sample (loop thread only).
   struct CpuMark {
@@ -129,8 +137,18 @@ class Executor final : public TaskStarter {
   // memory limit) as metrics with an `agent.resources` event in one transaction; an agent whose
   // last task ended since the previous sample gets one sample of zeros. Loop thread only.
   void sample_resources();
-  // Starts a claimed task on its own thread. REQUIRES: mu_ held.
-  void launch(model::Task&& task, const model::Agent& agent);
+  // Starts a claimed task on its own thread (`prestart`: inside its claiming transaction; see
+  // Running). Returns the slot, or nullptr when a slot of that task id is still there.
+  // REQUIRES: mu_ held.
+  Running* launch(model::Task&& task, const model::Agent& agent, bool prestart = false);
+  // A prestarted task's thread: waits (bounded by the lease) until its claim is settled; true
+  // when it committed and the task may start.
+  bool pass_gate(Running& slot);
+  static void release(Running& slot, int verdict);
+  // Whether a task may be prestarted: a command agent's sandboxed or unisolated run with no
+  // budget to check and no git worktree to make (those write or touch a repository, which must
+  // wait for the commit).
+  static bool prestartable(const model::Agent& agent, const model::Task& task);
   void run_task(Running& slot, model::Task task, model::Agent agent);
   void run_llm_task(Running& slot, model::Task task, const model::Agent& agent);
   // The agent's use so far (sums of its tasks' metrics): tokens, cost, tool calls, wall
@@ -159,6 +177,8 @@ class Executor final : public TaskStarter {
   bool wake_ = false;  // guarded by mu_
   std::map<std::string, std::unique_ptr<Running>> running_;  // task id -> slot; guarded by mu_
   int reserved_ = 0;  // slots held by claims not yet settled; guarded by mu_
+  // Prestarted slots whose claim was not committed, until their thread has ended; guarded by mu_.
+  std::vector<std::unique_ptr<Running>> called_off_;
   std::thread thread_;
   std::chrono::steady_clock::time_point next_renew_{};  // loop thread only
   std::chrono::steady_clock::time_point last_sweep_{};

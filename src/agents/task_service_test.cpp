@@ -62,13 +62,14 @@ class TaskStarterTest : public ::testing::Test {
     log::configure(log::Level::kInfo, log::Format::kJson);
   }
 
-  std::string agent(const std::string& type, model::AgentStatus status) {
+  std::string agent(const std::string& type, model::AgentStatus status,
+                    json::array command = json::array{"true"}) {
     model::Agent a;
     a.id = ids::uuid_v7();
     a.name = "a-" + a.id;
     a.type = type;
     a.status = status;
-    a.config = json::object{{"command", json::array{"true"}}, {"isolation", "none"}};
+    a.config = json::object{{"command", std::move(command)}, {"isolation", "none"}};
     a.created_at = a.updated_at = clock::now_ms();
     EXPECT_TRUE(store_->write([&](store::Tx& tx) { return tx.agents().insert(a); }).ok());
     return a.id;
@@ -195,6 +196,44 @@ TEST_F(TaskStarterTest, AClaimThatCannotBeWrittenUndoesTheCreationAndGivesItsSlo
   ASSERT_TRUE(ok.ok()) << ok.error().message;
   EXPECT_EQ(ok->first.status, "running");
   EXPECT_EQ(wait_finished(a, ok->first.id).status, "succeeded");
+}
+
+TEST_F(TaskStarterTest, AClaimWhoseTransactionFailsLaterStartsNothingAndLeavesNoTrace) {
+  // The task's thread is started inside the claiming transaction to prepare while it commits
+  // (Executor: prestart). Here a later statement of that transaction fails: the program must
+  // never run, the prepared workspace must go, and the slot must be free again.
+  const fs::path marker = dir_ / "ran";
+  const std::string a = agent("command", model::AgentStatus::kRunning,
+                              json::array{"sh", "-c", "echo x >> " + marker.string()});
+  PendingTasks pending;
+  std::string task_id;
+  Status s = store_->write([&](store::Tx& tx) -> Status {
+    NewTask t;
+    t.agent_id = a;
+    t.input = "";
+    DP_ASSIGN_OR_RETURN(auto created, tasks_->create_in(tx, std::move(t), "corr", pending));
+    task_id = created.first.id;
+    EXPECT_EQ(created.first.status, "running");
+    // Time for the prestarted thread to prepare and reach its gate: its workspace is there
+    // before the commit.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_TRUE(fs::exists(dir_ / "workspaces" / a / task_id / "outputs"));
+    return Error::internal("a later step of the transaction failed");
+  });
+  tasks_->settle(pending, s.ok());
+  ASSERT_FALSE(s.ok());
+  ASSERT_FALSE(task_id.empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(fs::exists(marker)) << "the program ran for a claim that was rolled back";
+  EXPECT_FALSE(fs::exists(dir_ / "workspaces" / a / task_id)) << "its workspace was left behind";
+  EXPECT_EQ(count_tasks(), 0);
+  EXPECT_TRUE(task_events(task_id).empty());
+  // With max_parallel 1, a slot the called-off thread kept would leave this one queued.
+  auto ok = create(a);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->first.status, "running");
+  EXPECT_EQ(wait_finished(a, ok->first.id).status, "succeeded");
+  EXPECT_TRUE(fs::exists(marker));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "agents/sandbox/cgroup.hpp"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -34,21 +38,37 @@ Status write_file(const fs::path& p, const std::string& value) {
 }
 
 // The path of this process's group in `controller`'s hierarchy ("" for v2's unified one).
+// Read from /proc/self/cgroup once: devplane's own group does not move while it runs, and a
+// task start should not pay for re-reading it (several times) on every run.
 std::string own_path(std::string_view controller) {
-  std::ifstream f("/proc/self/cgroup");
-  std::string line;
-  while (std::getline(f, line)) {
-    // hierarchy-id:controller-list:path
-    const auto a = line.find(':');
-    const auto b = line.find(':', a + 1);
-    if (a == std::string::npos || b == std::string::npos) continue;
-    const std::string list = line.substr(a + 1, b - a - 1);
-    const std::string path = line.substr(b + 1);
-    if (controller.empty() ? list.empty() : ("," + list + ",").find("," + std::string(controller) + ",") != std::string::npos) {
+  static const std::vector<std::pair<std::string, std::string>> kLines = [] {
+    std::vector<std::pair<std::string, std::string>> out;  // ",controller-list,", path
+    std::ifstream f("/proc/self/cgroup");
+    std::string line;
+    while (std::getline(f, line)) {
+      // hierarchy-id:controller-list:path
+      const auto a = line.find(':');
+      const auto b = line.find(':', a + 1);
+      if (a == std::string::npos || b == std::string::npos) continue;
+      out.emplace_back("," + line.substr(a + 1, b - a - 1) + ",", line.substr(b + 1));
+    }
+    return out;
+  }();
+  for (const auto& [list, path] : kLines) {
+    if (controller.empty() ? list == ",," : list.find("," + std::string(controller) + ",") != std::string::npos) {
       return path;
     }
   }
   return {};
+}
+
+// mkdir of one new group folder; its parent is made too when missing (the first run).
+std::error_code make_dir(const fs::path& dir) {
+  if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) return {};
+  std::error_code ec;
+  if (errno == ENOENT) fs::create_directories(dir, ec);
+  else ec = std::error_code(errno, std::generic_category());
+  return ec;
 }
 
 std::int64_t read_int(const fs::path& p) {
@@ -86,6 +106,23 @@ Cgroup::Cgroup(Version v, std::vector<std::string> dirs) : version_(v), dirs_(st
 }
 
 Result<Cgroup::Version> Cgroup::detect() {
+  // What the host offers does not change while devplane runs: once found, remembered (a
+  // failure is looked at again next time).
+  static std::mutex mu;
+  static std::optional<Version> found;
+  {
+    std::lock_guard lock(mu);
+    if (found) return *found;
+  }
+  auto v = probe();
+  if (v.ok()) {
+    std::lock_guard lock(mu);
+    found = *v;
+  }
+  return v;
+}
+
+Result<Cgroup::Version> Cgroup::probe() {
   if (v2_has_controllers()) return Version::kV2;
   std::string missing;
   for (const char* c : {"memory", "pids", "cpu"}) {
@@ -101,15 +138,14 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name, const Cg
   DP_ASSIGN_OR_RETURN(Version v, detect());
   std::vector<std::string> dirs;
   auto make = [&](const fs::path& dir) -> Status {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) return Error::unavailable("cannot create cgroup " + dir.string() + ": " + ec.message());
+    if (auto ec = make_dir(dir)) {
+      return Error::unavailable("cannot create cgroup " + dir.string() + ": " + ec.message());
+    }
     dirs.push_back(dir.string());
     return Ok{};
   };
   auto cleanup = [&] {
-    std::error_code ec;
-    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) fs::remove(*it, ec);
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::rmdir(it->c_str());
   };
   const std::int64_t period = 100'000;
   if (v == Version::kV2) {
@@ -151,14 +187,13 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name, const Cg
   // CPU time is accounted by cpuacct, which hybrid hosts often mount on its own rather than
   // with cpu ("cpu,cpuacct"). Optional: without it the group still limits, only the CPU use
   // of a running task is unknown.
-  if (!fs::exists(fs::path(dirs[2]) / "cpuacct.usage") &&
-      fs::exists(fs::path(kRoot) / "cpuacct" / "cgroup.procs")) {
+  static const bool kSeparateCpuacct = !fs::exists(fs::path(dirs[2]) / "cpuacct.usage") &&
+                                       fs::exists(fs::path(kRoot) / "cpuacct" / "cgroup.procs");
+  if (kSeparateCpuacct) {
     const std::string self = own_path("cpuacct");
     const fs::path dir = fs::path(kRoot) / "cpuacct" / (self.size() > 1 ? self.substr(1) : "") /
                          "devplane-sandbox" / name;
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (!ec) dirs.push_back(dir.string());
+    if (!make_dir(dir)) dirs.push_back(dir.string());
   }
   const fs::path mem = dirs[0], pids = dirs[1], cpu = dirs[2];
   Status s = Ok{};
@@ -186,8 +221,7 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(const std::string& name, const Cg
 
 Cgroup::~Cgroup() {
   kill_all();
-  std::error_code ec;
-  for (const auto& d : dirs_) fs::remove(d, ec);
+  for (const auto& d : dirs_) ::rmdir(d.c_str());
 }
 
 bool Cgroup::empty() const {
@@ -198,6 +232,8 @@ bool Cgroup::empty() const {
 }
 
 void Cgroup::kill_all() {
+  // Once found empty the group stays so: only its own processes could add one.
+  if (emptied_) return;
   // A fork racing with the kill can add a process after we read the list: repeat until the
   // group is empty, a bounded number of times.
   for (int round = 0; round < 100; ++round) {
@@ -212,7 +248,10 @@ void Cgroup::kill_all() {
         }
       }
     }
-    if (!any) return;
+    if (!any) {
+      emptied_ = true;
+      return;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(round < 10 ? 1 : 10));
   }
 }

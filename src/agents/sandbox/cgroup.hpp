@@ -43,7 +43,7 @@ class Cgroup {
   enum class Version { kV1, kV2 };
 
   // Which hierarchy this host offers for memory, pids and cpu; kUnavailable naming what is
-  // missing when neither does.
+  // missing when neither does. Looked at until found once, then remembered.
   static Result<Version> detect();
   // Makes a new group `name` (unique, [a-z0-9-]) with `limits`.
   static Result<std::unique_ptr<Cgroup>> create(const std::string& name, const CgroupLimits& limits);
@@ -56,7 +56,8 @@ class Cgroup {
   // and all its descendants start inside the group. Precomputed: the child may only make
   // async-signal-safe calls.
   const std::vector<std::string>& procs_files() const noexcept { return procs_files_; }
-  // SIGKILLs every process in the group, repeating until it is empty (bounded).
+  // SIGKILLs every process in the group, repeating until it is empty (bounded). A group once
+  // found empty is not read again.
   void kill_all();
   bool empty() const;
   CgroupStats stats() const;
@@ -66,6 +67,8 @@ class Cgroup {
 
  private:
   Cgroup(Version v, std::vector<std::string> dirs);
+  static Result<Version> probe();
+  bool emptied_ = false;
   Version version_;
   std::vector<std::string> dirs_;  // v2: one; v1: memory, pids, cpu[, cpuacct]
   std::vector<std::string> procs_files_;

@@ -95,15 +95,22 @@ std::vector<std::string> bwrap_args(const RunSpec& spec) {
                         "devplane-sandbox"}) {
     a.emplace_back(s);
   }
-  for (const char* d : kSystemDirs) {
-    std::error_code ec;
-    if (fs::is_symlink(d, ec)) {
-      // Merged /usr: /bin -> usr/bin. Recreate the link rather than binding its target twice.
-      a.insert(a.end(), {"--symlink", fs::read_symlink(d, ec).string(), d});
-    } else if (fs::is_directory(d, ec)) {
-      a.insert(a.end(), {"--ro-bind", d, d});
+  // The host's layout of its system folders does not change while devplane runs: looked at
+  // once, not on every start.
+  static const std::vector<std::string> kSystemArgs = [] {
+    std::vector<std::string> out;
+    for (const char* d : kSystemDirs) {
+      std::error_code ec;
+      if (fs::is_symlink(d, ec)) {
+        // Merged /usr: /bin -> usr/bin. Recreate the link rather than binding its target twice.
+        out.insert(out.end(), {"--symlink", fs::read_symlink(d, ec).string(), d});
+      } else if (fs::is_directory(d, ec)) {
+        out.insert(out.end(), {"--ro-bind", d, d});
+      }
     }
-  }
+    return out;
+  }();
+  a.insert(a.end(), kSystemArgs.begin(), kSystemArgs.end());
   for (const char* f : kEtcFiles) a.insert(a.end(), {"--ro-bind-try", f, f});
   for (const auto& p : spec.ro_binds) a.insert(a.end(), {"--ro-bind", p, p});
   a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind",
@@ -203,6 +210,9 @@ Result<RunResult> run(const RunSpec& spec, RunControl* control) {
   DP_TRY(make_pipe(err_r, err_w));
   DP_TRY(make_pipe(exec_r, exec_w));
 
+  if (spec.before_start && !spec.before_start()) {
+    return Error::aborted("the program was not started: its caller called it off");
+  }
   const auto started = std::chrono::steady_clock::now();
   const pid_t pid = ::fork();
   if (pid < 0) return Error::unavailable(std::string("fork: ") + std::strerror(errno));

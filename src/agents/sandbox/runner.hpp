@@ -54,6 +54,10 @@ struct RunSpec {
   std::vector<std::string> ro_binds;
   // Called on the running thread with each chunk of output ("stdout" | "stderr"), for live logs.
   std::function<void(std::string_view stream, std::string_view chunk)> on_output;
+  // When set, called once everything is prepared (cgroup made, arguments built), right before
+  // the program starts; false: it does not start and `run` returns kAborted. Lets a caller
+  // prepare while it waits for something else (the executor: a claim's commit).
+  std::function<bool()> before_start;
 };
 
 struct RunResult {
