@@ -376,8 +376,10 @@ bool Executor::pass_gate(Running& slot) {
 
 Executor::Running* Executor::launch(model::Task&& task, const model::Agent& agent, bool prestart) {
   if (running_.contains(task.id)) {
-    // An earlier attempt's slot on this node has not been reaped yet: the task starts at the
-    // next tick's claim instead.
+    // An earlier attempt's slot on this node has not been reaped yet. Not prestarted: the
+    // claim stands without a thread, and its lease lapses and puts the task back in the queue.
+    log::Logger(task.correlation_id, agent.id)
+        .warn("task not started: an earlier attempt's slot is still there", {{"taskId", task.id}});
     return nullptr;
   }
   auto slot = std::make_unique<Running>();

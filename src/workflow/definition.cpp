@@ -939,10 +939,20 @@ const Trigger* Definition::trigger(std::string_view id) const {
 }
 
 const Step* Definition::step(std::string_view id) const {
+  if (step_index.size() == steps.size()) {
+    auto it = step_index.find(id);
+    if (it == step_index.end()) return nullptr;
+    if (it->second < steps.size() && steps[it->second].id == id) return &steps[it->second];
+  }
   for (const auto& s : steps) {
     if (s.id == id) return &s;
   }
   return nullptr;
+}
+
+void Definition::index_steps() {
+  step_index.clear();
+  for (std::size_t i = 0; i < steps.size(); ++i) step_index.emplace(steps[i].id, i);
 }
 
 std::optional<std::int64_t> parse_duration_ms(const json::value& v) {
@@ -1001,6 +1011,7 @@ std::vector<Problem> validate_definition(std::string_view text, Definition* out)
   }
   Definition def;
   auto problems = check(*doc, pos, def);
+  def.index_steps();
   if (out != nullptr) *out = std::move(def);
   return problems;
 }
@@ -1034,6 +1045,7 @@ Result<Definition> parse_definition(std::string_view text) {
 Result<Definition> parse_definition_json(const json::value& doc) {
   Definition def;
   auto problems = check(doc, Positions{}, def);
+  def.index_steps();
   return finish(std::move(problems), std::move(def));
 }
 

@@ -106,8 +106,13 @@ struct Definition {
   boost::json::object outputs;  // templated execution outputs
   std::vector<Step> steps;
   std::vector<Trigger> triggers;
+  // Step id -> its position in `steps`, made by parse_definition* and validate_definition (the
+  // engine looks steps up by id many times per pass). A definition built or changed by hand
+  // calls index_steps(); step() scans when the index does not match `steps`.
+  std::map<std::string, std::size_t, std::less<>> step_index;
 
   const Step* step(std::string_view id) const;
+  void index_steps();
   const Trigger* trigger(std::string_view id) const;
 };
 

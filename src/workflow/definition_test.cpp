@@ -98,6 +98,25 @@ TEST(DefinitionTest, ParsesAFullYamlDefinition) {
   EXPECT_EQ(*d->inputs.at("runs").default_value, json::value(2));
 }
 
+TEST(DefinitionTest, StepsAreFoundByIdThroughTheIndexAndWithoutIt) {
+  auto d = parse_definition(kGood);
+  ASSERT_TRUE(d.ok());
+  ASSERT_EQ(d->step_index.size(), d->steps.size());
+  for (std::size_t i = 0; i < d->steps.size(); ++i) EXPECT_EQ(d->step(d->steps[i].id), &d->steps[i]);
+  EXPECT_EQ(d->step("no-such-step"), nullptr);
+  // Changed by hand without index_steps(): the index no longer matches and step() still finds
+  // what is there now, and nothing that is gone.
+  Definition changed = *d;
+  const std::string gone = changed.steps.front().id;
+  changed.steps.erase(changed.steps.begin());
+  for (const auto& s : changed.steps) EXPECT_EQ(changed.step(s.id)->id, s.id);
+  EXPECT_EQ(changed.step(gone), nullptr);
+  changed.index_steps();
+  EXPECT_EQ(changed.step_index.size(), changed.steps.size());
+  EXPECT_EQ(changed.step(gone), nullptr);
+  EXPECT_EQ(changed.step(changed.steps.back().id), &changed.steps.back());
+}
+
 TEST(DefinitionTest, JsonAndYamlGiveTheSameModel) {
   auto y = parse_definition(kGood);
   ASSERT_TRUE(y.ok());
