@@ -138,7 +138,21 @@ Result<json::value> Client::request_once(const std::string& method, const json::
     if (!meta.is_object()) meta = json::object{};
     meta.get_object()["progressToken"] = id;
   }
-  DP_TRY(transport_->send(jsonrpc::encode(jsonrpc::request(id, method, std::move(ps))), deadline));
+  if (Status sent = transport_->send_cancellable(
+          jsonrpc::encode(jsonrpc::request(id, method, std::move(ps))), deadline, options.cancel);
+      !sent.ok()) {
+    if (sent.error().code == ErrorCode::kAborted && options.cancel != nullptr && options.cancel->load()) {
+      // Given up while the server was answering within the send (Streamable HTTP): tell it, as
+      // for a call awaited separately.
+      (void)transport_->send(
+          jsonrpc::encode(jsonrpc::notification(
+              "notifications/cancelled", json::object{{"requestId", id}, {"reason", "cancelled by the caller"}})),
+          Clock::now() + std::chrono::seconds(1));
+      return Error{ErrorCode::kAborted, "cancelled",
+                   method + " to MCP server '" + opt_.log_name + "' was cancelled", nullptr};
+    }
+    return std::move(sent).error();
+  }
 
   jsonrpc::Message reply;
   {

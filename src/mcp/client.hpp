@@ -59,8 +59,9 @@ struct CallOptions {
   std::optional<std::chrono::milliseconds> timeout;  // else the client's request_timeout
   ProgressFn on_progress;  // asks the server for progress notifications
   // Set by the caller to give up: the request ends with kAborted `cancelled` and the server is
-  // told with notifications/cancelled (seen within kCancelPoll; HTTP servers, which answer
-  // during the POST, only when the answer is awaited separately, i.e. over stdio and SSE).
+  // told with notifications/cancelled (seen within kCancelPoll over stdio and SSE; over
+  // Streamable HTTP, where the answer comes in the POST's response, within the HTTP client's
+  // 50 ms poll, and the POST's connection is dropped).
   const std::atomic<bool>* cancel = nullptr;
 };
 

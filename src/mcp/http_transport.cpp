@@ -55,6 +55,11 @@ class HttpTransport final : public Transport {
   }
 
   Status send(const std::string& text, Clock::time_point deadline) override {
+    return send_cancellable(text, deadline, nullptr);
+  }
+
+  Status send_cancellable(const std::string& text, Clock::time_point deadline,
+                          const std::atomic<bool>* cancel) override {
     if (closed_) return Error::unavailable("MCP connection is closed");
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) return Error{ErrorCode::kDeadlineExceeded, "timeout", "request timed out", nullptr};
@@ -76,6 +81,7 @@ class HttpTransport final : public Transport {
     req.timeout = left;
     req.max_response_bytes = opt_.max_response_bytes;
     req.pool = &pool_;
+    req.cancel = cancel;  // the connection is dropped: the server sees the POST go away
 
     // Only a successful reply is streamed to the handler; the client keeps an error status's
     // body whole in the response.
@@ -115,6 +121,7 @@ class HttpTransport final : public Transport {
     if (!res.ok()) {
       Error e = std::move(res).error();
       if (e.code == ErrorCode::kDeadlineExceeded) e.reason = "timeout";
+      if (e.code == ErrorCode::kAborted) e.reason = "cancelled";
       return e;
     }
     if (mode == Mode::kUnknown) remember_session(*res);

@@ -13,6 +13,7 @@
 // again and retries.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -40,6 +41,13 @@ class Transport {
   virtual ~Transport() = default;
   virtual Status start(TransportHandlers handlers) = 0;
   virtual Status send(const std::string& text, Clock::time_point deadline) = 0;
+  // The same, given up when `cancel` becomes true (kAborted `cancelled`). Only a transport that
+  // answers within the send (Streamable HTTP: the reply comes in the POST's response) needs to
+  // watch it; the others send at once and the client waits for the answer itself.
+  virtual Status send_cancellable(const std::string& text, Clock::time_point deadline,
+                                  const std::atomic<bool>* /*cancel*/) {
+    return send(text, deadline);
+  }
   // The version initialize negotiated (HTTP sends it as MCP-Protocol-Version).
   virtual void set_protocol_version(std::string /*version*/) {}
   // Forgets the session so the next message starts a new one (HTTP).

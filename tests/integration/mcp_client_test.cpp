@@ -227,6 +227,41 @@ TEST(McpClientTest, StreamableHttpAgainstServerEverything) {
       << again.stdout_text();
 }
 
+// Over Streamable HTTP the answer comes in the POST's own response: a cancel while the server
+// is still working drops that request at once (not when the answer finally comes), tells the
+// server, and the client goes on working.
+TEST(McpClientTest, StreamableHttpCallIsCancelledMidCall) {
+  REQUIRE_SERVERS();
+  HttpEverything server;
+  ASSERT_EQ(server.start(), "");
+  mcp::HttpOptions ho;
+  ho.url = server.url;
+  ClientOptions co;
+  co.log_name = "http-cancel";
+  Client c(mcp::make_http_transport(ho), co);
+  ASSERT_TRUE(c.connect().ok());
+  std::atomic<bool> cancel{false};
+  mcp::CallOptions opts;
+  opts.cancel = &cancel;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(300ms);
+    cancel.store(true);
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  auto longop = c.call_tool("trigger-long-running-operation",
+                            json::object{{"duration", 10}, {"steps", 5}}, opts);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  canceller.join();
+  ASSERT_FALSE(longop.ok()) << "the 10 s operation was not cancelled";
+  EXPECT_EQ(longop.error().code, ErrorCode::kAborted) << longop.error().message;
+  EXPECT_EQ(longop.error().reason, "cancelled");
+  EXPECT_LT(took, 3s) << "the cancel waited for the server's answer";
+  auto echo = c.call_tool("echo", json::object{{"message", "still here"}});
+  ASSERT_TRUE(echo.ok()) << echo.error().message;
+  EXPECT_EQ(first_text(*echo), "Echo: still here");
+  c.close();
+}
+
 // The legacy HTTP+SSE transport against server-everything started in its `sse` mode.
 TEST(McpClientTest, LegacySseAgainstServerEverything) {
   REQUIRE_SERVERS();
