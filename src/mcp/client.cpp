@@ -138,18 +138,21 @@ Result<json::value> Client::request_once(const std::string& method, const json::
     if (!meta.is_object()) meta = json::object{};
     meta.get_object()["progressToken"] = id;
   }
+  // The caller gave up: the server is told to stop, the caller gets kAborted `cancelled`.
+  auto give_up = [&]() -> Error {
+    (void)transport_->send(
+        jsonrpc::encode(jsonrpc::notification(
+            "notifications/cancelled", json::object{{"requestId", id}, {"reason", "cancelled by the caller"}})),
+        Clock::now() + std::chrono::seconds(1));
+    return Error{ErrorCode::kAborted, "cancelled",
+                 method + " to MCP server '" + opt_.log_name + "' was cancelled", nullptr};
+  };
   if (Status sent = transport_->send_cancellable(
           jsonrpc::encode(jsonrpc::request(id, method, std::move(ps))), deadline, options.cancel);
       !sent.ok()) {
+    // Given up while the server was answering within the send (Streamable HTTP).
     if (sent.error().code == ErrorCode::kAborted && options.cancel != nullptr && options.cancel->load()) {
-      // Given up while the server was answering within the send (Streamable HTTP): tell it, as
-      // for a call awaited separately.
-      (void)transport_->send(
-          jsonrpc::encode(jsonrpc::notification(
-              "notifications/cancelled", json::object{{"requestId", id}, {"reason", "cancelled by the caller"}})),
-          Clock::now() + std::chrono::seconds(1));
-      return Error{ErrorCode::kAborted, "cancelled",
-                   method + " to MCP server '" + opt_.log_name + "' was cancelled", nullptr};
+      return give_up();
     }
     return std::move(sent).error();
   }
@@ -177,12 +180,7 @@ Result<json::value> Client::request_once(const std::string& method, const json::
       return *failed_;
     } else if (stopped()) {
       lock.unlock();
-      (void)transport_->send(
-          jsonrpc::encode(jsonrpc::notification(
-              "notifications/cancelled", json::object{{"requestId", id}, {"reason", "cancelled by the caller"}})),
-          Clock::now() + std::chrono::seconds(1));
-      return Error{ErrorCode::kAborted, "cancelled",
-                   method + " to MCP server '" + opt_.log_name + "' was cancelled", nullptr};
+      return give_up();
     }
   }
   if (reply.kind != jsonrpc::Kind::kResult && reply.kind != jsonrpc::Kind::kError) {

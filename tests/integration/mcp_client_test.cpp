@@ -10,6 +10,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -201,15 +202,21 @@ struct HttpEverything {
   }
 };
 
+// A client of `server` over Streamable HTTP, not connected yet.
+std::unique_ptr<Client> http_client(const HttpEverything& server, const std::string& name) {
+  mcp::HttpOptions ho;
+  ho.url = server.url;
+  ClientOptions co;
+  co.log_name = name;
+  return std::make_unique<Client>(mcp::make_http_transport(ho), co);
+}
+
 TEST(McpClientTest, StreamableHttpAgainstServerEverything) {
   REQUIRE_SERVERS();
   HttpEverything server;
   ASSERT_EQ(server.start(), "");
-  mcp::HttpOptions ho;
-  ho.url = server.url;
-  ClientOptions co;
-  co.log_name = "http-test";
-  Client c(mcp::make_http_transport(ho), co);
+  auto client = http_client(server, "http-test");
+  Client& c = *client;
   ASSERT_TRUE(c.connect().ok());
   exercise_everything(c);
 
@@ -234,11 +241,8 @@ TEST(McpClientTest, StreamableHttpCallIsCancelledMidCall) {
   REQUIRE_SERVERS();
   HttpEverything server;
   ASSERT_EQ(server.start(), "");
-  mcp::HttpOptions ho;
-  ho.url = server.url;
-  ClientOptions co;
-  co.log_name = "http-cancel";
-  Client c(mcp::make_http_transport(ho), co);
+  auto client = http_client(server, "http-cancel");
+  Client& c = *client;
   ASSERT_TRUE(c.connect().ok());
   std::atomic<bool> cancel{false};
   mcp::CallOptions opts;
