@@ -182,6 +182,17 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
     return a;
   }
 
+  // A queued task of `agent` (not stored).
+  static model::Task make_task(const std::string& agent, const std::string& key) {
+    model::Task t;
+    t.id = ids::uuid_v7();
+    t.agent_id = agent;
+    t.idempotency_key = key;
+    t.input = "work";
+    t.created_at = clock::now_ms();
+    return t;
+  }
+
   Status insert(const Agent& a) {
     return store_->write([&](Tx& tx) { return tx.agents().insert(a); });
   }
@@ -1779,18 +1790,9 @@ TEST_P(StoreTest, ConcurrentAuditAppendsKeepOneChain) {
 TEST_P(StoreTest, TakeOverMovesRunningTasksKeepingTheirAttempt) {
   const Agent a = insert_ok("remote-a", "remote");
   const Agent b = insert_ok("remote-b", "remote");
-  auto task = [](const std::string& agent, const std::string& key) {
-    model::Task t;
-    t.id = ids::uuid_v7();
-    t.agent_id = agent;
-    t.idempotency_key = key;
-    t.input = "work";
-    t.created_at = clock::now_ms();
-    return t;
-  };
-  const auto t1 = task(a.id, "k1");
-  const auto t2 = task(a.id, "k2");
-  const auto t3 = task(b.id, "k3");
+  const auto t1 = make_task(a.id, "k1");
+  const auto t2 = make_task(a.id, "k2");
+  const auto t3 = make_task(b.id, "k3");
   ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
                       DP_TRY(tx.tasks().insert(t1));
                       DP_TRY(tx.tasks().insert(t2));
@@ -1904,16 +1906,7 @@ TEST_P(StoreTest, RunningTasksOfSeveralAgentsInOneQuery) {
                       DP_TRY(tx.agents().insert(a));
                       return tx.agents().insert(b);
                     }).ok());
-  auto task = [](const std::string& agent, const std::string& key) {
-    model::Task t;
-    t.id = ids::uuid_v7();
-    t.agent_id = agent;
-    t.idempotency_key = key;
-    t.input = "work";
-    t.created_at = clock::now_ms();
-    return t;
-  };
-  const auto t1 = task(a.id, "k1"), t2 = task(a.id, "k2"), t3 = task(b.id, "k3");
+  const auto t1 = make_task(a.id, "k1"), t2 = make_task(a.id, "k2"), t3 = make_task(b.id, "k3");
   ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
                       DP_TRY(tx.tasks().insert(t1));
                       DP_TRY(tx.tasks().insert(t2));

@@ -10,6 +10,7 @@
 
 #include <boost/json.hpp>
 
+#include "backend_fixture.hpp"
 #include "harness.hpp"
 #include "ws_client.hpp"
 
@@ -19,28 +20,17 @@ namespace {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-std::string backend_name(const ::testing::TestParamInfo<Backend>& p) { return to_string(p.param); }
 
 double number(const json::value* v) {
   if (v == nullptr || v->is_null()) return -1;
   return v->to_number<double>();
 }
 
-class AgentActivityTest : public ::testing::TestWithParam<Backend> {
+class AgentActivityTest : public BackendServerTest {
  protected:
   void SetUp() override {
     // Sample every 300 ms instead of 5 s so the test sees several samples quickly.
-    server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{},
-                                           Env{{"DEVPLANE_AGENT_RESOURCES_INTERVAL_MS", "300"}});
-    ASSERT_EQ(server_->error(), "") << "server did not start";
-    client_ = std::make_unique<HttpClient>(server_->port());
-  }
-  void TearDown() override {
-    client_.reset();
-    if (server_ && server_->process().running()) {
-      EXPECT_EQ(server_->process().stop(), 0) << server_->process().stderr_text();
-    }
-    server_.reset();
+    start({}, Env{{"DEVPLANE_AGENT_RESOURCES_INTERVAL_MS", "300"}});
   }
 
   std::string agent(const std::string& name, const std::string& type, json::object config, bool start) {
@@ -79,8 +69,6 @@ class AgentActivityTest : public ::testing::TestWithParam<Backend> {
     return a;
   }
 
-  std::unique_ptr<TestServer> server_;
-  std::unique_ptr<HttpClient> client_;
 };
 
 TEST_P(AgentActivityTest, ASandboxedTaskShowsAsCurrentWithItsResourceUseThenClears) {

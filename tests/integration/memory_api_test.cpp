@@ -10,6 +10,7 @@
 
 #include <boost/json.hpp>
 
+#include "backend_fixture.hpp"
 #include "harness.hpp"
 
 namespace dp::it {
@@ -17,23 +18,8 @@ namespace {
 
 namespace json = boost::json;
 
-std::string backend_name(const ::testing::TestParamInfo<Backend>& p) { return to_string(p.param); }
-
-class MemoryApiTest : public ::testing::TestWithParam<Backend> {
+class MemoryApiTest : public BackendServerTest {
  protected:
-  void start(Env env = {}) {
-    server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{}, std::move(env));
-    ASSERT_EQ(server_->error(), "") << "server did not start";
-    client_ = std::make_unique<HttpClient>(server_->port());
-  }
-  void TearDown() override {
-    client_.reset();
-    if (server_ && server_->process().running()) {
-      EXPECT_EQ(server_->process().stop(), 0) << server_->process().stderr_text();
-    }
-    server_.reset();
-  }
-
   HttpResponse add(const json::object& body) { return client_->post("/api/v1/memory", json::serialize(body)); }
   HttpResponse search(const std::string& query) { return client_->get("/api/v1/memory/search?" + query); }
   std::int64_t total() {
@@ -71,13 +57,11 @@ class MemoryApiTest : public ::testing::TestWithParam<Backend> {
     return task_id;
   }
 
-  std::unique_ptr<TestServer> server_;
-  std::unique_ptr<HttpClient> client_;
   std::string agent_id_;
 };
 
 TEST_P(MemoryApiTest, NotesAreFoundByMeaningAndSurviveARestart) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   auto a = add(json::object{{"text", "Deploys to staging fail when the database migration runs longer than 30 s."},
                             {"metadata", json::object{{"labels", json::array{"deploy"}}}}});
   ASSERT_EQ(a.status, 201u) << a.describe();
@@ -115,7 +99,7 @@ TEST_P(MemoryApiTest, NotesAreFoundByMeaningAndSurviveARestart) {
 }
 
 TEST_P(MemoryApiTest, BadInputIsRefusedAndChangesNothing) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   ASSERT_EQ(add(json::object{{"text", "a first note about releases"}}).status, 201u);
   const std::int64_t before = total();
   ASSERT_EQ(before, 1);
@@ -162,7 +146,7 @@ TEST_P(MemoryApiTest, BadInputIsRefusedAndChangesNothing) {
 }
 
 TEST_P(MemoryApiTest, RolesAreEnforced) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   auto a = add(json::object{{"text", "rotate the signing keys every 90 days"}});
   ASSERT_EQ(a.status, 201u);
   const std::string id = a.str("/data/id");
@@ -183,7 +167,7 @@ TEST_P(MemoryApiTest, RolesAreEnforced) {
 }
 
 TEST_P(MemoryApiTest, AFinishedTaskIsRemembered) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   const std::string task_id =
       run_task("read x; echo \"compiled $x\"; echo 'linker error: undefined reference to zstd_compress' >&2; exit 2",
                "build the compression module");
@@ -204,7 +188,7 @@ TEST_P(MemoryApiTest, AFinishedTaskIsRemembered) {
 }
 
 TEST_P(MemoryApiTest, OutcomesAreNotRememberedWhenTurnedOff) {
-  start(Env{{"DEVPLANE_MEMORY_OUTCOMES", "off"}});
+  ASSERT_NO_FATAL_FAILURE(start({}, Env{{"DEVPLANE_MEMORY_OUTCOMES", "off"}}));
   run_task("echo done", "say done");
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(search("q=done&kind=task_outcome&minScore=-1").num("/meta/count"), 0);
