@@ -57,6 +57,8 @@ struct Execution {
   std::int64_t created_at = 0;
   std::optional<std::int64_t> started_at;
   std::optional<std::int64_t> completed_at;
+  // Bumped by the store on every write of one of the execution's step rows (read only).
+  std::int64_t steps_version = 0;
 
   bool finished() const noexcept {
     return status == "succeeded" || status == "failed" || status == "cancelled";

@@ -229,6 +229,9 @@ class ExecutionRepository {
   // first, at most `limit`.
   virtual Result<std::vector<std::string>> claimable(std::string_view node_id, std::int64_t now_ms,
                                                      int limit) = 0;
+  // The execution's steps_version: a counter the store bumps on every insert, update or delete
+  // of one of its step rows, by any writer. kNotFound when absent.
+  virtual Result<std::int64_t> steps_version(std::string_view id) = 0;
   // kAlreadyExists when the execution already has this step.
   virtual Status insert_step(const model::ExecutionStep& step) = 0;
   // In creation order.

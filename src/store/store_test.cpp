@@ -2264,6 +2264,72 @@ TEST_P(StoreTest, StepWritesAreFencedByStatusAndAttempt) {
   }).ok());
 }
 
+TEST_P(StoreTest, StepsVersionCountsEveryWriteOfTheExecutionsStepRows) {
+  auto w = make_workflow("versioned");
+  std::vector<model::Execution> ex(2);
+  for (auto& e : ex) {
+    e.id = ids::uuid_v7();
+    e.workflow_id = w.id;
+    e.workflow_version = 1;
+    e.created_at = clock::now_ms();
+  }
+  auto row = [&](const model::Execution& e, std::string id, std::int64_t seq) {
+    model::ExecutionStep s;
+    s.execution_id = e.id;
+    s.step_id = std::move(id);
+    s.seq = seq;
+    s.updated_at = e.created_at;
+    return s;
+  };
+  auto version = [&](const model::Execution& e) {
+    std::int64_t v = -1;
+    EXPECT_TRUE(store_->read([&](Tx& tx) -> Status {
+      DP_ASSIGN_OR_RETURN(v, tx.executions().steps_version(e.id));
+      DP_ASSIGN_OR_RETURN(model::Execution got, tx.executions().get(e.id));
+      EXPECT_EQ(got.steps_version, v);
+      return Ok{};
+    }).ok());
+    return v;
+  };
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+    DP_TRY(tx.workflows().insert(w));
+    DP_TRY(tx.executions().insert(ex[0]));
+    return tx.executions().insert(ex[1]);
+  }).ok());
+  EXPECT_EQ(version(ex[0]), 0);
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+    DP_TRY(tx.executions().insert_step(row(ex[0], "a", 10)));
+    return tx.executions().insert_step(row(ex[0], "b", 20));
+  }).ok());
+  EXPECT_EQ(version(ex[0]), 2);
+  EXPECT_EQ(version(ex[1]), 0);  // another execution's rows are not its own
+
+  auto a = row(ex[0], "a", 10);
+  a.status = "running";
+  a.attempt = 1;
+  ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.executions().update_step(a, "pending", 0); }).ok());
+  EXPECT_EQ(version(ex[0]), 3);
+  // A stale write changes nothing, the counter included.
+  EXPECT_FALSE(store_->write([&](Tx& tx) { return tx.executions().update_step(a, "pending", 0); }).ok());
+  EXPECT_EQ(version(ex[0]), 3);
+  // Writes of the execution row itself (its status, its lease) are not step writes.
+  ex[0].status = "running";
+  ASSERT_TRUE(store_->write([&](Tx& tx) -> Status {
+    DP_TRY(tx.executions().update(ex[0]));
+    return Status(tx.executions().lease(ex[0].id, "node-a", clock::now_ms(), clock::now_ms() + 1000));
+  }).ok());
+  EXPECT_EQ(version(ex[0]), 3);
+  // A write rolled back leaves the counter where it was.
+  auto rolled_back = store_->write([&](Tx& tx) -> Status {
+    DP_TRY(tx.executions().insert_step(row(ex[0], "c", 30)));
+    return Error::internal("roll back");
+  });
+  EXPECT_FALSE(rolled_back.ok());
+  EXPECT_EQ(version(ex[0]), 3);
+  auto missing = store_->read([&](Tx& tx) { return Status(tx.executions().steps_version("no-such-execution")); });
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+}
+
 // --- MCP adapters and tool executions ------------------------------------------------------
 
 model::Adapter adapter(std::string name) {

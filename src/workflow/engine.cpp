@@ -32,6 +32,19 @@ std::int64_t backoff_ms(const RetryPolicy& p, std::int64_t attempt) {
 namespace {
 
 constexpr std::size_t kMaxForEachItems = 1000;
+constexpr std::size_t kMaxKeptExecutions = 4096;
+
+// Every field, as the store would give it back (debug builds check kept rows against it).
+bool same_step(const model::ExecutionStep& a, const model::ExecutionStep& b) {
+  return a.execution_id == b.execution_id && a.step_id == b.step_id &&
+         a.parent_step == b.parent_step && a.seq == b.seq && a.status == b.status &&
+         a.attempt == b.attempt && a.inputs == b.inputs && a.outputs == b.outputs &&
+         a.error == b.error && a.item == b.item && a.task_id == b.task_id &&
+         a.lease_owner == b.lease_owner && a.lease_until == b.lease_until &&
+         a.wake_at == b.wake_at && a.history == b.history && a.decided_by == b.decided_by &&
+         a.started_at == b.started_at && a.completed_at == b.completed_at &&
+         a.updated_at == b.updated_at;
+}
 
 bool active(const std::string& status) {
   return status == "dispatched" || status == "running" || status == "waiting" ||
@@ -956,10 +969,21 @@ void Engine::drive_once(const std::string& id) {
       calls_done.insert(*it);
     }
   }
+  // The rows the previous pass over this execution left, if it was on this node and committed.
+  std::optional<KeptSteps> kept;
+  {
+    std::lock_guard lock(kept_mu_);
+    if (auto it = kept_.find(id); it != kept_.end()) {
+      kept = std::move(it->second);
+      kept_.erase(it);
+    }
+  }
+  std::optional<KeptSteps> keep;  // what this pass leaves for the next one
   auto st = store_.write([&](store::Tx& tx) -> Status {
     // The unit may run again (a retried serialization failure): the first run's claims were undone.
     tasks_.settle(pending, false);
     out.reset();
+    keep.reset();
     // Renewing the lease fences out a node whose lease lapsed: it can no longer write here.
     // In embedded mode the previous holder was this data directory's earlier process.
     DP_ASSIGN_OR_RETURN(
@@ -980,12 +1004,45 @@ void Engine::drive_once(const std::string& id) {
     DP_ASSIGN_OR_RETURN(model::Execution e, tx.executions().get(id));
     correlation_id = e.correlation_id;
     DP_ASSIGN_OR_RETURN(auto def, definition(tx, e.workflow_id, e.workflow_version));
-    DP_ASSIGN_OR_RETURN(auto rows, tx.executions().steps(id));
+    std::vector<model::ExecutionStep> rows;
+    // Kept rows are used once: a second run of this unit reads the store (the first changed them).
+    if (kept && kept->version == e.steps_version) {
+      rows = std::move(kept->rows);
+      ++cache_hits_;
+#ifndef NDEBUG
+      DP_ASSIGN_OR_RETURN(auto stored, tx.executions().steps(id));
+      const bool same = stored.size() == rows.size() &&
+                        std::equal(rows.begin(), rows.end(), stored.begin(), same_step);
+      if (!same) {
+        log::global().error("workflow engine: kept step rows differ from the stored ones",
+                            {{"executionId", id}, {"stepsVersion", e.steps_version}});
+        std::abort();
+      }
+#endif
+    } else {
+      DP_ASSIGN_OR_RETURN(rows, tx.executions().steps(id));
+      ++cache_misses_;
+    }
+    kept.reset();
     Pass pass(tx, e, *def, rows, now, options_, tasks_, pending, &calls_done);
     DP_TRY(pass.run());
     out = std::move(pass.out);
+    if (!out->finished) {
+      DP_ASSIGN_OR_RETURN(std::int64_t version, tx.executions().steps_version(id));
+      // The store's order: forEach items inserted in this pass sit after their parent.
+      std::stable_sort(rows.begin(), rows.end(),
+                       [](const auto& a, const auto& b) { return a.seq < b.seq; });
+      keep = KeptSteps{version, std::move(rows)};
+    }
     return Ok{};
   });
+  if (st.ok() && keep) {
+    std::lock_guard lock(kept_mu_);
+    // Bounded: rows of executions this node no longer drives (another node took them over)
+    // would otherwise stay. Dropping them all costs each execution one read of its rows.
+    if (kept_.size() >= kMaxKeptExecutions) kept_.clear();
+    kept_.insert_or_assign(id, std::move(*keep));
+  }
   // Only now do the tasks claimed in the pass start: their steps' transitions are on disk.
   tasks_.settle(pending, st.ok());
   if (st.ok() && !calls_done.empty()) {

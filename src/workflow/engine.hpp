@@ -16,6 +16,11 @@
 // each with a cancel flag that a later pass raises when it cancels the step or times it out
 // (the call ends, its record says cancelled and the MCP server is sent notifications/cancelled).
 //
+// Between passes the engine keeps the step rows of each execution it drives, as its last
+// committed pass left them, with the execution's steps_version then: a pass whose execution still
+// has that version (no one else wrote a step row since) uses them instead of reading and
+// decoding every row again. Debug builds read the rows anyway and abort when they differ.
+//
 // Thread safety: every method from any thread; one execution is driven by one thread at a time.
 #pragma once
 
@@ -98,6 +103,14 @@ class Engine {
   // pass instead. Nothing once stopped.
   void drive_now(const std::string& execution_id) { drive(execution_id); }
 
+  // How often a pass found its execution's step rows kept from the previous pass (hits) or
+  // read them from the store (misses).
+  struct StepCacheStats {
+    std::uint64_t hits = 0;
+    std::uint64_t misses = 0;
+  };
+  StepCacheStats step_cache_stats() const { return {cache_hits_.load(), cache_misses_.load()}; }
+
  private:
   // A tool step's call, made after the commit that dispatched it.
   struct ToolDispatch {
@@ -136,6 +149,17 @@ class Engine {
   // Parsed definitions by "<workflow>/<version>" (versions never change); guarded by defs_mu_.
   std::mutex defs_mu_;
   std::map<std::string, std::shared_ptr<const Definition>> definitions_;
+  // The step rows an execution's last committed pass left, in the store's order (seq), and the
+  // execution's steps_version after that commit.
+  struct KeptSteps {
+    std::int64_t version = 0;
+    std::vector<model::ExecutionStep> rows;
+  };
+  // Taken out (moved) by the pass that uses them, put back after its commit; guarded by kept_mu_.
+  std::mutex kept_mu_;
+  std::map<std::string, KeptSteps, std::less<>> kept_;
+  std::atomic<std::uint64_t> cache_hits_{0};
+  std::atomic<std::uint64_t> cache_misses_{0};
   std::thread thread_;
   std::unique_ptr<boost::asio::thread_pool> tool_pool_;  // guarded by mu_ (start/stop)
   // Tool calls in flight by idempotency key, with their cancel flags; guarded by mu_.

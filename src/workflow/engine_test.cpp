@@ -271,6 +271,40 @@ TEST_F(EngineTest, RetryOfAFailedFanOutRerunsOnlyTheFailedItems) {
   EXPECT_EQ(each.outputs.at("results").at(1).at("stdout"), "y done");
 }
 
+// The engine keeps an execution's step rows between its passes; a write by anyone else (here
+// an approval through the service) moves the execution's steps_version and the next pass reads
+// the rows again. (Debug builds also compare every kept row with the stored one on each use.)
+TEST_F(EngineTest, KeepsStepRowsBetweenPassesAndRereadsThemAfterAnotherWriter) {
+  const std::string ex = start(R"(name: kept
+steps:
+  - {id: fan, type: wait, duration: 1ms, forEach: [1, 2, 3]}
+  - {id: gate, type: approval, needs: [fan]}
+  - {id: after, type: wait, duration: 1ms, needs: [gate]}
+)");
+  auto settle = [&](const std::string& until_step, const std::string& until_status) {
+    for (int i = 0; i < 200 && step(ex, until_step).status != until_status; ++i) {
+      engine_->tick();
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ASSERT_EQ(step(ex, until_step).status, until_status);
+  };
+  ASSERT_NO_FATAL_FAILURE(settle("gate", "waiting_approval"));
+  const auto before = engine_->step_cache_stats();
+  EXPECT_EQ(before.misses, 1u) << "only the first pass reads the rows";
+  EXPECT_GE(before.hits, 1u) << "later passes use the rows the previous pass left";
+  engine_->tick();  // nothing moved: the kept rows again
+  EXPECT_EQ(engine_->step_cache_stats().misses, 1u);
+
+  ASSERT_TRUE(service_->decide(ex, "gate", true, "ok", Caller{"user:1", "admin", "corr"}).ok());
+  ASSERT_NO_FATAL_FAILURE(settle("after", "succeeded"));
+  EXPECT_EQ(engine_->step_cache_stats().misses, 2u) << "the approval's write made one pass read again";
+  EXPECT_EQ(status(ex), "succeeded");
+  auto gate = step(ex, "gate");
+  EXPECT_EQ(gate.status, "succeeded");
+  EXPECT_EQ(gate.decided_by, "user:1");
+  EXPECT_EQ(step(ex, "fan").outputs.at("results").as_array().size(), 3u);
+}
+
 TEST(BackoffTest, GrowsByTheFactorWithBoundedJitterAndCap) {
   RetryPolicy p;
   p.backoff_ms = 1000;

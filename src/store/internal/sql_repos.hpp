@@ -245,6 +245,7 @@ class SqlExecutionRepository final : public ExecutionRepository {
                      std::int64_t lease_until) override;
   Result<std::vector<std::string>> claimable(std::string_view node_id, std::int64_t now_ms,
                                              int limit) override;
+  Result<std::int64_t> steps_version(std::string_view id) override;
   Status insert_step(const model::ExecutionStep& step) override;
   Result<std::vector<model::ExecutionStep>> steps(std::string_view execution_id) override;
   Result<model::ExecutionStep> step(std::string_view execution_id, std::string_view step_id) override;

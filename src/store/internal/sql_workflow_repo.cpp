@@ -65,7 +65,7 @@ Status name_taken(const Result<std::int64_t>& r, const std::string& name) {
 constexpr std::string_view kExecutionColumns =
     "id, workflow_id, workflow_version, status, inputs, outputs, error, correlation_id, cause, "
     "created_by, parent_execution_id, parent_step_id, lease_owner, lease_until, "
-    "cancel_requested, created_at, started_at, completed_at, cause_detail";
+    "cancel_requested, created_at, started_at, completed_at, cause_detail, steps_version";
 
 model::Execution execution_from_row(const Rows& rows, std::size_t r) {
   model::Execution e;
@@ -90,6 +90,7 @@ model::Execution execution_from_row(const Rows& rows, std::size_t r) {
   e.completed_at = opt_time(rows, r, 17);
   auto detail = parse_value(rows.at(r, 18));
   if (detail.is_object()) e.cause_detail = std::move(detail.as_object());
+  e.steps_version = rows.integer(r, 19);
   return e;
 }
 
@@ -353,6 +354,14 @@ Result<std::vector<std::string>> SqlExecutionRepository::claimable(std::string_v
   std::vector<std::string> out;
   for (std::size_t r = 0; r < rows.size(); ++r) out.push_back(rows.text(r, 0));
   return out;
+}
+
+Result<std::int64_t> SqlExecutionRepository::steps_version(std::string_view id) {
+  const std::array<SqlValue, 1> params = {id};
+  DP_ASSIGN_OR_RETURN(Rows rows, conn_.query("SELECT steps_version FROM workflow_executions WHERE id = $1",
+                                             params));
+  if (rows.empty()) return Error::not_found("execution " + std::string(id) + " not found");
+  return rows.integer(0, 0);
 }
 
 Status SqlExecutionRepository::insert_step(const model::ExecutionStep& s) {
