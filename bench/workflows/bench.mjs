@@ -8,10 +8,10 @@
 // - fan-out: wall time from POST .../execute to the execution read back as succeeded, steps/s;
 // - chain: wall time, and per step the engine overhead = the gap between a step's completion
 //   and the next one's, minus the 1 ms wait (p50, p99, max), measured two ways:
-//   - events: the arrival times (performance.now(), sub-millisecond) of the steps'
-//     `workflow.progress.update` events with stepStatus succeeded on a /ws subscription; each
-//     gap is between two events that took the same path (commit, relay, hub), so the delivery
-//     time cancels out except for its jitter;
+//   - events: the `atUs` of the steps' `workflow.progress.update` events with stepStatus
+//     succeeded, read on a /ws subscription: the engine pass's own clock in µs, so neither the
+//     relay's batching nor delivery enters (a devplane older than that field: the events'
+//     arrival times, which batching bunches, said so);
 //   - stored: the steps' completedAt timestamps (1 ms resolution; the figure recorded before
 //     the event mode existed);
 //   and the mean: the chain's wall time per step minus the 1 ms wait.
@@ -45,12 +45,13 @@ async function call(method, path, body) {
   return json.data;
 }
 
-// One /ws connection subscribed to workflow.progress.update: per execution, the arrival time of
-// each step's succeeded event.
+// One /ws connection subscribed to workflow.progress.update: per execution, when each step's
+// succeeded event was made (its atUs, in ms) or else when it arrived.
 async function openEvents() {
   if (typeof WebSocket === "undefined") throw new Error("no WebSocket: run node with --experimental-websocket");
   const ws = new WebSocket(base.replace(/^http/, "ws") + "/ws", ["devplane.v1", `bearer.${token}`]);
   const succeeded = new Map();  // executionId -> Map(stepId -> ms)
+  const clock = { server: true };
   let acked;
   const ack = new Promise((r) => { acked = r; });
   ws.onmessage = (m) => {
@@ -61,7 +62,8 @@ async function openEvents() {
     const d = msg.data;
     if (d.stepStatus !== "succeeded") return;
     if (!succeeded.has(d.executionId)) succeeded.set(d.executionId, new Map());
-    succeeded.get(d.executionId).set(d.stepId, at);
+    if (d.atUs === undefined) clock.server = false;
+    succeeded.get(d.executionId).set(d.stepId, d.atUs !== undefined ? d.atUs / 1000 : at);
   };
   await new Promise((resolve, reject) => {
     ws.onopen = resolve;
@@ -69,7 +71,7 @@ async function openEvents() {
   });
   ws.send(JSON.stringify({ op: "subscribe", id: "1", topics: ["workflow.progress.update"] }));
   await Promise.race([ack, new Promise((_, rej) => setTimeout(() => rej(new Error("no subscribe ack")), 10_000))]);
-  return { ws, succeeded };
+  return { ws, succeeded, clock };
 }
 const events = await openEvents();
 
@@ -128,7 +130,8 @@ const f2 = (x) => x.toFixed(2);
 const meanOverhead = cr.wall / chain - 1;
 console.log(`chain: ${chain} steps in ${cr.wall.toFixed(0)} ms = ${(chain / (cr.wall / 1000)).toFixed(0)} steps/s, ` +
             `${f2(cr.wall / chain)} ms per step (mean overhead ${f2(meanOverhead)} ms)`);
-console.log(`chain, engine overhead per step from events: p50 ${f2(pct(evGaps, 50))} ms, ` +
+console.log(`chain, engine overhead per step from events (${events.clock.server ? "the passes' µs clocks" : "arrival times: no atUs in this devplane"}): ` +
+            `p50 ${f2(pct(evGaps, 50))} ms, ` +
             `p99 ${f2(pct(evGaps, 99))} ms, max ${f2(evGaps[evGaps.length - 1])} ms, min ${f2(evGaps[0])} ms`);
 console.log(`chain, engine overhead per step from stored timestamps (1 ms resolution): p50 ${pct(gaps, 50)} ms, ` +
             `p99 ${pct(gaps, 99)} ms, max ${gaps[gaps.length - 1]} ms`);

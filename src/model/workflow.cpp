@@ -69,7 +69,7 @@ boost::json::object to_json(const ExecutionStep& s) {
     o["item"] = s.item;
   }
   if (!s.task_id.empty()) o["taskId"] = s.task_id;
-  if (s.wake_at > 0) o["wakeAt"] = clock::format_iso8601(s.wake_at);
+  if (s.wake_at_us > 0) o["wakeAt"] = clock::format_iso8601(s.wake_at_us / 1000);
   if (!s.decided_by.empty()) o["decidedBy"] = s.decided_by;
   return o;
 }

@@ -79,7 +79,7 @@ struct ExecutionStep {
   std::string task_id;         // agent: the task; workflow: the child execution
   std::string lease_owner;
   std::int64_t lease_until = 0;
-  std::int64_t wake_at = 0;    // epoch ms of the next timer; 0: none
+  std::int64_t wake_at_us = 0;  // epoch µs of the next timer; 0: none
   boost::json::array history;  // finished attempts: {attempt, status, error, startedAt, finishedAt}
   std::string decided_by;      // approval steps
   std::optional<std::int64_t> started_at;

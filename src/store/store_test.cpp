@@ -2236,7 +2236,7 @@ TEST_P(StoreTest, StepWritesAreFencedByStatusAndAttempt) {
   a1.task_id = "t1";
   a1.inputs = boost::json::object{{"x", 1}};
   a1.history.push_back(boost::json::object{{"attempt", 0}});
-  a1.wake_at = 99;
+  a1.wake_at_us = 99;
   a1.started_at = 5000;
   ASSERT_TRUE(store_->write([&](Tx& tx) { return tx.executions().update_step(a1, "pending", 0); }).ok());
   model::ExecutionStep a2 = a1;
@@ -2254,7 +2254,7 @@ TEST_P(StoreTest, StepWritesAreFencedByStatusAndAttempt) {
     EXPECT_EQ(got.status, "running");
     EXPECT_EQ(got.attempt, 2);
     EXPECT_EQ(got.task_id, "t2");
-    EXPECT_EQ(got.wake_at, 99);
+    EXPECT_EQ(got.wake_at_us, 99);
     EXPECT_EQ(got.history.size(), 1u);
     EXPECT_EQ(got.inputs.at("x").as_int64(), 1);
     EXPECT_EQ(*got.started_at, 5000);

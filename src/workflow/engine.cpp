@@ -41,7 +41,7 @@ bool same_step(const model::ExecutionStep& a, const model::ExecutionStep& b) {
          a.attempt == b.attempt && a.inputs == b.inputs && a.outputs == b.outputs &&
          a.error == b.error && a.item == b.item && a.task_id == b.task_id &&
          a.lease_owner == b.lease_owner && a.lease_until == b.lease_until &&
-         a.wake_at == b.wake_at && a.history == b.history && a.decided_by == b.decided_by &&
+         a.wake_at_us == b.wake_at_us && a.history == b.history && a.decided_by == b.decided_by &&
          a.started_at == b.started_at && a.completed_at == b.completed_at &&
          a.updated_at == b.updated_at;
 }
@@ -133,10 +133,10 @@ Result<model::Agent> resolve_agent(store::Tx& tx, const json::value& selector) {
 class Pass {
  public:
   Pass(store::Tx& tx, model::Execution& e, const Definition& def,
-       std::vector<model::ExecutionStep>& rows, std::int64_t now, const EngineOptions& opts,
+       std::vector<model::ExecutionStep>& rows, std::int64_t now_us, const EngineOptions& opts,
        agents::TaskService& tasks, agents::PendingTasks& pending,
        const std::map<std::string, ToolCallResult>* calls_done = nullptr)
-      : tx_(tx), e_(e), def_(def), rows_(rows), now_(now), opts_(opts), tasks_(tasks), pending_(pending),
+      : tx_(tx), e_(e), def_(def), rows_(rows), now_us_(now_us), now_(now_us / 1000), opts_(opts), tasks_(tasks), pending_(pending),
         calls_done_(calls_done) {
     for (std::size_t i = 0; i < rows_.size(); ++i) {
       index_[rows_[i].step_id] = i;
@@ -174,7 +174,7 @@ class Pass {
     // Idempotency keys of tool calls to stop (their step was cancelled or timed out).
     std::vector<std::string> stop_calls;
     bool finished = false;
-    std::int64_t next_wake = 0;  // the earliest timer still pending (0: none)
+    std::int64_t next_wake_us = 0;  // the earliest timer still pending, epoch µs (0: none)
   } out;
 
  private:
@@ -192,6 +192,9 @@ class Pass {
     d.tool_name = s.tool;
     return d;
   }
+
+  // The epoch µs at which a timer of `ms` from now is due.
+  std::int64_t due_in(std::int64_t ms) const { return now_us_ + ms * 1000; }
 
   std::string key(const model::ExecutionStep& r) const {
     return e_.id + "/" + r.step_id + "/" + std::to_string(r.attempt);
@@ -229,14 +232,14 @@ class Pass {
     if (r.parent_step.empty()) ctx_dirty_ = true;
     changed_ = true;
     return tx_.outbox().append(store::OutboxEvent{0, "workflow.progress.update",
-                                                  progress_event(e_, &r), e_.correlation_id, now_,
+                                                  progress_event(e_, &r, now_us_), e_.correlation_id, now_,
                                                   std::nullopt});
   }
 
   Status save_execution() {
     DP_TRY(tx_.executions().update(e_));
     return tx_.outbox().append(store::OutboxEvent{0, "workflow.progress.update",
-                                                  progress_event(e_, nullptr), e_.correlation_id,
+                                                  progress_event(e_, nullptr, now_us_), e_.correlation_id,
                                                   now_, std::nullopt});
   }
 
@@ -265,7 +268,7 @@ class Pass {
     r.status = "succeeded";
     r.outputs = std::move(outputs);
     r.error.clear();
-    r.wake_at = 0;
+    r.wake_at_us = 0;
     r.completed_at = now_;
     return save(i);
   }
@@ -274,7 +277,7 @@ class Pass {
     auto& r = rows_[i];
     r.status = "failed";
     r.error = error;
-    r.wake_at = 0;
+    r.wake_at_us = 0;
     r.completed_at = now_;
     return save(i);
   }
@@ -313,7 +316,7 @@ class Pass {
     }
     r.status = "cancelled";
     r.error = reason;
-    r.wake_at = 0;
+    r.wake_at_us = 0;
     r.completed_at = now_;
     return save(i);
   }
@@ -329,7 +332,8 @@ class Pass {
   model::Execution& e_;
   const Definition& def_;
   std::vector<model::ExecutionStep>& rows_;
-  const std::int64_t now_;
+  const std::int64_t now_us_;  // the pass's clock, in µs (events carry it)
+  const std::int64_t now_;     // the same in ms (stored timestamps, timers)
   const EngineOptions& opts_;
   agents::TaskService& tasks_;
   agents::PendingTasks& pending_;
@@ -360,7 +364,7 @@ Status Pass::fail_attempt(std::size_t i, const std::string& kind, const std::str
   if (retry) {
     r.status = "retrying";
     r.error = error;
-    r.wake_at = now_ + backoff_ms(s->retry, attempts_since_reset(r));
+    r.wake_at_us = due_in(backoff_ms(s->retry, attempts_since_reset(r)));
     r.task_id.clear();
     return save(i);
   }
@@ -388,7 +392,7 @@ Status Pass::start_task(std::size_t i, const std::string& agent_id, std::int64_t
   r.task_id = created->first.id;
   r.lease_owner = opts_.node_id;
   r.lease_until = now_ + opts_.lease.count();
-  r.wake_at = deadline;
+  r.wake_at_us = deadline;
   return save(i);
 }
 
@@ -401,7 +405,7 @@ Status Pass::start_attempt(std::size_t i) {
   r.error.clear();
   r.outputs = nullptr;
   r.task_id.clear();
-  r.wake_at = 0;
+  r.wake_at_us = 0;
   const json::object ctx = context(r.parent_step.empty() ? nullptr : &r);
   auto inputs = expr::render(s->inputs, ctx);
   if (!inputs.ok()) {
@@ -409,7 +413,7 @@ Status Pass::start_attempt(std::size_t i) {
     return finish_failed(i, "inputs: " + inputs.error().message);
   }
   r.inputs = *inputs;
-  const std::int64_t deadline = s->timeout_ms > 0 ? now_ + s->timeout_ms : 0;
+  const std::int64_t deadline = s->timeout_ms > 0 ? due_in(s->timeout_ms) : 0;
   if (s->type == "agent") {
     auto selector = expr::render(s->agent, ctx);
     if (!selector.ok()) return finish_failed(i, "agent: " + selector.error().message);
@@ -419,12 +423,12 @@ Status Pass::start_attempt(std::size_t i) {
   }
   if (s->type == "wait") {
     r.status = "waiting";
-    r.wake_at = now_ + s->duration_ms;
+    r.wake_at_us = due_in(s->duration_ms);
     return save(i);
   }
   if (s->type == "approval") {
     r.status = "waiting_approval";
-    r.wake_at = deadline;
+    r.wake_at_us = deadline;
     auto message = expr::render(json::value(s->message), ctx);
     json::array approvers;
     for (const auto& a : s->approvers.empty() ? std::vector<std::string>{"admin", "operator"} : s->approvers) {
@@ -435,7 +439,7 @@ Status Pass::start_attempt(std::size_t i) {
     json::object request{
         {"message", message.ok() && message->is_string() ? *message : json::value(s->message)},
         {"approvers", approvers},
-        {"expiresAt", deadline > 0 ? json::value(clock::format_iso8601(deadline)) : json::value(nullptr)}};
+        {"expiresAt", deadline > 0 ? json::value(clock::format_iso8601(deadline / 1000)) : json::value(nullptr)}};
     r.outputs = request;
     DP_TRY(save(i));
     json::object ev{{"executionId", e_.id},
@@ -480,7 +484,7 @@ Status Pass::start_attempt(std::size_t i) {
     DP_TRY(insert_execution(tx_, child, *child_def, now_));
     r.status = "running";
     r.task_id = child.id;
-    r.wake_at = deadline;
+    r.wake_at_us = deadline;
     return save(i);
   }
   // tool: the call runs after this transaction commits (Engine::call_tool); the step stays
@@ -497,7 +501,7 @@ Status Pass::start_attempt(std::size_t i) {
   r.status = "dispatched";
   r.lease_owner = opts_.node_id;
   r.lease_until = now_ + opts_.lease.count();
-  r.wake_at = deadline;
+  r.wake_at_us = deadline;
   DP_TRY(save(i));
   out.dispatches.push_back(tool_dispatch(r, *s));
   return Ok{};
@@ -651,11 +655,11 @@ Result<bool> Pass::advance(std::size_t i) {
     return true;
   }
   if (r.status == "retrying") {
-    if (now_ < r.wake_at) return false;
+    if (now_us_ < r.wake_at_us) return false;
     DP_TRY(start_attempt(i));
     return true;
   }
-  const bool timed_out = r.wake_at > 0 && now_ >= r.wake_at;
+  const bool timed_out = r.wake_at_us > 0 && now_us_ >= r.wake_at_us;
   if (r.status == "waiting") {
     if (!timed_out) return false;
     DP_TRY(succeed(i, json::object{{"waitedMs", s->duration_ms}}));
@@ -697,7 +701,7 @@ Result<bool> Pass::advance(std::size_t i) {
       DP_TRY(fail_attempt(i, "unavailable", agent.error().message));
       return true;
     }
-    DP_TRY(start_task(i, agent->id, r.wake_at));
+    DP_TRY(start_task(i, agent->id, r.wake_at_us));
     return true;
   }
   if (r.status == "running") {
@@ -827,8 +831,8 @@ Status Pass::run() {
   DP_TRY(finalize());
   if (!out.finished) {
     for (const auto& r : rows_) {
-      if (r.terminal() || r.wake_at <= 0) continue;
-      if (out.next_wake == 0 || r.wake_at < out.next_wake) out.next_wake = r.wake_at;
+      if (r.terminal() || r.wake_at_us <= 0) continue;
+      if (out.next_wake_us == 0 || r.wake_at_us < out.next_wake_us) out.next_wake_us = r.wake_at_us;
     }
   }
   return Ok{};
@@ -873,21 +877,50 @@ void Engine::notify() {
 }
 
 void Engine::loop() {
+  using SysClock = std::chrono::system_clock;
+  auto sweep_at = SysClock::now() + options_.tick;
   for (;;) {
+    std::vector<std::string> due;
+    bool sweep = false;
     {
       std::unique_lock lock(mu_);
-      auto until = std::chrono::system_clock::now() + options_.tick;
-      if (next_wake_ > 0) {
-        // Wake at the timer's own millisecond, not a whole number of milliseconds from now
-        // (which would add up to 1 ms to every timer).
-        until = std::min(until, std::chrono::system_clock::time_point(std::chrono::milliseconds(next_wake_)));
+      for (;;) {
+        auto until = sweep_at;
+        if (!timers_.empty()) {
+          std::int64_t earliest = std::numeric_limits<std::int64_t>::max();
+          for (const auto& kv : timers_) earliest = std::min(earliest, kv.second);
+          until = std::min(until, SysClock::time_point(std::chrono::microseconds(earliest)));
+        }
+        timers_changed_ = false;
+        // A drive on another thread (a new execution, a task's end, a tool call's result) that
+        // sets an earlier timer ends the wait, which starts again with the new deadline.
+        cv_.wait_until(lock, until, [this] { return stop_ || wake_ || timers_changed_; });
+        if (stop_) return;
+        if (!timers_changed_ || wake_) break;
       }
-      cv_.wait_until(lock, until, [this] { return stop_ || wake_; });
-      if (stop_) return;
+      const std::int64_t now = clock::now_us();
+      sweep = wake_ || SysClock::now() >= sweep_at;
       wake_ = false;
-      next_wake_ = 0;  // recomputed by the drives of this tick
+      if (!sweep) {
+        for (auto it = timers_.begin(); it != timers_.end();) {
+          if (it->second <= now) {
+            due.push_back(it->first);
+            it = timers_.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
     }
-    tick();
+    if (sweep) {
+      // Every execution this node may drive: new ones, ones whose holder's lease lapsed, and
+      // changes made elsewhere (approvals, cancels, retries) that woke the engine.
+      tick();
+      sweep_at = SysClock::now() + options_.tick;
+      continue;
+    }
+    // Only the executions whose timer is due.
+    for (const auto& id : due) drive(id);
   }
 }
 
@@ -955,7 +988,8 @@ void Engine::drive(const std::string& id) {
 }
 
 void Engine::drive_once(const std::string& id) {
-  const std::int64_t now = clock::now_ms();
+  std::int64_t now_us = 0;
+  std::int64_t now = 0;
   const bool take_over = options_.take_over_on_start;
   std::optional<Pass::Out> out;
   std::string correlation_id;
@@ -984,6 +1018,10 @@ void Engine::drive_once(const std::string& id) {
     tasks_.settle(pending, false);
     out.reset();
     keep.reset();
+    // The clock of the pass is read once it holds the transaction (on SQLite, after waiting for
+    // the writer), so that a timer due by then is seen as due.
+    now_us = clock::now_us();
+    now = now_us / 1000;
     // Renewing the lease fences out a node whose lease lapsed: it can no longer write here.
     // In embedded mode the previous holder was this data directory's earlier process.
     DP_ASSIGN_OR_RETURN(
@@ -1024,7 +1062,7 @@ void Engine::drive_once(const std::string& id) {
       ++cache_misses_;
     }
     kept.reset();
-    Pass pass(tx, e, *def, rows, now, options_, tasks_, pending, &calls_done);
+    Pass pass(tx, e, *def, rows, now_us, options_, tasks_, pending, &calls_done);
     DP_TRY(pass.run());
     out = std::move(pass.out);
     if (!out->finished) {
@@ -1054,7 +1092,10 @@ void Engine::drive_once(const std::string& id) {
                                      {{"executionId", id}, {"error", st.error().message}});
     return;
   }
-  if (!out) return;
+  if (!out) {
+    set_timer(id, 0);  // not ours (another node holds its lease) or no longer in flight
+    return;
+  }
   if (!out->stop_calls.empty()) {
     std::lock_guard lock(mu_);
     for (const auto& key : out->stop_calls) {
@@ -1078,11 +1119,24 @@ void Engine::drive_once(const std::string& id) {
     boost::asio::post(*tool_pool_, [this, td = std::move(td), flag] { call_tool(td, *flag); });
   }
   if (out->finished) notify();  // a parent execution may be waiting on this one
-  if (out->next_wake > 0) {
-    // Wake for the earliest timer instead of waiting out the tick.
+  set_timer(id, out->finished ? 0 : out->next_wake_us);
+}
+
+void Engine::set_timer(const std::string& id, std::int64_t at) {
+  bool earlier = false;
+  {
     std::lock_guard lock(mu_);
-    if (next_wake_ == 0 || out->next_wake < next_wake_) next_wake_ = out->next_wake;
+    if (at <= 0) {
+      timers_.erase(id);
+      return;
+    }
+    auto [it, added] = timers_.try_emplace(id, at);
+    earlier = added || at < it->second;
+    it->second = at;
+    // The loop may be waiting for a later deadline: it waits again for this one.
+    if (earlier) timers_changed_ = true;
   }
+  if (earlier) cv_.notify_all();
 }
 
 void Engine::call_tool(const ToolDispatch& d, const std::atomic<bool>& cancel) {
@@ -1131,8 +1185,9 @@ void Engine::call_tool(const ToolDispatch& d, const std::atomic<bool>& cancel) {
 }
 
 void Engine::record_tool_result(const ToolDispatch& d, const ToolCallResult& result) {
-  const std::int64_t now = clock::now_ms();
   auto st = store_.write([&](store::Tx& tx) -> Status {
+    const std::int64_t now_us = clock::now_us();
+    const std::int64_t now = now_us / 1000;
     DP_ASSIGN_OR_RETURN(bool mine, tx.executions().lease(d.execution_id, options_.node_id, now,
                                                          now + options_.lease.count()));
     if (!mine) return Ok{};
@@ -1140,7 +1195,7 @@ void Engine::record_tool_result(const ToolDispatch& d, const ToolCallResult& res
     DP_ASSIGN_OR_RETURN(auto def, definition(tx, e.workflow_id, e.workflow_version));
     DP_ASSIGN_OR_RETURN(auto rows, tx.executions().steps(d.execution_id));
     agents::PendingTasks none;  // a tool step's result alone starts no task
-    Pass pass(tx, e, *def, rows, now, options_, tasks_, none);
+    Pass pass(tx, e, *def, rows, now_us, options_, tasks_, none);
     auto i = pass.find(d.step_id);
     if (!i || rows[*i].status != "dispatched" || rows[*i].attempt != d.attempt) return Ok{};
     return pass.tool_done(*i, result);

@@ -128,6 +128,9 @@ class Engine {
   void drive(const std::string& execution_id);
   // One pass (one store transaction) over the execution, then what it asks for after the commit.
   void drive_once(const std::string& execution_id);
+  // Records when the execution next needs a pass (epoch µs; 0: no timer), waking the loop if
+  // that is sooner.
+  void set_timer(const std::string& id, std::int64_t at);
   // A tool step's call, on the tool pool; its result is written if the attempt is still current.
   void call_tool(const ToolDispatch& d, const std::atomic<bool>& cancel);
   // While stopping: writes a call's result alone (no pass that would start further steps).
@@ -142,7 +145,11 @@ class Engine {
   std::condition_variable cv_;
   bool stop_ = false;  // guarded by mu_
   bool wake_ = false;  // guarded by mu_
-  std::int64_t next_wake_ = 0;  // epoch ms of the earliest pending timer; guarded by mu_
+  // The earliest pending timer (epoch µs) of each execution this node drives, as its last
+  // pass left it: the loop drives an execution when its timer is due, and every execution it
+  // may drive every `tick` (or when notified). Guarded by mu_.
+  std::map<std::string, std::int64_t, std::less<>> timers_;
+  bool timers_changed_ = false;  // an earlier timer was set while the loop waited; guarded by mu_
   std::set<std::string> driving_;  // executions being driven now; guarded by mu_
   std::set<std::string> again_;    // of those, the ones to pass over once more; guarded by mu_
   std::atomic<bool> took_over_{false};

@@ -305,6 +305,74 @@ steps:
   EXPECT_EQ(step(ex, "fan").outputs.at("results").as_array().size(), 3u);
 }
 
+// A timer set by a pass on another thread (POST .../execute drives a new execution on the
+// request's thread) is honoured by the engine's loop at once, not after its periodic sweep.
+TEST_F(EngineTest, TimersSetOnAnotherThreadWakeTheLoopWithoutWaitingForTheSweep) {
+  EngineOptions opts;
+  opts.node_id = "node-test";
+  opts.tick = std::chrono::seconds(30);  // the sweep: far later than the whole test
+  engine_ = std::make_unique<Engine>(*store_, *tasks_, opts);
+  engine_->start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the loop is waiting
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string ex = start(R"(name: timers
+steps:
+  - {id: a, type: wait, duration: 20ms}
+  - {id: b, type: wait, duration: 20ms, needs: [a]}
+  - {id: c, type: wait, duration: 20ms, needs: [b]}
+)");
+  engine_->drive_now(ex);
+  for (int i = 0; i < 500 && status(ex) != "succeeded"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(status(ex), "succeeded");
+  EXPECT_LT(took, std::chrono::seconds(5)) << "the timers waited for the sweep";
+  EXPECT_GE(took, std::chrono::milliseconds(60)) << "three 20 ms waits in a chain";
+  engine_->stop();
+}
+
+// Each progress event carries the pass's clock in µs (atUs, in the event's own millisecond),
+// and a wait lasts at least its duration: its timer is due at the next whole millisecond after
+// the pass plus the duration, never earlier.
+TEST_F(EngineTest, WaitsLastTheirFullLengthAndEventsCarryTheirMicroseconds) {
+  const std::string ex = start(R"(name: micro
+steps:
+  - {id: a, type: wait, duration: 3ms}
+  - {id: b, type: wait, duration: 3ms, needs: [a]}
+  - {id: c, type: wait, duration: 3ms, needs: [b]}
+)");
+  for (int i = 0; i < 500 && status(ex) != "succeeded"; ++i) {
+    engine_->tick();
+    std::this_thread::sleep_for(std::chrono::microseconds(300));
+  }
+  ASSERT_EQ(status(ex), "succeeded");
+  std::vector<store::OutboxEvent> events;
+  ASSERT_TRUE(store_->read([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(events, tx.outbox().pending(1000));
+    return Ok{};
+  }).ok());
+  std::map<std::string, std::int64_t> started;
+  std::map<std::string, std::int64_t> succeeded;
+  for (const auto& ev : events) {
+    if (ev.topic != "workflow.progress.update") continue;
+    const auto data = json::parse(ev.payload).as_object();
+    if (data.at("executionId").as_string() != ex) continue;
+    ASSERT_TRUE(data.contains("atUs")) << ev.payload;
+    const std::int64_t at_us = data.at("atUs").as_int64();
+    EXPECT_EQ(at_us / 1000, ev.created_at) << "atUs lies in the event's own millisecond";
+    if (!data.contains("stepId")) continue;
+    const std::string step_id(data.at("stepId").as_string());
+    if (data.at("stepStatus") == "waiting") started[step_id] = at_us;
+    if (data.at("stepStatus") == "succeeded") succeeded[step_id] = at_us;
+  }
+  ASSERT_EQ(started.size(), 3u);
+  ASSERT_EQ(succeeded.size(), 3u);
+  for (const auto& [id, at] : started) {
+    EXPECT_GE(succeeded[id] - at, 3000) << "step " << id << " ended before its 3 ms wait";
+  }
+}
+
 TEST(BackoffTest, GrowsByTheFactorWithBoundedJitterAndCap) {
   RetryPolicy p;
   p.backoff_ms = 1000;

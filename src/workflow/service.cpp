@@ -12,11 +12,13 @@ namespace dp::workflow {
 
 namespace json = boost::json;
 
-std::string progress_event(const model::Execution& e, const model::ExecutionStep* step) {
+std::string progress_event(const model::Execution& e, const model::ExecutionStep* step,
+                           std::int64_t at_us) {
   json::object o{{"executionId", e.id},
                  {"workflowId", e.workflow_id},
                  {"workflowVersion", e.workflow_version},
-                 {"status", e.status}};
+                 {"status", e.status},
+                 {"atUs", at_us}};
   if (!e.error.empty()) o["error"] = e.error;
   if (step != nullptr) {
     o["stepId"] = step->step_id;
@@ -32,7 +34,7 @@ namespace {
 Status announce(store::Tx& tx, const model::Execution& e, const model::ExecutionStep* step,
                std::int64_t now) {
   return tx.outbox().append(store::OutboxEvent{0, "workflow.progress.update",
-                                               progress_event(e, step), e.correlation_id, now,
+                                               progress_event(e, step, now * 1000), e.correlation_id, now,
                                                std::nullopt});
 }
 
@@ -336,7 +338,7 @@ Result<model::ExecutionStep> WorkflowService::decide(const std::string& executio
     s.outputs = std::move(decided);
     s.decided_by = caller.name;
     s.error = approve ? "" : "rejected by " + caller.name + (comment.empty() ? "" : ": " + comment);
-    s.wake_at = 0;
+    s.wake_at_us = 0;
     s.completed_at = now;
     s.updated_at = now;
     s.history.push_back(json::object{{"attempt", s.attempt},
@@ -369,7 +371,7 @@ Result<ExecutionView> WorkflowService::retry(const std::string& id, const Caller
       s.error.clear();
       s.outputs = nullptr;
       s.task_id.clear();
-      s.wake_at = 0;
+      s.wake_at_us = 0;
       s.completed_at.reset();
       s.updated_at = now;
       // The attempt number keeps counting, so the next attempt has a fresh idempotency key;

@@ -100,7 +100,9 @@ Result<model::Execution> start_execution(store::Tx& tx, const std::string& workf
 Status sync_triggers(store::Tx& tx, const std::string& workflow_id, const Definition& def,
                      std::int64_t now_ms);
 
-// The `workflow.progress.update` payload.
-std::string progress_event(const model::Execution& e, const model::ExecutionStep* step);
+// The `workflow.progress.update` payload; `at_us` is when the change was made (epoch µs: the
+// engine pass's clock; the service's own changes have only their millisecond).
+std::string progress_event(const model::Execution& e, const model::ExecutionStep* step,
+                           std::int64_t at_us);
 
 }  // namespace dp::workflow

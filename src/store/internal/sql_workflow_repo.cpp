@@ -96,7 +96,7 @@ model::Execution execution_from_row(const Rows& rows, std::size_t r) {
 
 constexpr std::string_view kStepColumns =
     "execution_id, step_id, parent_step, seq, status, attempt, inputs, outputs, error, item, "
-    "task_id, lease_owner, lease_expires_at, wake_at, history, decided_by, started_at, "
+    "task_id, lease_owner, lease_expires_at, wake_at_us, history, decided_by, started_at, "
     "completed_at, updated_at";
 
 model::ExecutionStep step_from_row(const Rows& rows, std::size_t r) {
@@ -114,7 +114,7 @@ model::ExecutionStep step_from_row(const Rows& rows, std::size_t r) {
   s.task_id = rows.text(r, 10);
   s.lease_owner = rows.text(r, 11);
   s.lease_until = parse_db_time(rows.at(r, 12));
-  s.wake_at = rows.integer(r, 13);
+  s.wake_at_us = rows.integer(r, 13);
   auto h = parse_value(rows.at(r, 14));
   if (h.is_array()) s.history = std::move(h.as_array());
   s.decided_by = rows.text(r, 15);
@@ -422,7 +422,7 @@ Status SqlExecutionRepository::update_step(const model::ExecutionStep& s,
       text_or_null(s.task_id),
       text_or_null(s.lease_owner),
       s.lease_until > 0 ? opt_iso(s.lease_until, lease_buf) : SqlValue(nullptr),
-      s.wake_at,
+      s.wake_at_us,
       std::string_view(history),
       text_or_null(s.decided_by),
       opt_iso(s.started_at, started_buf),
@@ -436,7 +436,7 @@ Status SqlExecutionRepository::update_step(const model::ExecutionStep& s,
   DP_ASSIGN_OR_RETURN(
       std::int64_t n,
       conn_.exec("UPDATE execution_steps SET status = $1, attempt = $2, inputs = $3, outputs = $4, "
-                 "error = $5, task_id = $6, lease_owner = $7, lease_expires_at = $8, wake_at = $9, "
+                 "error = $5, task_id = $6, lease_owner = $7, lease_expires_at = $8, wake_at_us = $9, "
                  "history = $10, decided_by = $11, started_at = $12, completed_at = $13, "
                  "updated_at = $14 WHERE execution_id = $15 AND step_id = $16 AND status = $17 AND "
                  "attempt = $18",
