@@ -233,11 +233,13 @@ void Client::handle(jsonrpc::Message m) {
   if (m.kind == Kind::kResult || m.kind == Kind::kError) {
     std::uint64_t stray = 0;
     {
-      std::lock_guard lock(mu_);
+      std::unique_lock lock(mu_);
       auto it = m.id.is_null() ? pending_.end() : pending_.find(jsonrpc::id_key(m.id));
       if (it != pending_.end() && !it->second->done) {
         it->second->done = true;
         it->second->reply = std::move(m);
+        // Woken after the unlock, the caller does not wake only to wait for this mutex.
+        lock.unlock();
         cv_.notify_all();
         return;
       }
