@@ -373,6 +373,7 @@ int run_serve(const ServeOptions& opts) {
   workflow::EngineOptions engine_opts;
   engine_opts.node_id = node_id;
   engine_opts.lease = std::chrono::milliseconds(cfg.workflow_lease_ms);
+  engine_opts.tick = std::chrono::milliseconds(cfg.workflow_tick_ms);
   engine_opts.take_over_on_start = !cfg.distributed();
   engine_opts.call_tool = workflow::mcp_tool_caller(tool_service);  // tool steps, audited
   workflow::Engine engine(store, task_service, engine_opts);
@@ -471,7 +472,14 @@ int run_serve(const ServeOptions& opts) {
   // A lost agent's tasks go back to the queue once it has been silent as long as it may be.
   remote_opts.lease = remote_opts.heartbeat_timeout;
   remote_opts.logs = &agent_logs;
-  remote_opts.on_finished = [&memory_service](const model::Task& t) { memory_service.remember_task(t); };
+  // A workflow step's task that a remote agent ended moves its execution on at once, with a
+  // pass on the engine's thread (the result arrives on a connection's thread).
+  remote_opts.on_finished = [&engine_ptr, &memory_service](const model::Task& t) {
+    memory_service.remember_task(t);
+    constexpr std::string_view kPrefix = "execution:";
+    if (engine_ptr == nullptr || t.created_by.rfind(kPrefix, 0) != 0) return;
+    engine_ptr->drive_soon(t.created_by.substr(kPrefix.size()));
+  };
   agents::remote::RemoteHub remote_hub(store, agent_service, blocking, remote_opts);
   remote_ptr = &remote_hub;
   http::ServerOptions sopts;

@@ -54,7 +54,7 @@ const std::vector<std::string>& Config::keys() {
       "jwt_secret", "access_token_ttl_s", "refresh_token_ttl_s", "password_hash_cost",
       "oidc_issuer", "oidc_client_id", "oidc_client_secret", "oidc_redirect_url", "oidc_role_claim",
       "oidc_role_map", "oidc_scopes", "oidc_display_name", "oidc_jwks_min_refresh_ms", "web_dir",
-      "redis_key_prefix", "remote_heartbeat_timeout_ms", "workflow_lease_ms", "task_lease_ms",
+      "redis_key_prefix", "remote_heartbeat_timeout_ms", "workflow_lease_ms", "workflow_tick_ms", "task_lease_ms",
       "workspace_retention_hours", "llm_prices", "docker_socket", "agent_log_max_bytes",
       "agent_log_files", "agent_log_max_followers", "webhook_timestamp_tolerance_s",
       "cron_late_tolerance_s", "webhook_delivery_retention_s", "memory_outcomes", "memory_embedder",
@@ -190,6 +190,8 @@ Status Config::set(std::string_view key, std::string_view value, std::string_vie
     return parse_uint<std::uint32_t>(key, value, source, 1000, 600'000, task_lease_ms);
   } else if (key == "workflow_lease_ms") {
     return parse_uint<std::uint32_t>(key, value, source, 1000, 600'000, workflow_lease_ms);
+  } else if (key == "workflow_tick_ms") {
+    return parse_uint<std::uint32_t>(key, value, source, 10, 60'000, workflow_tick_ms);
   } else if (key == "health_interval_ms") {
     return parse_uint<std::uint32_t>(key, value, source, 100, 3'600'000, health_interval_ms);
   } else if (key == "remote_heartbeat_timeout_ms") {
@@ -396,6 +398,7 @@ boost::json::object Config::to_json_masked() const {
   o["health_interval_ms"] = health_interval_ms;
   o["remote_heartbeat_timeout_ms"] = remote_heartbeat_timeout_ms;
   o["workflow_lease_ms"] = workflow_lease_ms;
+  o["workflow_tick_ms"] = workflow_tick_ms;
   o["task_lease_ms"] = task_lease_ms;
   o["workspace_retention_hours"] = workspace_retention_hours;
   o["agent_resources_interval_ms"] = agent_resources_interval_ms;

@@ -76,6 +76,9 @@ struct Config {
   // How long a node's claim on a workflow execution lasts without renewal (distributed mode:
   // another node resumes the execution after it lapses).
   std::uint32_t workflow_lease_ms = 15'000;
+  // How often the workflow engine looks over every execution it may drive (new ones, lapsed
+  // leases elsewhere); timers and task ends do not wait for it.
+  std::uint32_t workflow_tick_ms = 200;
   // How long a node's claim on a running agent task lasts without renewal; a task whose node
   // died runs again (same idempotency key) after it lapses.
   std::uint32_t task_lease_ms = 30'000;

@@ -123,6 +123,7 @@ TEST(ConfigTest, SetsEveryKnownKey) {
       {"web_dir", "/srv/devplane/web"},
       {"redis_key_prefix", "team-a.devplane"},
       {"workflow_lease_ms", "5000"},
+      {"workflow_tick_ms", "50"},
       {"task_lease_ms", "4000"},
       {"oidc_issuer", "https://idp.example.com"},
       {"oidc_client_id", "devplane"},
@@ -167,6 +168,8 @@ TEST(ConfigTest, SetsEveryKnownKey) {
   EXPECT_EQ(c.log_level, "debug");
   EXPECT_EQ(c.log_format, "text");
   EXPECT_EQ(c.io_threads, 3);
+  EXPECT_EQ(c.workflow_lease_ms, 5000u);
+  EXPECT_EQ(c.workflow_tick_ms, 50u);
   EXPECT_EQ(c.blocking_threads, 7);
   EXPECT_EQ(c.write_threads, 9);
   EXPECT_EQ(c.db_pool_size, 11);
@@ -339,6 +342,7 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValue{"redis_key_prefix", ""}, BadValue{"redis_key_prefix", "Team A"},
                       BadValue{"redis_key_prefix", "a:b"},
                       BadValue{"workflow_lease_ms", "999"}, BadValue{"workflow_lease_ms", "x"},
+                      BadValue{"workflow_tick_ms", "9"}, BadValue{"workflow_tick_ms", "60001"},
                       BadValue{"task_lease_ms", "600001"}),
     [](const ::testing::TestParamInfo<BadValue>& param_info) {
       return param_info.param.key + "_" + std::to_string(param_info.index);

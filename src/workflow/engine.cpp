@@ -1122,6 +1122,19 @@ void Engine::drive_once(const std::string& id) {
   set_timer(id, out->finished ? 0 : out->next_wake_us);
 }
 
+void Engine::drive_soon(const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+    // A timer due now: the loop drives this execution alone, without a sweep.
+    const std::int64_t now = clock::now_us();
+    auto [it, added] = timers_.try_emplace(id, now);
+    if (!added) it->second = std::min(it->second, now);
+    timers_changed_ = true;
+  }
+  cv_.notify_all();
+}
+
 void Engine::set_timer(const std::string& id, std::int64_t at) {
   bool earlier = false;
   {

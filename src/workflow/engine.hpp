@@ -102,6 +102,9 @@ class Engine {
   // from the task's thread). When another thread is driving it, that thread makes one more
   // pass instead. Nothing once stopped.
   void drive_now(const std::string& execution_id) { drive(execution_id); }
+  // The same, made soon by the engine's own thread (for callers that must not block on a pass,
+  // such as a remote agent's result, handled on a connection's thread). Nothing once stopped.
+  void drive_soon(const std::string& execution_id);
 
   // How often a pass found its execution's step rows kept from the previous pass (hits) or
   // read them from the store (misses).

@@ -373,6 +373,26 @@ steps:
   }
 }
 
+// drive_soon: the engine's thread makes the pass, at once, without waiting for its sweep.
+TEST_F(EngineTest, DriveSoonMakesAPassOnTheEnginesThreadWithoutTheSweep) {
+  EngineOptions opts;
+  opts.node_id = "node-test";
+  opts.tick = std::chrono::seconds(30);
+  engine_ = std::make_unique<Engine>(*store_, *tasks_, opts);
+  engine_->start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the loop is waiting
+  const std::string ex = start("name: soon\nsteps:\n  - {id: a, type: wait, duration: 1ms}\n");
+  const auto t0 = std::chrono::steady_clock::now();
+  engine_->drive_soon(ex);
+  for (int i = 0; i < 500 && status(ex) != "succeeded"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(status(ex), "succeeded");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5)) << "the pass waited for the sweep";
+  engine_->stop();
+  engine_->drive_soon(ex);  // stopped: nothing, and no hang
+}
+
 TEST(BackoffTest, GrowsByTheFactorWithBoundedJitterAndCap) {
   RetryPolicy p;
   p.backoff_ms = 1000;

@@ -239,6 +239,51 @@ TEST_P(RemoteAgentsTest, ReferenceClientCompletesTasks) {
   EXPECT_NE(lost.str("/data/statusReason").find("disconnected"), std::string::npos) << lost.describe();
 }
 
+// A workflow's agent steps done by a remote agent: each result moves the execution on at once.
+// The engine's sweep is set to a minute here, so a chain that finished only through it would
+// take minutes, not seconds.
+TEST_P(RemoteAgentsTest, AWorkflowStepsTaskEndedByARemoteAgentMovesItsExecutionOnAtOnce) {
+  http_.reset();
+  server_.reset();
+  server_ = std::make_unique<TestServer>(
+      GetParam(), std::vector<std::string>{"--port", std::to_string(port_)},
+      Env{{"DEVPLANE_REMOTE_HEARTBEAT_TIMEOUT_MS", std::to_string(kHeartbeatTimeoutMs)},
+          {"DEVPLANE_WORKFLOW_TICK_MS", "60000"}});
+  ASSERT_EQ(server_->error(), "");
+  http_ = std::make_unique<HttpClient>(port_);
+  const std::string id = create_agent("chain-worker");
+  const std::string key = create_key("chain-worker-key", "agent", id);
+  ChildProcess client;
+  ASSERT_EQ(start_client(client, id, key), "");
+  const std::string yaml = "name: remote-chain\nsteps:\n"
+                           "  - {id: a, type: agent, agent: " + id + ", inputs: {job: a}}\n"
+                           "  - {id: b, type: agent, agent: " + id + ", inputs: {job: b}, needs: [a]}\n"
+                           "  - {id: c, type: agent, agent: " + id + ", inputs: {job: c}, needs: [b]}\n";
+  auto wf = http_->post("/api/v1/workflows", json_str(json::object{{"definition", yaml}}));
+  ASSERT_EQ(wf.status, 201u) << wf.describe();
+  auto ex = http_->post("/api/v1/workflows/" + wf.str("/data/id") + "/execute",
+                        json_str(json::object{{"inputs", json::object{}}}));
+  ASSERT_EQ(ex.status, 202u) << ex.describe();
+  const std::string ex_id = ex.str("/data/id");
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  HttpResponse got;
+  do {
+    got = http_->get("/api/v1/executions/" + ex_id);
+    if (got.str("/data/status") == "succeeded" || got.str("/data/status") == "failed") break;
+    std::this_thread::sleep_for(50ms);
+  } while (std::chrono::steady_clock::now() < deadline);
+  ASSERT_EQ(got.str("/data/status"), "succeeded") << got.describe();
+  for (int i = 0; i < 3; ++i) {
+    const std::string p = "/data/steps/" + std::to_string(i);
+    EXPECT_EQ(got.str(p + "/status"), "succeeded") << got.describe();
+    // Each step's task was the remote agent's: it echoed the step's input back.
+    const std::string task = got.str(p + "/taskId");
+    auto t = get_task(id, task);
+    EXPECT_EQ(t.str("/data/status"), "succeeded") << t.describe();
+    EXPECT_EQ(t.str("/data/result/echo/job"), std::string(1, static_cast<char>('a' + i))) << t.describe();
+  }
+}
+
 TEST_P(RemoteAgentsTest, ClientSurvivesServerRestart) {
   const std::string id = create_agent("survivor");
   const std::string key = create_key("survivor-key", "agent", id);
