@@ -165,14 +165,17 @@ Result<json::value> Client::request_once(const std::string& method, const json::
                    "the MCP server's reply to " + method + " carried no response", nullptr};
     }
     auto stopped = [&] { return options.cancel != nullptr && options.cancel->load(); };
-    if (options.cancel == nullptr) {
-      cv_.wait_until(lock, deadline, [&] { return p->done || failed_.has_value(); });
-    } else {
-      // The cancel flag is a plain atomic (the agents' and the HTTP client's token): look at it
-      // every kCancelPoll while waiting.
-      while (!p->done && !failed_ && !stopped() && Clock::now() < deadline) {
-        cv_.wait_until(lock, std::min(deadline, Clock::now() + kCancelPoll));
-      }
+    // The cancel flag is a plain atomic (the agents' and the HTTP client's token): it is looked
+    // at every kCancelPoll while waiting.
+    const auto slice = options.cancel == nullptr ? kPumpSlice : kCancelPoll;
+    while (!p->done && !failed_ && !stopped() && Clock::now() < deadline) {
+      const auto until = std::min(deadline, Clock::now() + slice);
+      // A transport that reads on the caller's thread (stdio) delivers the reply here, saving
+      // the wake-up of its reader; the others wake this thread through on_message.
+      lock.unlock();
+      const bool pumped = transport_->pump(until);
+      lock.lock();
+      if (!pumped) cv_.wait_until(lock, until, [&] { return p->done || failed_.has_value(); });
     }
     if (p->done) {
       reply = std::move(p->reply);

@@ -66,6 +66,8 @@ struct CallOptions {
 };
 
 inline constexpr std::chrono::milliseconds kCancelPoll{20};
+// How long a caller reads for itself (Transport::pump) before it looks at its state again.
+inline constexpr std::chrono::milliseconds kPumpSlice{200};
 
 class Client {
  public:

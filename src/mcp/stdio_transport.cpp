@@ -2,13 +2,23 @@
 // its stdin and stdout; its stderr is logged. The process is started through the sandbox
 // runner (agents/sandbox), sandboxed or not, which owns limits, the cgroup and the stop that
 // leaves no process behind. Its `run` blocks, so it runs on a thread of this transport, which
-// also reads stdout and stderr through the runner's output callback.
+// also gets stderr through the runner's output callback.
+//
+// Stdout is read by whoever holds the reader role, one thread at a time: a caller waiting for
+// its reply (`pump`), which then wakes when the reply is there instead of waiting for another
+// thread to read it and wake it, or, when no caller has waited for a moment, a background
+// reader (for notifications and requests from the server). A caller that finds the background
+// reader in its poll kicks it out (an eventfd) and takes over.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -24,6 +34,11 @@ namespace sandbox = agents::sandbox;
 
 constexpr std::size_t kStderrTail = 2048;
 constexpr std::size_t kMaxStderrLine = 4096;
+// After the last caller stopped reading, the background reader waits this long before it
+// takes the role back: a program's next call usually follows at once.
+constexpr auto kCallerGrace = std::chrono::milliseconds(5);
+// The longest one poll of the background reader (it also wakes when kicked).
+constexpr auto kBackgroundPoll = std::chrono::milliseconds(100);
 
 class StdioTransport final : public Transport {
  public:
@@ -38,6 +53,8 @@ class StdioTransport final : public Transport {
     stdin_read_ = p[0];
     stdin_write_ = p[1];
     ::fcntl(stdin_write_, F_SETFL, O_NONBLOCK);
+    kick_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (kick_ < 0) return Error::unavailable(std::string("eventfd: ") + std::strerror(errno));
 
     sandbox::RunSpec spec;
     spec.argv = opt_.argv;
@@ -51,16 +68,18 @@ class StdioTransport final : public Transport {
     spec.output_limit = 0;  // everything goes through on_output; nothing is kept
     spec.stdin_fd = stdin_read_;
     spec.on_output = [this](std::string_view stream, std::string_view chunk) {
-      if (stream == "stdout") {
-        on_stdout(chunk);
-      } else {
-        on_stderr(chunk);
-      }
+      if (stream == "stderr") on_stderr(chunk);
     };
     // Fail fast on what would make `run` refuse (missing bubblewrap, bad workspace), so the
     // caller gets the reason instead of an immediate close.
     DP_TRY(sandbox::check_available(spec.isolation));
+    int o[2];
+    if (::pipe2(o, O_CLOEXEC) != 0) return Error::unavailable(std::string("pipe: ") + std::strerror(errno));
+    stdout_read_ = o[0];
+    ::fcntl(stdout_read_, F_SETFL, O_NONBLOCK);
+    spec.stdout_fd = o[1];  // sandbox::run takes it over
     started_ = true;
+    reader_ = std::thread([this] { read_in_background(); });
     thread_ = std::thread([this, spec = std::move(spec)]() mutable {
       auto r = sandbox::run(spec, &control_);
       Error why = Error::unavailable("MCP server exited");
@@ -74,6 +93,8 @@ class StdioTransport final : public Transport {
         if (!stderr_tail_.empty()) m += "; stderr: " + stderr_tail_;
         why = Error{ErrorCode::kUnavailable, "server_exited", m, nullptr};
       }
+      // What the server wrote before it ended is delivered before its end is reported.
+      drain();
       {
         std::lock_guard lock(mu_);
         exited_ = true;
@@ -110,6 +131,34 @@ class StdioTransport final : public Transport {
     return Ok{};
   }
 
+  bool pump(Clock::time_point until) override {
+    std::unique_lock l(rd_mu_);
+    if (!started_.load() || eof_ || closing_.load()) return false;
+    ++waiters_;
+    const std::uint64_t seen = batches_;
+    if (reading_) {
+      if (bg_reading_) kick();
+      ++blocked_;
+      rd_cv_.wait_until(l, until, [&] { return !reading_ || batches_ != seen || closing_.load() || eof_; });
+      --blocked_;
+    }
+    if (!reading_ && batches_ == seen && !closing_.load() && !eof_ && Clock::now() < until) {
+      reading_ = true;
+      l.unlock();
+      read_batch(until);
+      l.lock();
+      reading_ = false;
+    }
+    --waiters_;
+    last_pump_ = Clock::now();
+    // Only callers blocked for the role need to hear that it is free (the background reader
+    // looks again on its own).
+    const bool others = blocked_ > 0;
+    l.unlock();
+    if (others) rd_cv_.notify_all();
+    return true;
+  }
+
   void close() override {
     if (!started_) {
       close_fds();
@@ -117,14 +166,23 @@ class StdioTransport final : public Transport {
     }
     closing_.store(true);
     {
+      std::lock_guard l(rd_mu_);  // a reader between its check and its wait sees closing_
+    }
+    rd_cv_.notify_all();
+    bg_cv_.notify_all();
+    kick();
+    // From a handler (the reading thread, the runner's thread): only ask for the end; the
+    // destructor, on another thread, waits for it.
+    if (delivering_ == std::this_thread::get_id() || std::this_thread::get_id() == thread_.get_id() ||
+        std::this_thread::get_id() == reader_.get_id()) {
+      control_.stop();
+      return;
+    }
+    {
       // Closing stdin is the polite way to end a stdio server; give it a moment.
       std::lock_guard wl(write_mu_);
       if (stdin_write_ >= 0) ::close(stdin_write_);
       stdin_write_ = -1;
-    }
-    if (std::this_thread::get_id() == thread_.get_id()) {
-      control_.stop();
-      return;  // joined by the destructor from another thread
     }
     {
       std::unique_lock lock(mu_);
@@ -132,6 +190,7 @@ class StdioTransport final : public Transport {
     }
     control_.stop();
     if (thread_.joinable()) thread_.join();
+    if (reader_.joinable()) reader_.join();
     close_fds();
     started_ = false;
   }
@@ -146,9 +205,109 @@ class StdioTransport final : public Transport {
   void close_fds() {
     if (stdin_read_ >= 0) ::close(stdin_read_);
     stdin_read_ = -1;
+    if (stdout_read_ >= 0) ::close(stdout_read_);
+    stdout_read_ = -1;
+    if (kick_ >= 0) ::close(kick_);
+    kick_ = -1;
     std::lock_guard wl(write_mu_);
     if (stdin_write_ >= 0) ::close(stdin_write_);
     stdin_write_ = -1;
+  }
+
+  void kick() {
+    const std::uint64_t one = 1;
+    if (kick_ >= 0 && ::write(kick_, &one, sizeof one) < 0) {}  // full: a kick is pending anyway
+  }
+
+  // As the holder of the reader role: waits (at most until `until`, and not past a kick) for
+  // stdout, then reads and delivers everything it has.
+  void read_batch(Clock::time_point until) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    pollfd fds[2] = {{stdout_read_, POLLIN, 0}, {kick_, POLLIN, 0}};
+    const int rc = ::poll(fds, 2, static_cast<int>(std::clamp<long long>(left + 1, 0, 1000)));
+    if (rc <= 0) return;
+    if ((fds[1].revents & POLLIN) != 0) {
+      std::uint64_t n = 0;
+      if (::read(kick_, &n, sizeof n) < 0) {}
+    }
+    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) read_available();
+  }
+
+  // Reads stdout until it would block (or ends), delivering each whole line.
+  void read_available() {
+    char chunk[65536];
+    bool got = false;
+    bool ended = false;
+    delivering_ = std::this_thread::get_id();
+    for (;;) {
+      const ssize_t r = ::read(stdout_read_, chunk, sizeof chunk);
+      if (r > 0) {
+        got = true;
+        on_stdout(std::string_view(chunk, static_cast<std::size_t>(r)));
+        continue;
+      }
+      if (r == 0 || (errno != EAGAIN && errno != EINTR)) ended = true;
+      if (r < 0 && errno == EINTR) continue;
+      break;
+    }
+    delivering_ = std::thread::id{};
+    if (!got && !ended) return;
+    bool others = false;
+    {
+      std::lock_guard l(rd_mu_);
+      if (got) ++batches_;
+      if (ended) eof_ = true;
+      others = blocked_ > 0;
+    }
+    if (others) rd_cv_.notify_all();
+  }
+
+  // The background reader: holds the role while no caller reads for itself.
+  void read_in_background() {
+    for (;;) {
+      {
+        std::unique_lock l(rd_mu_);
+        for (;;) {
+          if (closing_.load() || eof_) return;
+          const auto idle_at = last_pump_ + kCallerGrace;
+          if (!reading_ && waiters_ == 0 && Clock::now() >= idle_at) break;
+          // No one wakes this thread when callers stop reading (that would cost a wake-up per
+          // call): it looks again after the grace.
+          bg_cv_.wait_until(l, std::max(idle_at, Clock::now() + kCallerGrace));
+        }
+        reading_ = bg_reading_ = true;
+      }
+      read_batch(Clock::now() + kBackgroundPoll);
+      bool others = false;
+      {
+        std::lock_guard l(rd_mu_);
+        reading_ = bg_reading_ = false;
+        others = blocked_ > 0;
+      }
+      if (others) rd_cv_.notify_all();
+    }
+  }
+
+  // On the runner's thread once the server is gone: takes the role (bounded: a handler that
+  // holds it may be the one closing) and delivers what is left in the pipe.
+  void drain() {
+    {
+      std::unique_lock l(rd_mu_);
+      if (bg_reading_) kick();
+      ++blocked_;
+      const bool mine = rd_cv_.wait_for(l, std::chrono::seconds(1), [&] { return !reading_; });
+      --blocked_;
+      if (!mine) return;
+      reading_ = true;
+    }
+    if (stdout_read_ >= 0) read_available();
+    bool others = false;
+    {
+      std::lock_guard l(rd_mu_);
+      reading_ = false;
+      others = blocked_ > 0;
+    }
+    if (others) rd_cv_.notify_all();
   }
 
   void on_stdout(std::string_view chunk) {
@@ -218,15 +377,32 @@ class StdioTransport final : public Transport {
   TransportHandlers handlers_;
   sandbox::RunControl control_;
   std::thread thread_;
-  bool started_ = false;
+  std::atomic<bool> started_{false};
   std::atomic<bool> closing_{false};
   std::mutex write_mu_;
   int stdin_read_ = -1;
   int stdin_write_ = -1;
-  // Reader-thread state (only the run thread touches these).
+  int kick_ = -1;         // eventfd: gets the background reader out of its poll
+  int stdout_read_ = -1;  // non-blocking
+  std::thread reader_;
+  // The reader role; guarded by rd_mu_.
+  std::mutex rd_mu_;
+  std::condition_variable rd_cv_;  // callers (and drain) blocked for the role or a batch
+  std::condition_variable bg_cv_;  // the background reader between its looks
+  int blocked_ = 0;           // threads waiting on rd_cv_
+  bool reading_ = false;      // a thread holds the role
+  bool bg_reading_ = false;   // ... and it is the background reader
+  int waiters_ = 0;           // callers inside pump
+  std::uint64_t batches_ = 0;  // reads that delivered something (a waiter returns when it moves)
+  Clock::time_point last_pump_{};
+  bool eof_ = false;
+  // The thread delivering messages now (close() from inside a handler only asks for the end).
+  std::atomic<std::thread::id> delivering_{};
+  // The role holder's state.
   std::string out_buf_;
-  std::string err_buf_;
   bool too_large_ = false;
+  // The runner thread's state.
+  std::string err_buf_;
   // Shared with the closer.
   std::mutex mu_;
   std::condition_variable cv_;

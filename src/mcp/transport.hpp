@@ -57,6 +57,12 @@ class Transport {
   virtual std::string describe() const = 0;
   // True when every reply arrives during `send` (HTTP): no reply by then means none will come.
   virtual bool replies_inline() const { return false; }
+  // For a caller waiting for a reply: reads and delivers what the server sent on the calling
+  // thread, saving the wake-up of a reader thread (stdio). Returns after it delivered
+  // something, after another thread did, or at `until`, whichever is first; the caller then
+  // looks for its reply and calls again. False: this transport does not read on callers'
+  // threads (wait for `on_message` instead). Handlers run on the thread that reads.
+  virtual bool pump(Clock::time_point /*until*/) { return false; }
 };
 
 struct StdioOptions {

@@ -595,6 +595,27 @@ TEST(McpClientTest, ListChangedRefreshesTheCatalogAndChangesThePinHash) {
   EXPECT_EQ(before->back().pin_hash(), after->back().pin_hash());
 }
 
+// Over stdio a caller waiting for its reply reads the server's output itself; when no call is
+// waiting, a background reader still delivers what the server sends on its own.
+TEST(McpClientTest, AMessageSentWhileNoCallIsWaitingIsDelivered) {
+  REQUIRE_SERVERS();
+  TempDir dir;
+  auto c = fake("mutating", dir, {{"MUTATE_FILE", dir.str() + "/mutated"}});
+  ASSERT_TRUE(c->connect().ok());
+  auto r = c->call_tool("mutate-later", json::object{});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(c->catalog_generation(), 0u) << "sent 300 ms after the answer";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (c->catalog_generation() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(c->catalog_generation(), 1u);
+  // And the connection goes on: a caller reads its reply again.
+  auto after = c->call_tool("echo", json::object{{"message", "x"}});
+  ASSERT_TRUE(after.ok()) << after.error().message;
+  EXPECT_EQ(first_text(*after), "called echo");
+}
+
 TEST(McpClientTest, BatchesAreHandledIn20250326) {
   REQUIRE_SERVERS();
   TempDir dir;

@@ -9,7 +9,8 @@
 //   flood       sends 5000 notifications before answering tools/call
 //   paged       serves 7 tools over 3 pages of tools/list
 //   mutating    a tool whose description changes once the file $MUTATE_FILE exists;
-//               tools/call "mutate" creates it and sends notifications/tools/list_changed
+//               tools/call "mutate" creates it and sends notifications/tools/list_changed;
+//               "mutate-later" answers at once and does the same 300 ms later (no call waiting)
 //   batch       negotiates 2025-03-26 and answers tools/call inside a JSON-RPC batch
 //   version     answers initialize with protocol version $VERSION
 import { createInterface } from 'node:readline';
@@ -75,6 +76,12 @@ rl.on('line', (line) => {
         if (name === 'mutate') {
           writeFileSync(process.env.MUTATE_FILE, 'x');
           send({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+        }
+        if (name === 'mutate-later') {
+          setTimeout(() => {
+            writeFileSync(process.env.MUTATE_FILE, 'x');
+            send({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+          }, 300);
         }
         return result(m.id, text(`called ${name}`));
       default:

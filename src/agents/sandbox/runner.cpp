@@ -147,6 +147,7 @@ void RunControl::attach(const Cgroup* cgroup) {
 }
 
 Result<RunResult> run(const RunSpec& spec, RunControl* control) {
+  Fd stdout_given(spec.stdout_fd);  // ours now (RunSpec::stdout_fd)
   if (spec.argv.empty()) return Error::invalid_argument("invalid_spec", "argv is empty");
   if (spec.workspace.empty() || !fs::is_directory(spec.workspace)) {
     return Error::invalid_argument("invalid_spec", "workspace '" + spec.workspace + "' is not a folder");
@@ -235,7 +236,7 @@ Result<RunResult> run(const RunSpec& spec, RunControl* control) {
     const rlimit files{1024, 1024};
     ::setrlimit(RLIMIT_NOFILE, &files);
     ::dup2(spec.stdin_fd >= 0 ? spec.stdin_fd : in_r.fd, 0);
-    ::dup2(out_w.fd, 1);
+    ::dup2(stdout_given.fd >= 0 ? stdout_given.fd : out_w.fd, 1);
     ::dup2(err_w.fd, 2);
     if (spec.isolation == Isolation::kNone && ::chdir(workdir.c_str()) != 0) {
       const int e = errno;
@@ -257,6 +258,9 @@ Result<RunResult> run(const RunSpec& spec, RunControl* control) {
   out_w.reset();
   err_w.reset();
   exec_w.reset();
+  stdout_given.reset();
+  // The caller reads the program's stdout itself: there is none to collect here.
+  if (spec.stdout_fd >= 0) out_r.reset();
   {
     int e = 0;
     const ssize_t r = ::read(exec_r.fd, &e, sizeof e);

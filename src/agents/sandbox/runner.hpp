@@ -49,6 +49,12 @@ struct RunSpec {
   // programs that converse over stdin/stdout such as MCP servers) and `stdin_data` is ignored.
   // The caller keeps ownership and closes it after `run` returns.
   int stdin_fd = -1;
+  // When >= 0 the program's stdout is this descriptor (the write end of the caller's pipe, for a
+  // caller that reads the program's answers itself); `on_output` and the result then have
+  // stderr only. `run` takes it over: it closes it in this process once the program has it, or
+  // when it returns without starting the program, so the caller sees end-of-file when the
+  // program is gone.
+  int stdout_fd = -1;
   // Extra host paths the sandbox sees read-only, at the same path (a program's own files,
   // e.g. an npm package outside the system folders). Ignored with kNone.
   std::vector<std::string> ro_binds;

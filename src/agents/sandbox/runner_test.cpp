@@ -2,6 +2,7 @@
 #include "agents/sandbox/runner.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -72,6 +73,48 @@ TEST_F(SandboxTest, FeedsStdinAndCapsOutput) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.stdout_bytes, 10000);
   EXPECT_EQ(r.stdout_text.size(), 1024U);
+}
+
+// RunSpec::stdout_fd: the program writes into the caller's pipe, which `run` closes on its
+// side, so the caller reads everything and then end-of-file; only stderr is collected.
+TEST_F(SandboxTest, StdoutCanGoToTheCallersOwnPipe) {
+  for (auto isolation : {Isolation::kSandbox, Isolation::kNone}) {
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    RunSpec s;
+    s.argv = {"bash", "-c", "echo one; echo err >&2; echo two"};
+    s.isolation = isolation;
+    s.timeout = std::chrono::seconds(60);
+    s.stdout_fd = p[1];
+    std::string seen;
+    s.on_output = [&](std::string_view stream, std::string_view chunk) {
+      EXPECT_EQ(stream, "stderr");
+      seen.append(chunk);
+    };
+    auto r = run_ok(s);
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.stdout_text, "");
+    EXPECT_EQ(r.stderr_text, "err\n");
+    EXPECT_EQ(seen, "err\n");
+    std::string out;
+    char buf[256];
+    ssize_t n = 0;
+    while ((n = ::read(p[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    EXPECT_EQ(n, 0) << "end-of-file: no copy of the write end is left open";
+    EXPECT_EQ(out, "one\ntwo\n");
+    ::close(p[0]);
+  }
+  // Handed over even when the program never starts: the caller still sees end-of-file.
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  RunSpec bad;
+  bad.argv = {};
+  bad.workspace = workspace_.string();
+  bad.stdout_fd = p[1];
+  EXPECT_FALSE(run(bad, nullptr).ok());
+  char c = 0;
+  EXPECT_EQ(::read(p[0], &c, 1), 0);
+  ::close(p[0]);
 }
 
 TEST_F(SandboxTest, WorkspaceIsWritableAndVisibleOnTheHost) {
