@@ -72,6 +72,31 @@ class EngineTest : public ::testing::Test {
     return {};
   }
   std::string status(const std::string& ex) { return service_->execution(ex)->execution.status; }
+  // Polls (every 10 ms, at most `limit`) until the execution has `want`.
+  void wait_status(const std::string& ex, const std::string& want,
+                   std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (status(ex) != want && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  // The engine replaced by a running one whose periodic sweep is far later than any test, its
+  // loop already waiting: what moves an execution then is a timer or a drive.
+  void run_engine_without_sweep() {
+    EngineOptions opts;
+    opts.node_id = "node-test";
+    opts.tick = std::chrono::seconds(30);
+    engine_ = std::make_unique<Engine>(*store_, *tasks_, opts);
+    engine_->start();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  // A chain of three wait steps a -> b -> c of `ms` each.
+  static std::string wait_chain(const std::string& name, int ms) {
+    const std::string d = std::to_string(ms) + "ms";
+    return "name: " + name + "\nsteps:\n  - {id: a, type: wait, duration: " + d +
+           "}\n  - {id: b, type: wait, duration: " + d + ", needs: [a]}\n  - {id: c, type: wait, duration: " +
+           d + ", needs: [b]}\n";
+  }
   // Plays the executor: claims the oldest queued task of the agent.
   model::Task claim() {
     std::optional<model::Task> t;
@@ -308,23 +333,11 @@ steps:
 // A timer set by a pass on another thread (POST .../execute drives a new execution on the
 // request's thread) is honoured by the engine's loop at once, not after its periodic sweep.
 TEST_F(EngineTest, TimersSetOnAnotherThreadWakeTheLoopWithoutWaitingForTheSweep) {
-  EngineOptions opts;
-  opts.node_id = "node-test";
-  opts.tick = std::chrono::seconds(30);  // the sweep: far later than the whole test
-  engine_ = std::make_unique<Engine>(*store_, *tasks_, opts);
-  engine_->start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the loop is waiting
+  run_engine_without_sweep();
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string ex = start(R"(name: timers
-steps:
-  - {id: a, type: wait, duration: 20ms}
-  - {id: b, type: wait, duration: 20ms, needs: [a]}
-  - {id: c, type: wait, duration: 20ms, needs: [b]}
-)");
+  const std::string ex = start(wait_chain("timers", 20));
   engine_->drive_now(ex);
-  for (int i = 0; i < 500 && status(ex) != "succeeded"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  wait_status(ex, "succeeded");
   const auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_EQ(status(ex), "succeeded");
   EXPECT_LT(took, std::chrono::seconds(5)) << "the timers waited for the sweep";
@@ -333,15 +346,10 @@ steps:
 }
 
 // Each progress event carries the pass's clock in µs (atUs, in the event's own millisecond),
-// and a wait lasts at least its duration: its timer is due at the next whole millisecond after
-// the pass plus the duration, never earlier.
+// and a wait lasts at least its duration: its timer (in µs) is due at the pass's clock plus the
+// duration, never earlier.
 TEST_F(EngineTest, WaitsLastTheirFullLengthAndEventsCarryTheirMicroseconds) {
-  const std::string ex = start(R"(name: micro
-steps:
-  - {id: a, type: wait, duration: 3ms}
-  - {id: b, type: wait, duration: 3ms, needs: [a]}
-  - {id: c, type: wait, duration: 3ms, needs: [b]}
-)");
+  const std::string ex = start(wait_chain("micro", 3));
   for (int i = 0; i < 500 && status(ex) != "succeeded"; ++i) {
     engine_->tick();
     std::this_thread::sleep_for(std::chrono::microseconds(300));
@@ -375,18 +383,11 @@ steps:
 
 // drive_soon: the engine's thread makes the pass, at once, without waiting for its sweep.
 TEST_F(EngineTest, DriveSoonMakesAPassOnTheEnginesThreadWithoutTheSweep) {
-  EngineOptions opts;
-  opts.node_id = "node-test";
-  opts.tick = std::chrono::seconds(30);
-  engine_ = std::make_unique<Engine>(*store_, *tasks_, opts);
-  engine_->start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the loop is waiting
-  const std::string ex = start("name: soon\nsteps:\n  - {id: a, type: wait, duration: 1ms}\n");
+  run_engine_without_sweep();
+  const std::string ex = start(wait_chain("soon", 1));
   const auto t0 = std::chrono::steady_clock::now();
   engine_->drive_soon(ex);
-  for (int i = 0; i < 500 && status(ex) != "succeeded"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  wait_status(ex, "succeeded");
   EXPECT_EQ(status(ex), "succeeded");
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5)) << "the pass waited for the sweep";
   engine_->stop();
