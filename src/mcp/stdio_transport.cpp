@@ -244,6 +244,8 @@ class StdioTransport final : public Transport {
       if (r > 0) {
         got = true;
         on_stdout(std::string_view(chunk, static_cast<std::size_t>(r)));
+        // A connection given up (a message over the limit, a close) reads no further.
+        if (too_large_ || closing_.load()) break;
         continue;
       }
       if (r == 0 || (errno != EAGAIN && errno != EINTR)) ended = true;
