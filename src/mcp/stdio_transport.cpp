@@ -191,6 +191,14 @@ class StdioTransport final : public Transport {
     control_.stop();
     if (thread_.joinable()) thread_.join();
     if (reader_.joinable()) reader_.join();
+    {
+      // Callers still in pump (they leave at once: closing_, and the kick ends a poll) must be
+      // out before the descriptors they poll are closed (and their numbers reused).
+      std::unique_lock l(rd_mu_);
+      ++blocked_;
+      rd_cv_.wait_for(l, std::chrono::seconds(5), [&] { return !reading_ && waiters_ == 0; });
+      --blocked_;
+    }
     close_fds();
     started_ = false;
   }
