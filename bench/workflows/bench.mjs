@@ -14,7 +14,9 @@
 //     arrival times, which batching bunches, said so);
 //   - stored: the steps' completedAt timestamps (1 ms resolution; the figure recorded before
 //     the event mode existed);
-//   and the mean: the chain's wall time per step minus the 1 ms wait.
+//   and the mean: the chain's wall time per step minus the 1 ms wait;
+// - for the fan-out and the chain, how long each step's succeeded event took from the engine's
+//   pass (atUs) to this /ws client (the same machine's clock): p50, p99, max.
 // - agent chain (when AGENT_CHAIN > 0): a chain of that many `agent` steps, each a task for a
 //   running command agent that runs `true` unsandboxed (isolation: none); wall time per step,
 //   and the per-step overhead that depends on no event delivery: for each step, the time from
@@ -52,6 +54,7 @@ async function openEvents() {
   const ws = new WebSocket(base.replace(/^http/, "ws") + "/ws", ["devplane.v1", `bearer.${token}`]);
   const succeeded = new Map();  // executionId -> Map(stepId -> ms)
   const clock = { server: true };
+  const delivery = new Map();  // executionId -> [ms], each step's succeeded event
   let acked;
   const ack = new Promise((r) => { acked = r; });
   ws.onmessage = (m) => {
@@ -64,6 +67,12 @@ async function openEvents() {
     if (!succeeded.has(d.executionId)) succeeded.set(d.executionId, new Map());
     if (d.atUs === undefined) clock.server = false;
     succeeded.get(d.executionId).set(d.stepId, d.atUs !== undefined ? d.atUs / 1000 : at);
+    // Delivery: from the pass that made the change (server clock) to this client reading it
+    // (the same machine's clock, as epoch ms with sub-ms precision).
+    if (d.atUs !== undefined) {
+      if (!delivery.has(d.executionId)) delivery.set(d.executionId, []);
+      delivery.get(d.executionId).push(performance.timeOrigin + at - d.atUs / 1000);
+    }
   };
   await new Promise((resolve, reject) => {
     ws.onopen = resolve;
@@ -71,7 +80,7 @@ async function openEvents() {
   });
   ws.send(JSON.stringify({ op: "subscribe", id: "1", topics: ["workflow.progress.update"] }));
   await Promise.race([ack, new Promise((_, rej) => setTimeout(() => rej(new Error("no subscribe ack")), 10_000))]);
-  return { ws, succeeded, clock };
+  return { ws, succeeded, clock, delivery };
 }
 const events = await openEvents();
 
@@ -133,6 +142,12 @@ console.log(`chain: ${chain} steps in ${cr.wall.toFixed(0)} ms = ${(chain / (cr.
 console.log(`chain, engine overhead per step from events (${events.clock.server ? "the passes' µs clocks" : "arrival times: no atUs in this devplane"}): ` +
             `p50 ${f2(pct(evGaps, 50))} ms, ` +
             `p99 ${f2(pct(evGaps, 99))} ms, max ${f2(evGaps[evGaps.length - 1])} ms, min ${f2(evGaps[0])} ms`);
+for (const [what, id] of [["fan-out", fr.execution.id], ["chain", cr.execution.id]]) {
+  const dl = [...(events.delivery.get(id) ?? [])].sort((a, b) => a - b);
+  if (dl.length === 0) continue;
+  console.log(`${what}, its steps' events from the engine's pass to this /ws client: ` +
+              `p50 ${f2(pct(dl, 50))} ms, p99 ${f2(pct(dl, 99))} ms, max ${f2(dl[dl.length - 1])} ms (n=${dl.length})`);
+}
 console.log(`chain, engine overhead per step from stored timestamps (1 ms resolution): p50 ${pct(gaps, 50)} ms, ` +
             `p99 ${pct(gaps, 99)} ms, max ${gaps[gaps.length - 1]} ms`);
 console.log(JSON.stringify({ fanout, fanoutMs: Math.round(fr.wall), chain, chainMs: Math.round(cr.wall),
