@@ -16,6 +16,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 
+#include "backend_fixture.hpp"
 #include "harness.hpp"
 
 namespace dp::it {
@@ -26,7 +27,6 @@ namespace fs = std::filesystem;
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-std::string backend_name(const ::testing::TestParamInfo<Backend>& p) { return to_string(p.param); }
 
 // One raw connection that sends a request and reads what the server streams back.
 class RawStream {
@@ -90,22 +90,9 @@ std::vector<std::uint64_t> event_ids(const std::string& s) {
   return out;
 }
 
-class AgentLogsTest : public ::testing::TestWithParam<Backend> {
+class AgentLogsTest : public BackendServerTest {
  protected:
-  void SetUp() override { start({}); }
-  void start(Env env, std::vector<std::string> extra_args = {}) {
-    client_.reset();
-    server_ = std::make_unique<TestServer>(GetParam(), std::move(extra_args), std::move(env));
-    ASSERT_EQ(server_->error(), "") << "server did not start";
-    client_ = std::make_unique<HttpClient>(server_->port());
-  }
-  void TearDown() override {
-    client_.reset();
-    if (server_ && server_->process().running()) {
-      EXPECT_EQ(server_->process().stop(), 0) << server_->process().stderr_text();
-    }
-    server_.reset();
-  }
+  void SetUp() override { start(); }
 
   std::string agent(const std::string& name, const std::string& command) {
     auto r = client_->post("/api/v1/agents",
@@ -138,8 +125,6 @@ class AgentLogsTest : public ::testing::TestWithParam<Backend> {
 
   std::string token() const { return admin_token(server_->port()); }
 
-  std::unique_ptr<TestServer> server_;
-  std::unique_ptr<HttpClient> client_;
 };
 
 TEST_P(AgentLogsTest, TailKeepsTheLastLinesWithIdsAndResumesAfterAnId) {
@@ -194,7 +179,7 @@ TEST_P(AgentLogsTest, FilesRotateAtTheirCapAndIdsGoOnAfterARestart) {
   TempDir pg_data;
   std::vector<std::string> args;
   if (GetParam() == Backend::kPostgres) args = {"--data-dir", pg_data.str()};
-  start({{"DEVPLANE_AGENT_LOG_MAX_BYTES", "4096"}, {"DEVPLANE_AGENT_LOG_FILES", "1"}}, args);
+  start(args, {{"DEVPLANE_AGENT_LOG_MAX_BYTES", "4096"}, {"DEVPLANE_AGENT_LOG_FILES", "1"}});
   const std::string id = agent("chatty", "read x; i=0; while [ $i -lt 150 ]; do i=$((i+1)); echo \"$x line $i of a rotating log\"; done");
   run(id, "a");
   run(id, "b");
@@ -265,7 +250,7 @@ TEST_P(AgentLogsTest, FollowStreamsLinesWrittenAfterItConnectedAndResumesFromLas
 }
 
 TEST_P(AgentLogsTest, FollowersAreCappedAndALeavingClientFreesItsPlace) {
-  start({{"DEVPLANE_AGENT_LOG_MAX_FOLLOWERS", "1"}});
+  start({}, {{"DEVPLANE_AGENT_LOG_MAX_FOLLOWERS", "1"}});
   const std::string id = agent("talker", "read x; echo said:$x");
   const std::string target = "/api/v1/agents/" + id + "/logs?follow=true";
   auto first = std::make_unique<RawStream>(server_->port(), target, token());

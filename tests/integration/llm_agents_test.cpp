@@ -15,6 +15,7 @@
 #include <boost/json.hpp>
 
 #include "child_process.hpp"
+#include "backend_fixture.hpp"
 #include "harness.hpp"
 
 namespace dp::it {
@@ -22,9 +23,8 @@ namespace {
 
 namespace json = boost::json;
 
-std::string backend_name(const ::testing::TestParamInfo<Backend>& p) { return to_string(p.param); }
 
-class LlmAgentsTest : public ::testing::TestWithParam<Backend> {
+class LlmAgentsTest : public BackendServerTest {
  protected:
   void SetUp() override {
     const std::string node = node_binary(DP_NODE_BINARY);
@@ -35,16 +35,7 @@ class LlmAgentsTest : public ::testing::TestWithParam<Backend> {
     provider_port_ = static_cast<std::uint16_t>(std::stoi(port));
     control_ = std::make_unique<HttpClient>(provider_port_);
     control_->set_token("");
-    server_ = std::make_unique<TestServer>(GetParam());
-    ASSERT_EQ(server_->error(), "") << "server did not start";
-    client_ = std::make_unique<HttpClient>(server_->port());
-  }
-  void TearDown() override {
-    client_.reset();
-    if (server_ && server_->process().running()) {
-      EXPECT_EQ(server_->process().stop(), 0) << server_->process().stderr_text();
-    }
-    server_.reset();
+    start();
   }
 
   std::string base_url(const std::string& format) const {
@@ -118,8 +109,6 @@ class LlmAgentsTest : public ::testing::TestWithParam<Backend> {
   ChildProcess provider_;
   std::uint16_t provider_port_ = 0;
   std::unique_ptr<HttpClient> control_;
-  std::unique_ptr<TestServer> server_;
-  std::unique_ptr<HttpClient> client_;
 };
 
 json::object tool_step(const std::string& name, json::object args, int in, int out) {

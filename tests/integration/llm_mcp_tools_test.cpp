@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 
 #include "child_process.hpp"
+#include "backend_fixture.hpp"
 #include "harness.hpp"
 
 namespace dp::it {
@@ -24,7 +25,6 @@ namespace fs = std::filesystem;
 // The string a JSON value holds ("" for anything else).
 std::string text_of(const json::value& v) { return v.is_string() ? std::string(v.get_string()) : std::string(); }
 
-std::string backend_name(const ::testing::TestParamInfo<Backend>& p) { return to_string(p.param); }
 std::string mcp_dir() { return DP_MCP_TEST_DIR; }
 std::string everything_js() {
   return mcp_dir() + "/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
@@ -39,7 +39,7 @@ json::object text_step(const std::string& text, int in, int out) {
   return json::object{{"text", text}, {"usage", json::object{{"input", in}, {"output", out}}}};
 }
 
-class LlmMcpToolsTest : public ::testing::TestWithParam<Backend> {
+class LlmMcpToolsTest : public BackendServerTest {
  protected:
   void SetUp() override {
     ASSERT_TRUE(fs::exists(everything_js())) << "run `npm ci` in tests/mcp (scripts/test does)";
@@ -51,16 +51,7 @@ class LlmMcpToolsTest : public ::testing::TestWithParam<Backend> {
     provider_port_ = static_cast<std::uint16_t>(std::stoi(port));
     control_ = std::make_unique<HttpClient>(provider_port_);
     control_->set_token("");
-    server_ = std::make_unique<TestServer>(GetParam());
-    ASSERT_EQ(server_->error(), "") << "server did not start";
-    client_ = std::make_unique<HttpClient>(server_->port());
-  }
-  void TearDown() override {
-    client_.reset();
-    if (server_ && server_->process().running()) {
-      EXPECT_EQ(server_->process().stop(), 0) << server_->process().stderr_text();
-    }
-    server_.reset();
+    start();
   }
 
   std::string register_adapter(const std::string& name, json::object config) {
@@ -142,8 +133,6 @@ class LlmMcpToolsTest : public ::testing::TestWithParam<Backend> {
   ChildProcess provider_;
   std::uint16_t provider_port_ = 0;
   std::unique_ptr<HttpClient> control_;
-  std::unique_ptr<TestServer> server_;
-  std::unique_ptr<HttpClient> client_;
 };
 
 // Issue 5's Must-show: two MCP tools of server-everything, both wire formats.

@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 
+#include "backend_fixture.hpp"
 #include "harness.hpp"
 
 namespace dp::it {
@@ -16,22 +17,10 @@ namespace {
 namespace json = boost::json;
 namespace fs = std::filesystem;
 
-std::string backend_name(const ::testing::TestParamInfo<Backend>& p) { return to_string(p.param); }
 
-class TasksTest : public ::testing::TestWithParam<Backend> {
+class TasksTest : public BackendServerTest {
  protected:
-  void SetUp() override {
-    server_ = std::make_unique<TestServer>(GetParam());
-    ASSERT_EQ(server_->error(), "") << "server did not start";
-    client_ = std::make_unique<HttpClient>(server_->port());
-  }
-  void TearDown() override {
-    client_.reset();
-    if (server_ && server_->process().running()) {
-      EXPECT_EQ(server_->process().stop(), 0) << server_->process().stderr_text();
-    }
-    server_.reset();
-  }
+  void SetUp() override { start(); }
 
   std::string agent(const std::string& name, json::object config, bool start = true) {
     auto r = client_->post("/api/v1/agents",
@@ -65,8 +54,6 @@ class TasksTest : public ::testing::TestWithParam<Backend> {
     return r;
   }
 
-  std::unique_ptr<TestServer> server_;
-  std::unique_ptr<HttpClient> client_;
 };
 
 TEST_P(TasksTest, RunsATaskInASandboxAndReturnsItsResult) {

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "child_process.hpp"
+#include "backend_fixture.hpp"
 #include "harness.hpp"
 
 namespace dp::it {
@@ -26,24 +27,13 @@ std::string everything_js() {
   return mcp_dir() + "/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
 }
 
-class ToolsApiTest : public ::testing::TestWithParam<Backend> {
+class ToolsApiTest : public BackendServerTest {
  protected:
   void SetUp() override {
     ASSERT_TRUE(fs::exists(everything_js())) << "run `npm ci` in tests/mcp (scripts/test does)";
     // Durable records (the default, named here because these tests read tool_executions and
     // the outbox with SQL right after a call; mcp_server_test runs deferred).
-    server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{},
-                                           Env{{"DEVPLANE_MCP_HEALTH_INTERVAL_MS", "500"},
-                                               {"DEVPLANE_MCP_TOOL_RECORDS", "durable"}});
-    ASSERT_EQ(server_->error(), "") << "server did not start";
-    client_ = std::make_unique<HttpClient>(server_->port());
-  }
-  void TearDown() override {
-    client_.reset();
-    if (server_ && server_->process().running()) {
-      EXPECT_EQ(server_->process().stop(), 0) << server_->process().stderr_text();
-    }
-    server_.reset();
+    start({}, Env{{"DEVPLANE_MCP_HEALTH_INTERVAL_MS", "500"}, {"DEVPLANE_MCP_TOOL_RECORDS", "durable"}});
   }
 
   HttpResponse register_adapter(const std::string& name, json::object config) {
@@ -100,11 +90,8 @@ class ToolsApiTest : public ::testing::TestWithParam<Backend> {
     return out;
   }
 
-  std::unique_ptr<TestServer> server_;
-  std::unique_ptr<HttpClient> client_;
 };
 
-std::string backend_name(const ::testing::TestParamInfo<Backend>& p) { return to_string(p.param); }
 
 TEST_P(ToolsApiTest, RegistersCallsAndRecordsEveryCall) {
   auto created = register_adapter("everything", everything_config());

@@ -16,6 +16,7 @@
 #include <boost/json.hpp>
 
 #include "child_process.hpp"
+#include "backend_fixture.hpp"
 #include "harness.hpp"
 
 namespace dp::it {
@@ -24,7 +25,6 @@ namespace {
 namespace json = boost::json;
 namespace fs = std::filesystem;
 
-std::string backend_name(const ::testing::TestParamInfo<Backend>& p) { return to_string(p.param); }
 std::string mcp_dir() { return DP_MCP_TEST_DIR; }
 std::string package_js(const std::string& name) {
   return mcp_dir() + "/node_modules/@modelcontextprotocol/" + name + "/dist/index.js";
@@ -33,24 +33,14 @@ std::string text_of(const json::value* v) {
   return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
 }
 
-class WorkflowToolsTest : public ::testing::TestWithParam<Backend> {
+class WorkflowToolsTest : public BackendServerTest {
  protected:
   void SetUp() override {
     ASSERT_TRUE(fs::exists(package_js("server-everything"))) << "run `npm ci` in tests/mcp (scripts/test does)";
     node_ = node_binary(DP_NODE_BINARY);
     ASSERT_FALSE(node_.empty());
     // A short lease so that a restarted PostgreSQL node takes over quickly.
-    server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{},
-                                           Env{{"DEVPLANE_WORKFLOW_LEASE_MS", "2000"}});
-    ASSERT_EQ(server_->error(), "") << "server did not start";
-    client_ = std::make_unique<HttpClient>(server_->port());
-  }
-  void TearDown() override {
-    client_.reset();
-    if (server_ && server_->process().running()) {
-      EXPECT_EQ(server_->process().stop(), 0) << server_->process().stderr_text();
-    }
-    server_.reset();
+    start({}, Env{{"DEVPLANE_WORKFLOW_LEASE_MS", "2000"}});
   }
 
   std::string register_adapter(const std::string& name, json::array args) {
@@ -103,8 +93,6 @@ class WorkflowToolsTest : public ::testing::TestWithParam<Backend> {
   }
 
   std::string node_;
-  std::unique_ptr<TestServer> server_;
-  std::unique_ptr<HttpClient> client_;
 };
 
 TEST_P(WorkflowToolsTest, ToolStepsCallMcpToolsAndFeedTheirOutputsOn) {

@@ -14,6 +14,7 @@
 
 #include <boost/json.hpp>
 
+#include "backend_fixture.hpp"
 #include "harness.hpp"
 
 namespace dp::it {
@@ -22,24 +23,12 @@ namespace {
 namespace json = boost::json;
 namespace fs = std::filesystem;
 
-std::string backend_name(const ::testing::TestParamInfo<Backend>& p) { return to_string(p.param); }
 
-class WorkflowsTest : public ::testing::TestWithParam<Backend> {
+class WorkflowsTest : public BackendServerTest {
  protected:
   void SetUp() override {
     // A short lease so that a restarted PostgreSQL node takes over quickly.
-    server_ = std::make_unique<TestServer>(GetParam(), std::vector<std::string>{},
-                                           Env{{"DEVPLANE_WORKFLOW_LEASE_MS", "2000"},
-                                               {"DEVPLANE_TASK_LEASE_MS", "2000"}});
-    ASSERT_EQ(server_->error(), "") << "server did not start";
-    client_ = std::make_unique<HttpClient>(server_->port());
-  }
-  void TearDown() override {
-    client_.reset();
-    if (server_ && server_->process().running()) {
-      EXPECT_EQ(server_->process().stop(), 0) << server_->process().stderr_text();
-    }
-    server_.reset();
+    start({}, Env{{"DEVPLANE_WORKFLOW_LEASE_MS", "2000"}, {"DEVPLANE_TASK_LEASE_MS", "2000"}});
   }
 
   std::string agent(const std::string& name, json::object config) {
@@ -98,8 +87,6 @@ class WorkflowsTest : public ::testing::TestWithParam<Backend> {
     return s == nullptr ? "" : std::string(s->at("status").as_string());
   }
 
-  std::unique_ptr<TestServer> server_;
-  std::unique_ptr<HttpClient> client_;
 };
 
 TEST_P(WorkflowsTest, InvalidDefinitionsAre422WithEveryProblemAndLineNumbers) {
