@@ -253,7 +253,10 @@ Status MemoryService::write_outcome(const model::Task& task) {
   m.embedding = std::move(v);
   m.created_at = clock::now_ms();
   m.created_by = "system:memory";
-  Status s = store_.write([&](store::Tx& tx) -> Status {
+  // Relaxed (no wait for the disk): the outcome was queued in memory since the task ended, so
+  // a crash before this write loses it just as a power failure before the next durable commit
+  // does; a durable commit here made the next task's create wait for this one's sync.
+  Status s = store_.write_relaxed([&](store::Tx& tx) -> Status {
     DP_TRY(tx.memories().insert(m));
     return tx.outbox().append(store::OutboxEvent{0, "memory.added", memory_event(m), task.correlation_id, m.created_at,
                                    std::nullopt});

@@ -559,9 +559,10 @@ class Store {
   // if the machine (SQLite) or the database server (PostgreSQL) dies first; a crash of
   // devplane alone loses nothing. For bookkeeping whose loss is harmless because it is redone
   // (outbox rows marked published are published again, and the bus drops what it already
-  // has), and for records whose loss in a power failure the operator accepted (audit entries
-  // under `audit_records: relaxed`); never for a state that is reported or acted on. Units
-  // still commit in order with every other write.
+  // has), for records whose loss in a power failure the operator accepted (audit entries
+  // under `audit_records: relaxed`), and for derived records that waited in memory before
+  // being written, so were never safe from a crash (task-outcome memories); never for a state
+  // that is reported or acted on. Units still commit in order with every other write.
   virtual Status write_relaxed(const std::function<Status(Tx&)>& fn) { return write(fn); }
   virtual Status read(const std::function<Status(Tx&)>& fn) = 0;
   // A cheap round trip; kUnavailable when the database cannot be reached.
