@@ -4,13 +4,16 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -308,6 +311,75 @@ TEST_F(SandboxTest, IsolationNoneRunsDirectlyInTheWorkspace) {
   auto r = run_ok(s);
   EXPECT_FALSE(r.isolated);
   EXPECT_EQ(r.stdout_text, fs::canonical(workspace_).string() + "\n");
+}
+
+
+// The program is started vfork-style, sharing the server's memory until exec: it must still
+// begin with nothing blocked or ignored, whatever the server's own signal set-up is.
+TEST_F(SandboxTest, AProgramStartsWithDefaultSignalsWhateverTheServerSet) {
+  struct sigaction ignore {}, old_pipe {}, catcher {}, old_usr1 {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &old_pipe), 0);
+  catcher.sa_handler = [](int) {};
+  ASSERT_EQ(::sigaction(SIGUSR1, &catcher, &old_usr1), 0);
+  sigset_t usr2, old_mask;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &usr2, &old_mask), 0);
+  for (auto isolation : {Isolation::kSandbox, Isolation::kNone}) {
+    RunSpec s;
+    s.argv = {"cat", "/proc/self/status"};  // cat catches nothing itself
+    s.isolation = isolation;
+    auto r = run_ok(s);
+    EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+    const char* name = isolation == Isolation::kNone ? "none" : "sandbox";
+    for (const char* line : {"\nSigBlk:\t0000000000000000\n", "\nSigIgn:\t0000000000000000\n",
+                             "\nSigCgt:\t0000000000000000\n"}) {
+      EXPECT_NE(r.stdout_text.find(line), std::string::npos) << name << " lacks " << line << r.stdout_text;
+    }
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  ::sigaction(SIGUSR1, &old_usr1, nullptr);
+  ::sigaction(SIGPIPE, &old_pipe, nullptr);
+  // The caller's own signal state is as it was.
+  sigset_t now;
+  ::pthread_sigmask(SIG_BLOCK, nullptr, &now);
+  EXPECT_EQ(sigismember(&now, SIGUSR2), sigismember(&old_mask, SIGUSR2));
+}
+
+TEST_F(SandboxTest, AProgramThatCannotBeStartedIsAnErrorNamingIt) {
+  RunSpec s;
+  s.argv = {"/nonexistent/devplane-no-such-program"};
+  s.isolation = Isolation::kNone;
+  s.workspace = workspace_.string();
+  auto r = run(s);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(r.error().message.find("devplane-no-such-program"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("No such file"), std::string::npos) << r.error().message;
+}
+
+// Threads start programs at once (tasks of different agents, MCP servers): each start shares
+// the server's memory only with its own child.
+TEST_F(SandboxTest, ManyThreadsStartProgramsAtOnce) {
+  constexpr int kThreads = 6;
+  constexpr int kEach = 15;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        RunSpec s;
+        s.argv = {"sh", "-c", "echo $0", std::to_string(t * 100 + i)};
+        s.isolation = Isolation::kNone;
+        s.workspace = workspace_.string();
+        auto r = run(s);
+        if (r.ok() && r->exit_code == 0 && r->stdout_text == std::to_string(t * 100 + i) + "\n") ++ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kThreads * kEach);
 }
 
 }  // namespace
