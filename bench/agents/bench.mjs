@@ -18,6 +18,8 @@
 //   wake-up, claim); began -> program started (workspace, sandbox set-up: endedAtUs - wallUs);
 //   program ended -> final event received (result commit, outbox relay, /ws).
 // Bounded: every request has a 10 s timeout, each task a 30 s deadline.
+import http from "node:http";
+
 const [base, token, tasksArg, startsArg] = process.argv.slice(2);
 if (!base || !token) {
   console.error("usage: node bench.mjs BASE_URL TOKEN [TASKS] [STARTS]");
@@ -28,14 +30,33 @@ const starts = Number(startsArg ?? 30);
 const headers = { "content-type": "application/json", authorization: `Bearer ${token}` };
 const tag = Date.now().toString(36);
 
-async function call(method, path, body) {
-  const res = await fetch(`${base}${path}`, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
+// node:http on one kept-alive connection rather than fetch: fetch (undici) adds about 0.2 ms
+// of its own per request here, which is the client's cost, not devplane's.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+function call(method, path, body) {
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${base}${path}`, {
+      method, agent, timeout: 10_000,
+      headers: method === "GET" ? headers : { ...headers, "content-length": data === undefined ? 0 : Buffer.byteLength(data) },
+    }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => { text += d; });
+      res.on("end", () => {
+        let json = null;
+        try { json = JSON.parse(text); } catch { /* reported below */ }
+        if (res.statusCode >= 300 || json === null) {
+          reject(new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 300)}`));
+        } else {
+          resolve(json.data);
+        }
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error(`${method} ${path}: no answer within 10 s`)));
+    req.on("error", reject);
+    req.end(data);
   });
-  const json = await res.json().catch(() => null);
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json.data;
 }
 
 function stats(xs) {

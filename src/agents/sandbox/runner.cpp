@@ -228,6 +228,12 @@ void RunControl::attach(const Cgroup* cgroup) {
   cgroup_ = cgroup;
 }
 
+void RunControl::retire(std::unique_ptr<Cgroup> spent) {
+  std::unique_ptr<Cgroup> older;  // removed outside the lock
+  std::lock_guard lock(mu_);
+  older = std::exchange(spent_, std::move(spent));
+}
+
 Result<RunResult> run(const RunSpec& spec, RunControl* control) {
   Fd stdout_given(spec.stdout_fd);  // ours now (RunSpec::stdout_fd)
   if (spec.argv.empty()) return Error::invalid_argument("invalid_spec", "argv is empty");
@@ -409,6 +415,10 @@ Result<RunResult> run(const RunSpec& spec, RunControl* control) {
   if (cg) {
     cg->kill_all();
     result.stats = cg->stats();
+    if (control != nullptr) {
+      control->attach(nullptr);
+      control->retire(std::move(cg));
+    }
   }
   result.wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
                        std::chrono::steady_clock::now() - started)

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -94,11 +95,15 @@ class RunControl {
   std::optional<CgroupUsage> usage() const;
   // `run` attaches its group when the program starts and detaches it before removing it.
   void attach(const Cgroup* cgroup);
+  // `run` hands over its ended (emptied) group, which is removed when this control is
+  // destroyed or gets the next one: removing it is not on the way to the run's result.
+  void retire(std::unique_ptr<Cgroup> spent);
 
  private:
   std::atomic<bool> stop_{false};
   mutable std::mutex mu_;
   const Cgroup* cgroup_ = nullptr;  // guarded by mu_
+  std::unique_ptr<Cgroup> spent_;   // guarded by mu_
 };
 
 // Ok when `isolation` can be used on this host; kUnavailable naming what is missing.

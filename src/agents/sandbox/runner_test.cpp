@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -313,6 +314,42 @@ TEST_F(SandboxTest, IsolationNoneRunsDirectlyInTheWorkspace) {
   EXPECT_EQ(r.stdout_text, fs::canonical(workspace_).string() + "\n");
 }
 
+
+// A run with a control leaves its emptied group to the control, which removes it when it is
+// destroyed (off the way to the result); a run without one removes it before returning.
+TEST_F(SandboxTest, TheGroupIsRemovedWithItsControlOrAtTheEndOfTheRun) {
+  auto group_dir = [](const std::string& proc_cgroup) -> std::optional<fs::path> {
+    // "N:pids:/path" on v1, "0::/path" on v2
+    std::istringstream in(proc_cgroup);
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto a = line.find(':'), b = line.find(':', a + 1);
+      if (a == std::string::npos || b == std::string::npos) continue;
+      const std::string ctl = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+      if (path.find("/run-") == std::string::npos) continue;
+      if (ctl == "pids") return fs::path("/sys/fs/cgroup/pids") / path.substr(1);
+      if (ctl.empty()) return fs::path("/sys/fs/cgroup") / path.substr(1);
+    }
+    return std::nullopt;
+  };
+  RunSpec s;
+  s.argv = {"cat", "/proc/self/cgroup"};
+  s.isolation = Isolation::kNone;
+  std::optional<fs::path> kept;
+  {
+    RunControl control;
+    auto r = run_ok(s, &control);
+    kept = group_dir(r.stdout_text);
+    ASSERT_TRUE(kept) << r.stdout_text;
+    EXPECT_TRUE(fs::exists(*kept)) << *kept;
+    EXPECT_FALSE(control.usage()) << "an ended run's group is no longer sampled";
+  }
+  EXPECT_FALSE(fs::exists(*kept)) << *kept;
+  auto r = run_ok(s);
+  const auto gone = group_dir(r.stdout_text);
+  ASSERT_TRUE(gone) << r.stdout_text;
+  EXPECT_FALSE(fs::exists(*gone)) << *gone;
+}
 
 // The program is started vfork-style, sharing the server's memory until exec: it must still
 // begin with nothing blocked or ignored, whatever the server's own signal set-up is.
