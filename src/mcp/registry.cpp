@@ -1,6 +1,8 @@
 #include "mcp/registry.hpp"
 
+#include <algorithm>
 #include <filesystem>
+#include <vector>
 
 #include <boost/json/serialize.hpp>
 
@@ -29,7 +31,34 @@ std::int64_t integer(const json::object& o, std::string_view key, std::int64_t f
 
 Error invalid(std::string m) { return Error::invalid_argument("invalid_config", std::move(m)); }
 
+// The config with every object's keys in order: the same config reads back from PostgreSQL's
+// jsonb in another key order than the API gave it, and must not count as a change.
+json::value canonical(const json::value& v) {
+  if (v.is_array()) {
+    json::array out;
+    for (const auto& x : v.get_array()) out.push_back(canonical(x));
+    return out;
+  }
+  if (!v.is_object()) return v;
+  std::vector<const json::key_value_pair*> kvs;
+  for (const auto& kv : v.get_object()) kvs.push_back(&kv);
+  std::sort(kvs.begin(), kvs.end(), [](const auto* a, const auto* b) { return a->key() < b->key(); });
+  json::object out;
+  for (const auto* kv : kvs) out.emplace(kv->key(), canonical(kv->value()));
+  return out;
+}
+
 }  // namespace
+
+agents::sandbox::CgroupLimits stdio_limits(const json::object& config) {
+  agents::sandbox::CgroupLimits limits = StdioOptions{}.limits;
+  limits.memory_bytes = integer(config, "memoryMb", limits.memory_bytes / (1024 * 1024)) * 1024 * 1024;
+  limits.pids = integer(config, "pids", limits.pids);
+  if (const auto* c = config.if_contains("cpus"); c != nullptr && c->is_number()) {
+    limits.cpus = c->to_number<double>();
+  }
+  return limits;
+}
 
 Result<ConnectionSpec> connection_spec(const std::string& adapter_id, const std::string& name,
                                        const json::object& config, const RegistryOptions& options) {
@@ -54,6 +83,7 @@ Result<ConnectionSpec> connection_spec(const std::string& adapter_id, const std:
       }
     }
     o.sandbox = flag(config, "sandbox", true);
+    o.limits = stdio_limits(config);
     o.network = flag(config, "network", false);
     if (const auto* ro = config.if_contains("readOnlyPaths"); ro != nullptr && ro->is_array()) {
       for (const auto& p : ro->get_array()) {
@@ -98,7 +128,7 @@ std::chrono::milliseconds Registry::backoff(int failures) const {
 
 Result<std::shared_ptr<Client>> Registry::client(const std::string& adapter_id,
                                                  const std::string& name, const json::object& config) {
-  const std::string text = json::serialize(config);
+  const std::string text = json::serialize(canonical(config));
   std::shared_ptr<std::mutex> connect_mu;
   std::shared_ptr<Client> stale;
   {

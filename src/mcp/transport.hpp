@@ -72,7 +72,10 @@ struct StdioOptions {
   bool sandbox = false;          // run under bubblewrap + cgroups (agents/sandbox)
   bool network = false;          // sandboxed only
   std::vector<std::string> ro_binds;  // sandboxed only: extra read-only host paths
-  agents::sandbox::CgroupLimits limits{512LL * 1024 * 1024, 256, 1.0};
+  // No CPU quota by default: a quota throttles a server for the rest of each 100 ms period
+  // once its threads (Node's collector beside its main thread) went over it, which paused
+  // calls for up to 40 ms in bench/mcp; memory and processes stay bounded.
+  agents::sandbox::CgroupLimits limits{512LL * 1024 * 1024, 256, 0};
   std::size_t max_message_bytes = 4 * 1024 * 1024;
   std::string log_name;          // adapter name in the server's stderr log lines
 };

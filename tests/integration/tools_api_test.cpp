@@ -7,7 +7,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
@@ -245,6 +249,85 @@ TEST_P(ToolsApiTest, BadInputGetsAClearErrorAndChangesNothing) {
   ASSERT_EQ(env.status, 200u) << env.describe();
   EXPECT_NE(env.body.find("s3cret-token-value"), std::string::npos);
   EXPECT_EQ(query("SELECT count(*) FROM tool_executions").at(0), "1");
+}
+
+// A stdio server runs in a cgroup with the limits its adapter's config names, and with the
+// defaults (512 MiB, 256 processes, no CPU quota) when it names none: read back from the
+// kernel through server-filesystem, given /proc and the cgroup tree.
+TEST_P(ToolsApiTest, AStdioServerRunsWithinItsAdaptersLimits) {
+  const std::string fs_js = mcp_dir() + "/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js";
+  auto config = [&](json::object limits) {
+    json::object c{{"transport", "stdio"},
+                   {"command", node_binary(DP_NODE_BINARY)},
+                   {"args", json::array{fs_js, "/proc", "/sys/fs/cgroup"}},
+                   {"sandbox", false},
+                   {"timeoutMs", 10'000}};
+    for (const auto& kv : limits) c[kv.key()] = kv.value();
+    return c;
+  };
+  auto read = [&](const std::string& id, const std::string& path) {
+    auto r = execute(id, "read_text_file", json::object{{"path", path}});
+    EXPECT_EQ(r.status, 200u) << r.describe();
+    EXPECT_EQ(r.str("/data/status"), "succeeded") << r.describe();
+    std::string text = r.str("/data/result/content/0/text");
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    return text;
+  };
+  // controller -> folder of the server's own group, from its /proc/self/cgroup
+  auto groups = [&](const std::string& id) {
+    std::map<std::string, std::string> out;
+    std::istringstream in(read(id, "/proc/self/cgroup"));
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto a = line.find(':'), b = line.find(':', a + 1);
+      if (a == std::string::npos || b == std::string::npos) continue;
+      std::stringstream ctls(line.substr(a + 1, b - a - 1));
+      const std::string path = line.substr(b + 1);
+      std::string ctl;
+      if (line.substr(a + 1, b - a - 1).empty()) out[""] = "/sys/fs/cgroup" + path;
+      while (std::getline(ctls, ctl, ',')) out[ctl] = "/sys/fs/cgroup/" + line.substr(a + 1, b - a - 1) + path;
+    }
+    return out;
+  };
+  struct Want {
+    std::string memory, pids, cpu;  // as the kernel shows them
+  };
+  auto check = [&](const std::string& name, json::object limits, const Want& want) {
+    auto created = register_adapter(name, config(std::move(limits)));
+    ASSERT_EQ(created.status, 201u) << created.describe();
+    ASSERT_EQ(created.str("/data/status"), "healthy") << created.describe();
+    const std::string id = created.str("/data/id");
+    const std::string first = read(id, "/proc/self/cgroup");
+    const auto g = groups(id);
+    if (g.contains("memory")) {  // cgroup v1: one group per controller
+      ASSERT_NE(g.at("memory").find("/run-"), std::string::npos) << g.at("memory");
+      EXPECT_EQ(read(id, g.at("memory") + "/memory.limit_in_bytes"), want.memory) << name;
+      EXPECT_EQ(read(id, g.at("pids") + "/pids.max"), want.pids) << name;
+      EXPECT_EQ(read(id, g.at("cpu") + "/cpu.cfs_quota_us"), want.cpu.empty() ? "-1" : want.cpu) << name;
+    } else {
+      ASSERT_TRUE(g.contains("")) << "no cgroup line for the server";
+      const std::string d = g.at("");
+      ASSERT_NE(d.find("/run-"), std::string::npos) << d;
+      EXPECT_EQ(read(id, d + "/memory.max"), want.memory) << name;
+      EXPECT_EQ(read(id, d + "/pids.max"), want.pids) << name;
+      EXPECT_EQ(read(id, d + "/cpu.max").substr(0, read(id, d + "/cpu.max").find(' ')),
+                want.cpu.empty() ? "max" : want.cpu)
+          << name;
+    }
+    // One server answered every call: the connection was not remade in between (the config
+    // reads back from PostgreSQL in another key order, which once counted as a change).
+    EXPECT_EQ(read(id, "/proc/self/cgroup"), first) << name;
+  };
+  check("limited", json::object{{"memoryMb", 96}, {"pids", 32}, {"cpus", 0.5}},
+        Want{std::to_string(96 * 1024 * 1024), "32", "50000"});
+  check("defaults", json::object{}, Want{std::to_string(512 * 1024 * 1024), "256", ""});
+
+  for (const auto& [key, bad] : std::vector<std::pair<std::string, json::value>>{
+           {"memoryMb", 8}, {"memoryMb", "lots"}, {"pids", 0}, {"cpus", -1}, {"cpus", 2000}}) {
+    auto r = register_adapter("bad-limits", config(json::object{{key, bad}}));
+    EXPECT_EQ(r.status, 422u) << key << " " << json::serialize(bad) << " " << r.describe();
+    EXPECT_EQ(r.str("/error/details/0/field"), "config." + key) << r.describe();
+  }
 }
 
 TEST_P(ToolsApiTest, AnAdapterOverTheLegacySseTransport) {

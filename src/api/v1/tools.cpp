@@ -47,8 +47,11 @@ Result<mcp::AdapterInput> parse_adapter(std::string_view body) {
     (void)v.integer(*c, "maxConcurrent", "config.maxConcurrent", false, 1, 64);
     if (transport == "stdio") {
       v.only_keys(*c, {"transport", "command", "args", "env", "cwd", "sandbox", "network",
-                       "readOnlyPaths", "timeoutMs", "maxConcurrent"},
+                       "readOnlyPaths", "timeoutMs", "maxConcurrent", "memoryMb", "pids", "cpus"},
                   "config.");
+      (void)v.integer(*c, "memoryMb", "config.memoryMb", false, 16, 1024 * 1024);
+      (void)v.integer(*c, "pids", "config.pids", false, 1, 65536);
+      (void)v.number(*c, "cpus", "config.cpus", false, 0, 1024);
       (void)v.string(*c, "command", "config.command", true, 1, 4096);
       v.string_list(*c, "args", "config.args", false, 64, 4096);
       (void)v.string_map(*c, "env", "config.env", 64, 128, 8192);
