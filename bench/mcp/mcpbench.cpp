@@ -5,6 +5,7 @@
 //   mcpbench --stdio node .../server-everything/dist/index.js stdio [--calls N] [--warmup W]
 //   mcpbench --url http://127.0.0.1:3001/mcp [--calls N] [--warmup W]
 #include <algorithm>
+#include <ctime>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -100,6 +101,13 @@ int main(int argc, char** argv) {
   }
   std::vector<double> ms;
   ms.reserve(static_cast<std::size_t>(calls));
+  // This process's CPU time (every thread of the client), in µs.
+  auto cpu_us = [] {
+    timespec t{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_nsec) / 1e3;
+  };
+  const double cpu0 = cpu_us();
   const auto t0 = Clock::now();
   for (long i = 0; i < calls; ++i) {
     const auto c0 = Clock::now();
@@ -111,6 +119,7 @@ int main(int argc, char** argv) {
     }
   }
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double cpu = cpu_us() - cpu0;
   std::sort(ms.begin(), ms.end());
   auto pct = [&](double p) { return ms[std::min(ms.size() - 1, static_cast<std::size_t>(p * static_cast<double>(ms.size())))]; };
   client.close();
@@ -121,7 +130,8 @@ int main(int argc, char** argv) {
                           {"callsPerSec", static_cast<double>(calls) / secs},
                           {"p50Ms", pct(0.50)},
                           {"p99Ms", pct(0.99)},
-                          {"maxMs", ms.back()}};
+                          {"maxMs", ms.back()},
+                          {"cpuUsPerCall", cpu / static_cast<double>(calls)}};
   std::printf("%s\n", boost::json::serialize(out).c_str());
   return 0;
 }

@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -178,11 +179,19 @@ constexpr const char* kUsage =
     "usage: mcpfloor [--calls N] [--warmup W] -- CMD ARGS...\n"
     "       mcpfloor [--calls N] [--warmup W] --url http://127.0.0.1:PORT/PATH\n";
 
-void print_result(const char* transport, long calls, double secs, std::vector<double>& ms) {
+// This process's CPU time (all its threads), in µs.
+double cpu_us() {
+  timespec t{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) * 1e6 + static_cast<double>(t.tv_nsec) / 1e3;
+}
+
+void print_result(const char* transport, long calls, double secs, double cpu, std::vector<double>& ms) {
   std::sort(ms.begin(), ms.end());
   auto pct = [&](double p) { return ms[std::min(ms.size() - 1, static_cast<std::size_t>(p * static_cast<double>(ms.size())))]; };
-  std::printf(R"({"client":"floor","transport":"%s","calls":%ld,"seconds":%.6f,"callsPerSec":%.3f,"p50Ms":%.6f,"p99Ms":%.6f,"maxMs":%.6f})" "\n",
-              transport, calls, secs, static_cast<double>(calls) / secs, pct(0.50), pct(0.99), ms.back());
+  std::printf(R"({"client":"floor","transport":"%s","calls":%ld,"seconds":%.6f,"callsPerSec":%.3f,"p50Ms":%.6f,"p99Ms":%.6f,"maxMs":%.6f,"cpuUsPerCall":%.3f})" "\n",
+              transport, calls, secs, static_cast<double>(calls) / secs, pct(0.50), pct(0.99), ms.back(),
+              cpu / static_cast<double>(calls));
 }
 
 int http_floor(const std::string& url, long calls, long warmup) {
@@ -217,6 +226,7 @@ int http_floor(const std::string& url, long calls, long warmup) {
   std::vector<double> ms;
   ms.reserve(static_cast<std::size_t>(calls));
   const auto t0 = Clock::now();
+  const double cpu0 = cpu_us();
   for (long k = 0; k < calls; ++k, ++id) {
     const std::string body = call_line(id);
     const auto c0 = Clock::now();
@@ -226,7 +236,7 @@ int http_floor(const std::string& url, long calls, long warmup) {
     }
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - c0).count());
   }
-  print_result("http", calls, std::chrono::duration<double>(Clock::now() - t0).count(), ms);
+  print_result("http", calls, std::chrono::duration<double>(Clock::now() - t0).count(), cpu_us() - cpu0, ms);
   return 0;
 }
 
@@ -294,6 +304,7 @@ int main(int argc, char** argv) {
   std::vector<double> ms;
   ms.reserve(static_cast<std::size_t>(calls));
   const auto t0 = Clock::now();
+  const double cpu0 = cpu_us();
   for (long k = 0; k < calls; ++k, ++id) {
     const std::string line = call_line(id);
     const std::string needle = "\"id\":" + std::to_string(id) + "}";
@@ -302,9 +313,10 @@ int main(int argc, char** argv) {
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - c0).count());
   }
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double cpu = cpu_us() - cpu0;
   ::close(out);
   ::kill(pid, SIGTERM);
   ::waitpid(pid, nullptr, 0);
-  print_result("stdio", calls, secs, ms);
+  print_result("stdio", calls, secs, cpu, ms);
   return 0;
 }

@@ -32,6 +32,7 @@ await client.connect(transport);
 const args = { name: tool, arguments: { message: 'hi' } };
 for (let i = 0; i < warmup; i++) await client.callTool(args);
 const ms = [];
+const cpu0 = process.cpuUsage();  // this process's CPU time, every thread
 const t0 = performance.now();
 for (let i = 0; i < calls; i++) {
   const c0 = performance.now();
@@ -40,9 +41,11 @@ for (let i = 0; i < calls; i++) {
   if (r.isError) { console.error(`call ${i}: isError`); process.exit(1); }
 }
 const secs = (performance.now() - t0) / 1000;
+const cpu = process.cpuUsage(cpu0);
 ms.sort((a, b) => a - b);
 const pct = (p) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))];
 console.log(JSON.stringify({ client: 'sdk', transport: url ? 'http' : 'stdio', calls, seconds: secs,
-  callsPerSec: calls / secs, p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: ms[ms.length - 1] }));
+  callsPerSec: calls / secs, p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: ms[ms.length - 1],
+  cpuUsPerCall: (cpu.user + cpu.system) / calls }));
 await client.close();
 process.exit(0);

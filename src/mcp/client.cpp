@@ -303,10 +303,15 @@ void Client::fail(Error why) {
 }
 
 Result<std::vector<Tool>> Client::list_tools(bool refresh) {
+  DP_ASSIGN_OR_RETURN(auto tools, catalog(refresh));
+  return *tools;
+}
+
+Result<std::shared_ptr<const std::vector<Tool>>> Client::catalog(bool refresh) {
   std::uint64_t gen = 0;
   {
     std::lock_guard lock(mu_);
-    if (!refresh && tools_) return *tools_;
+    if (!refresh && tools_) return tools_;
     gen = catalog_gen_;
   }
   std::vector<Tool> all;
@@ -338,9 +343,10 @@ Result<std::vector<Tool>> Client::list_tools(bool refresh) {
     }
     cursor = *next;
   }
+  auto shared = std::make_shared<const std::vector<Tool>>(std::move(all));
   std::lock_guard lock(mu_);
-  if (catalog_gen_ == gen) tools_ = all;
-  return all;
+  if (catalog_gen_ == gen) tools_ = shared;
+  return shared;
 }
 
 Result<json::array> Client::list_all(const std::string& method, const std::string& key) {

@@ -82,6 +82,8 @@ class Client {
 
   // The tool catalog, all pages; served from a cache until the server announces a change.
   Result<std::vector<Tool>> list_tools(bool refresh = false);
+  // The same catalog, shared rather than copied: for callers on every tool call.
+  Result<std::shared_ptr<const std::vector<Tool>>> catalog(bool refresh = false);
   Result<CallToolResult> call_tool(const std::string& name, boost::json::value arguments,
                                    const CallOptions& options = {});
   // resources/list and prompts/list (every page: the items of each page's `resources` /
@@ -138,7 +140,7 @@ class Client {
   std::optional<Error> failed_;
   bool allow_batch_ = false;
   std::uint64_t catalog_gen_ = 0;
-  std::optional<std::vector<Tool>> tools_;
+  std::shared_ptr<const std::vector<Tool>> tools_;  // the cached catalog; null: none
   std::uint64_t stray_ = 0;
   std::uint64_t notifications_ = 0;
   std::uint64_t session_gen_ = 0;

@@ -128,12 +128,22 @@ std::chrono::milliseconds Registry::backoff(int failures) const {
 
 Result<std::shared_ptr<Client>> Registry::client(const std::string& adapter_id,
                                                  const std::string& name, const json::object& config) {
-  const std::string text = json::serialize(canonical(config));
+  // Callers mostly pass the config exactly as last time: only a different text is put in
+  // key order to see whether it is really another config.
+  const std::string raw = json::serialize(config);
+  std::string text;
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(adapter_id);
+    if (it != entries_.end() && it->second.client && it->second.raw_text == raw) text = it->second.config_text;
+  }
+  if (text.empty()) text = json::serialize(canonical(config));
   std::shared_ptr<std::mutex> connect_mu;
   std::shared_ptr<Client> stale;
   {
     std::lock_guard lock(mu_);
     Entry& e = entries_[adapter_id];
+    if (e.client && e.config_text == text) e.raw_text = raw;  // this caller's order, next time
     if (e.client && e.config_text != text) {
       stale = std::move(e.client);
       e = Entry{};
@@ -184,6 +194,7 @@ Result<std::shared_ptr<Client>> Registry::client(const std::string& adapter_id,
   }
   e.client = c;
   e.config_text = text;
+  e.raw_text = raw;
   e.failures = 0;
   e.last_error.reset();
   return c;

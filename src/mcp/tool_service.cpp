@@ -33,6 +33,14 @@ json::object status_payload(const model::Adapter& a) {
 
 std::string caller_or(const std::string& c) { return c.empty() ? std::string("system") : c; }
 
+// The pin hash of each tool, in order.
+std::vector<std::string> hashes_of(const std::vector<Tool>& tools) {
+  std::vector<std::string> out;
+  out.reserve(tools.size());
+  for (const auto& t : tools) out.push_back(t.pin_hash());
+  return out;
+}
+
 }  // namespace
 
 bool valid_adapter_name(std::string_view name) noexcept {
@@ -223,7 +231,7 @@ Result<model::Adapter> ToolService::create(AdapterInput&& input, const std::stri
   if (c.ok()) {
     auto tools = (*c)->list_tools();
     if (tools.ok()) {
-      a = sync_pins(std::move(a), *tools, correlation_id);
+      a = sync_pins(std::move(a), *tools, hashes_of(*tools), correlation_id);
       log::Logger(correlation_id).info("mcp adapter registered and its catalog pinned",
                                        {{"adapter", a.name},
                                         {"tools", static_cast<std::int64_t>(a.pinned_tools.size())},
@@ -295,6 +303,10 @@ Status ToolService::remove(const std::string& id, const std::string& correlation
   }));
   if (on_commit_) on_commit_();
   registry_.forget(id);
+  {
+    std::lock_guard lock(pins_mu_);
+    pins_.erase(id);
+  }
   ++catalog_gen_;
   return Ok{};
 }
@@ -344,14 +356,29 @@ Result<HealthReport> ToolService::check_health(const std::string& id, const std:
   return report;
 }
 
+std::shared_ptr<const std::vector<std::string>> ToolService::pin_hashes(
+    const std::string& adapter_id, const std::shared_ptr<const std::vector<Tool>>& tools) {
+  {
+    std::lock_guard lock(pins_mu_);
+    auto it = pins_.find(adapter_id);
+    if (it != pins_.end() && it->second.tools == tools) return it->second.hashes;
+  }
+  auto hashes = std::make_shared<const std::vector<std::string>>(hashes_of(*tools));
+  std::lock_guard lock(pins_mu_);
+  pins_[adapter_id] = PinnedCatalog{tools, hashes};
+  return hashes;
+}
+
 model::Adapter ToolService::sync_pins(model::Adapter a, const std::vector<Tool>& tools,
+                                      const std::vector<std::string>& hashes,
                                       const std::string& correlation_id) {
   json::object pinned = a.pinned_tools;
   json::object flagged;
   bool first = pinned.empty() && !a.approved_at;
   const std::int64_t now = clock::now_ms();
-  for (const auto& t : tools) {
-    const std::string hash = t.pin_hash();
+  for (std::size_t i = 0; i < tools.size(); ++i) {
+    const Tool& t = tools[i];
+    const std::string& hash = hashes.at(i);
     if (first) {
       pinned[t.name] = hash;
       continue;
@@ -421,12 +448,14 @@ Result<Catalog> ToolService::catalog(const std::string& id, const std::string& c
   DP_ASSIGN_OR_RETURN(model::Adapter a, get(id));
   DP_ASSIGN_OR_RETURN(auto client, connect(a));
   DP_ASSIGN_OR_RETURN(std::vector<Tool> tools, client->list_tools());
-  a = sync_pins(std::move(a), tools, correlation_id);
+  const std::vector<std::string> hashes = hashes_of(tools);
+  a = sync_pins(std::move(a), tools, hashes, correlation_id);
   Catalog out;
   out.server = client->server();
-  for (auto& t : tools) {
+  for (std::size_t i = 0; i < tools.size(); ++i) {
+    Tool& t = tools[i];
     CatalogEntry e;
-    e.pin_hash = t.pin_hash();
+    e.pin_hash = hashes[i];
     if (const auto* p = a.pinned_tools.if_contains(t.name); p != nullptr && p->is_string()) {
       e.pinned_hash = std::string(p->get_string());
     }
@@ -548,11 +577,11 @@ Result<model::ToolExecution> ToolService::execute(ExecuteRequest&& req) {
   }
   auto client = connect(a);
   if (!client.ok()) return refuse(std::move(client).error(), "failed");
-  auto tools = (*client)->list_tools();
+  auto tools = (*client)->catalog();
   if (!tools.ok()) return refuse(std::move(tools).error(), "failed");
-  a = sync_pins(std::move(a), *tools, req.correlation_id);
+  a = sync_pins(std::move(a), **tools, *pin_hashes(a.id, *tools), req.correlation_id);
   const Tool* tool = nullptr;
-  for (const auto& t : *tools) {
+  for (const auto& t : **tools) {
     if (t.name == req.tool) tool = &t;
   }
   if (tool == nullptr) {
