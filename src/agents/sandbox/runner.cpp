@@ -259,7 +259,7 @@ Result<RunResult> run(const RunSpec& spec, RunControl* control) {
   } detach{cg && control != nullptr ? control : nullptr};
   if (detach.control != nullptr) detach.control->attach(cg.get());
 
-  // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
+  // Everything the child needs is prepared before it starts (ChildPlan): it only makes system calls.
   std::vector<std::string> args;
   if (spec.isolation == Isolation::kSandbox) args = bwrap_args(spec);
   args.insert(args.end(), spec.argv.begin(), spec.argv.end());
