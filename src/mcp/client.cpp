@@ -303,11 +303,11 @@ void Client::fail(Error why) {
 }
 
 Result<std::vector<Tool>> Client::list_tools(bool refresh) {
-  DP_ASSIGN_OR_RETURN(auto tools, catalog(refresh));
-  return *tools;
+  DP_ASSIGN_OR_RETURN(auto c, catalog(refresh));
+  return c->tools;
 }
 
-Result<std::shared_ptr<const std::vector<Tool>>> Client::catalog(bool refresh) {
+Result<std::shared_ptr<const ToolCatalog>> Client::catalog(bool refresh) {
   std::uint64_t gen = 0;
   {
     std::lock_guard lock(mu_);
@@ -343,7 +343,11 @@ Result<std::shared_ptr<const std::vector<Tool>>> Client::catalog(bool refresh) {
     }
     cursor = *next;
   }
-  auto shared = std::make_shared<const std::vector<Tool>>(std::move(all));
+  ToolCatalog fetched;
+  fetched.pin_hashes.reserve(all.size());
+  for (const auto& t : all) fetched.pin_hashes.push_back(t.pin_hash());
+  fetched.tools = std::move(all);
+  auto shared = std::make_shared<const ToolCatalog>(std::move(fetched));
   std::lock_guard lock(mu_);
   if (catalog_gen_ == gen) tools_ = shared;
   return shared;

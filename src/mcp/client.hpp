@@ -69,6 +69,12 @@ inline constexpr std::chrono::milliseconds kCancelPoll{20};
 // How long a caller reads for itself (Transport::pump) before it looks at its state again.
 inline constexpr std::chrono::milliseconds kPumpSlice{200};
 
+// A tool catalog as the server listed it (every page), with the pin hash of each tool.
+struct ToolCatalog {
+  std::vector<Tool> tools;
+  std::vector<std::string> pin_hashes;  // Tool::pin_hash of each of `tools`, in order
+};
+
 class Client {
  public:
   Client(std::unique_ptr<Transport> transport, ClientOptions options);
@@ -82,8 +88,9 @@ class Client {
 
   // The tool catalog, all pages; served from a cache until the server announces a change.
   Result<std::vector<Tool>> list_tools(bool refresh = false);
-  // The same catalog, shared rather than copied: for callers on every tool call.
-  Result<std::shared_ptr<const std::vector<Tool>>> catalog(bool refresh = false);
+  // The same catalog, shared rather than copied (for callers on every tool call), with each
+  // tool's pin hash computed once per fetch.
+  Result<std::shared_ptr<const ToolCatalog>> catalog(bool refresh = false);
   Result<CallToolResult> call_tool(const std::string& name, boost::json::value arguments,
                                    const CallOptions& options = {});
   // resources/list and prompts/list (every page: the items of each page's `resources` /
@@ -140,7 +147,7 @@ class Client {
   std::optional<Error> failed_;
   bool allow_batch_ = false;
   std::uint64_t catalog_gen_ = 0;
-  std::shared_ptr<const std::vector<Tool>> tools_;  // the cached catalog; null: none
+  std::shared_ptr<const ToolCatalog> tools_;  // the cached catalog; null: none
   std::uint64_t stray_ = 0;
   std::uint64_t notifications_ = 0;
   std::uint64_t session_gen_ = 0;

@@ -1,10 +1,6 @@
 #include "mcp/registry.hpp"
 
-#include <algorithm>
 #include <filesystem>
-#include <vector>
-
-#include <boost/json/serialize.hpp>
 
 #include "core/log.hpp"
 
@@ -30,23 +26,6 @@ std::int64_t integer(const json::object& o, std::string_view key, std::int64_t f
 }
 
 Error invalid(std::string m) { return Error::invalid_argument("invalid_config", std::move(m)); }
-
-// The config with every object's keys in order: the same config reads back from PostgreSQL's
-// jsonb in another key order than the API gave it, and must not count as a change.
-json::value canonical(const json::value& v) {
-  if (v.is_array()) {
-    json::array out;
-    for (const auto& x : v.get_array()) out.push_back(canonical(x));
-    return out;
-  }
-  if (!v.is_object()) return v;
-  std::vector<const json::key_value_pair*> kvs;
-  for (const auto& kv : v.get_object()) kvs.push_back(&kv);
-  std::sort(kvs.begin(), kvs.end(), [](const auto* a, const auto* b) { return a->key() < b->key(); });
-  json::object out;
-  for (const auto* kv : kvs) out.emplace(kv->key(), canonical(kv->value()));
-  return out;
-}
 
 }  // namespace
 
@@ -128,23 +107,14 @@ std::chrono::milliseconds Registry::backoff(int failures) const {
 
 Result<std::shared_ptr<Client>> Registry::client(const std::string& adapter_id,
                                                  const std::string& name, const json::object& config) {
-  // Callers mostly pass the config exactly as last time: only a different text is put in
-  // key order to see whether it is really another config.
-  const std::string raw = json::serialize(config);
-  std::string text;
-  {
-    std::lock_guard lock(mu_);
-    auto it = entries_.find(adapter_id);
-    if (it != entries_.end() && it->second.client && it->second.raw_text == raw) text = it->second.config_text;
-  }
-  if (text.empty()) text = json::serialize(canonical(config));
   std::shared_ptr<std::mutex> connect_mu;
   std::shared_ptr<Client> stale;
   {
     std::lock_guard lock(mu_);
     Entry& e = entries_[adapter_id];
-    if (e.client && e.config_text == text) e.raw_text = raw;  // this caller's order, next time
-    if (e.client && e.config_text != text) {
+    // Compared as objects, whose equality ignores key order: the same config reads back from
+    // PostgreSQL's jsonb in another order than the API gave it.
+    if (e.client && e.config != config) {
       stale = std::move(e.client);
       e = Entry{};
     }
@@ -164,7 +134,7 @@ Result<std::shared_ptr<Client>> Registry::client(const std::string& adapter_id,
   {
     std::lock_guard lock(mu_);
     Entry& e = entries_[adapter_id];
-    if (e.client && e.config_text == text && e.client->healthy()) return e.client;  // another thread connected
+    if (e.client && e.config == config && e.client->healthy()) return e.client;  // another thread connected
     if (e.failures > 0 && Clock::now() < e.retry_at && e.last_error) {
       const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(e.retry_at - Clock::now());
       // The message is the last failure's, unchanged, so a health record does not change
@@ -193,8 +163,7 @@ Result<std::shared_ptr<Client>> Registry::client(const std::string& adapter_id,
     return std::move(s).error();
   }
   e.client = c;
-  e.config_text = text;
-  e.raw_text = raw;
+  e.config = config;
   e.failures = 0;
   e.last_error.reset();
   return c;

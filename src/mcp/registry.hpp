@@ -63,8 +63,7 @@ class Registry {
  private:
   struct Entry {
     std::shared_ptr<Client> client;
-    std::string config_text;  // the connection's config, keys in order
-    std::string raw_text;     // the same as the last caller serialized it
+    boost::json::object config;  // the connection's config
     int failures = 0;
     std::chrono::steady_clock::time_point retry_at{};
     std::optional<Error> last_error;

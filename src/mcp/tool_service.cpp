@@ -33,14 +33,6 @@ json::object status_payload(const model::Adapter& a) {
 
 std::string caller_or(const std::string& c) { return c.empty() ? std::string("system") : c; }
 
-// The pin hash of each tool, in order.
-std::vector<std::string> hashes_of(const std::vector<Tool>& tools) {
-  std::vector<std::string> out;
-  out.reserve(tools.size());
-  for (const auto& t : tools) out.push_back(t.pin_hash());
-  return out;
-}
-
 }  // namespace
 
 bool valid_adapter_name(std::string_view name) noexcept {
@@ -229,9 +221,9 @@ Result<model::Adapter> ToolService::create(AdapterInput&& input, const std::stri
   // Connect now: pin the catalog as it is at registration and record the first health.
   auto c = connect(a);
   if (c.ok()) {
-    auto tools = (*c)->list_tools();
+    auto tools = (*c)->catalog();
     if (tools.ok()) {
-      a = sync_pins(std::move(a), *tools, hashes_of(*tools), correlation_id);
+      a = sync_pins(std::move(a), **tools, correlation_id);
       log::Logger(correlation_id).info("mcp adapter registered and its catalog pinned",
                                        {{"adapter", a.name},
                                         {"tools", static_cast<std::int64_t>(a.pinned_tools.size())},
@@ -303,10 +295,6 @@ Status ToolService::remove(const std::string& id, const std::string& correlation
   }));
   if (on_commit_) on_commit_();
   registry_.forget(id);
-  {
-    std::lock_guard lock(pins_mu_);
-    pins_.erase(id);
-  }
   ++catalog_gen_;
   return Ok{};
 }
@@ -356,29 +344,16 @@ Result<HealthReport> ToolService::check_health(const std::string& id, const std:
   return report;
 }
 
-std::shared_ptr<const std::vector<std::string>> ToolService::pin_hashes(
-    const std::string& adapter_id, const std::shared_ptr<const std::vector<Tool>>& tools) {
-  {
-    std::lock_guard lock(pins_mu_);
-    auto it = pins_.find(adapter_id);
-    if (it != pins_.end() && it->second.tools == tools) return it->second.hashes;
-  }
-  auto hashes = std::make_shared<const std::vector<std::string>>(hashes_of(*tools));
-  std::lock_guard lock(pins_mu_);
-  pins_[adapter_id] = PinnedCatalog{tools, hashes};
-  return hashes;
-}
-
-model::Adapter ToolService::sync_pins(model::Adapter a, const std::vector<Tool>& tools,
-                                      const std::vector<std::string>& hashes,
+model::Adapter ToolService::sync_pins(model::Adapter a, const ToolCatalog& catalog,
                                       const std::string& correlation_id) {
+  const std::vector<Tool>& tools = catalog.tools;
   json::object pinned = a.pinned_tools;
   json::object flagged;
   bool first = pinned.empty() && !a.approved_at;
   const std::int64_t now = clock::now_ms();
   for (std::size_t i = 0; i < tools.size(); ++i) {
     const Tool& t = tools[i];
-    const std::string& hash = hashes.at(i);
+    const std::string& hash = catalog.pin_hashes.at(i);
     if (first) {
       pinned[t.name] = hash;
       continue;
@@ -447,20 +422,19 @@ model::Adapter ToolService::sync_pins(model::Adapter a, const std::vector<Tool>&
 Result<Catalog> ToolService::catalog(const std::string& id, const std::string& correlation_id) {
   DP_ASSIGN_OR_RETURN(model::Adapter a, get(id));
   DP_ASSIGN_OR_RETURN(auto client, connect(a));
-  DP_ASSIGN_OR_RETURN(std::vector<Tool> tools, client->list_tools());
-  const std::vector<std::string> hashes = hashes_of(tools);
-  a = sync_pins(std::move(a), tools, hashes, correlation_id);
+  DP_ASSIGN_OR_RETURN(auto live, client->catalog());
+  a = sync_pins(std::move(a), *live, correlation_id);
   Catalog out;
   out.server = client->server();
-  for (std::size_t i = 0; i < tools.size(); ++i) {
-    Tool& t = tools[i];
+  for (std::size_t i = 0; i < live->tools.size(); ++i) {
+    const Tool& t = live->tools[i];
     CatalogEntry e;
-    e.pin_hash = hashes[i];
+    e.pin_hash = live->pin_hashes[i];
     if (const auto* p = a.pinned_tools.if_contains(t.name); p != nullptr && p->is_string()) {
       e.pinned_hash = std::string(p->get_string());
     }
     e.held = a.flagged_tools.contains(t.name);
-    e.tool = std::move(t);
+    e.tool = t;
     out.tools.push_back(std::move(e));
   }
   return out;
@@ -470,9 +444,9 @@ Result<model::Adapter> ToolService::approve(const std::string& id, const std::ve
                                             const std::string& actor, const std::string& correlation_id) {
   DP_ASSIGN_OR_RETURN(model::Adapter a, get(id));
   DP_ASSIGN_OR_RETURN(auto client, connect(a));
-  DP_ASSIGN_OR_RETURN(std::vector<Tool> tools, client->list_tools(true));
+  DP_ASSIGN_OR_RETURN(auto fetched, client->catalog(true));
   std::map<std::string, std::string> live;
-  for (const auto& t : tools) live[t.name] = t.pin_hash();
+  for (std::size_t i = 0; i < fetched->tools.size(); ++i) live[fetched->tools[i].name] = fetched->pin_hashes[i];
   std::set<std::string> chosen(names.begin(), names.end());
   for (const auto& n : chosen) {
     if (!live.count(n)) {
@@ -579,9 +553,9 @@ Result<model::ToolExecution> ToolService::execute(ExecuteRequest&& req) {
   if (!client.ok()) return refuse(std::move(client).error(), "failed");
   auto tools = (*client)->catalog();
   if (!tools.ok()) return refuse(std::move(tools).error(), "failed");
-  a = sync_pins(std::move(a), **tools, *pin_hashes(a.id, *tools), req.correlation_id);
+  a = sync_pins(std::move(a), **tools, req.correlation_id);
   const Tool* tool = nullptr;
-  for (const auto& t : **tools) {
+  for (const auto& t : (*tools)->tools) {
     if (t.name == req.tool) tool = &t;
   }
   if (tool == nullptr) {

@@ -25,7 +25,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
-#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -149,15 +148,9 @@ class ToolService {
   boost::json::object seal(const boost::json::object& config, const boost::json::object* stored) const;
   Result<boost::json::object> open(const boost::json::object& config) const;
   Result<std::shared_ptr<Client>> connect(const model::Adapter& a);
-  // Compares `tools` with the pins; stores and announces a change of the flagged set.
-  // Pins everything when nothing was ever approved. Returns the adapter as now stored.
-  // `hashes`: the pin hash of each of `tools`, in order.
-  model::Adapter sync_pins(model::Adapter a, const std::vector<Tool>& tools,
-                           const std::vector<std::string>& hashes, const std::string& correlation_id);
-  // The pin hashes of a catalog the adapter's client holds, computed once per catalog (execute
-  // checks them on every call; a new catalog from the server is a new pointer).
-  std::shared_ptr<const std::vector<std::string>> pin_hashes(
-      const std::string& adapter_id, const std::shared_ptr<const std::vector<Tool>>& tools);
+  // Compares the catalog's pin hashes with the pins; stores and announces a change of the
+  // flagged set. Pins everything when nothing was ever approved. Returns the adapter as now stored.
+  model::Adapter sync_pins(model::Adapter a, const ToolCatalog& catalog, const std::string& correlation_id);
   Status record(model::ToolExecution& e, const std::string& adapter_name);
   void health_loop(std::chrono::milliseconds interval);
   void record_loop();
@@ -168,12 +161,6 @@ class ToolService {
   const auth::Secrets& secrets_;
   std::function<void()> on_commit_;
   std::thread checker_;
-  struct PinnedCatalog {
-    std::shared_ptr<const std::vector<Tool>> tools;
-    std::shared_ptr<const std::vector<std::string>> hashes;
-  };
-  std::mutex pins_mu_;
-  std::map<std::string, PinnedCatalog> pins_;  // adapter id -> its client's last catalog
   std::mutex checker_mu_;
   std::condition_variable checker_cv_;
   bool stopping_ = false;
