@@ -192,8 +192,12 @@ class SqliteStore final : public Store {
     }
     auto conn = std::make_unique<SqliteConn>(db);
     sqlite3_busy_timeout(db, 5000);
-    std::string pragmas = "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=" +
-                          synchronous + ";";
+    // temp_store=MEMORY: statement journals (and the savepoint journals of a group commit's
+    // units) stay in memory. On files, one past 64 KiB spilled into a temporary file created,
+    // written and unlinked in /var/tmp within the transaction: once per task's creation. Our
+    // queries are bounded (LIMIT), so their temporary sorts stay small in memory too.
+    std::string pragmas = "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; "
+                          "PRAGMA synchronous=" + synchronous + ";";
     if (read_only) pragmas += " PRAGMA query_only=1;";
     DP_TRY(conn->exec_script(pragmas));
     return conn;
