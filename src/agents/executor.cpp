@@ -202,11 +202,7 @@ Result<sandbox::RunSpec> command_spec(const model::Agent& agent, const model::Ta
     }
   }
   if (auto* n = c.if_contains("network"); n != nullptr && n->is_bool()) s.network = n->as_bool();
-  s.limits.memory_bytes = int_or(c, "memoryMb", 512) * 1024 * 1024;
-  s.limits.pids = int_or(c, "pids", 256);
-  if (auto* cpus = c.if_contains("cpus"); cpus != nullptr && cpus->is_number()) {
-    s.limits.cpus = cpus->to_number<double>();
-  }
+  s.limits = sandbox::limits_from_config(c, s.limits);
   s.timeout = std::chrono::seconds(int_or(c, "timeoutSeconds", 3600));
   s.output_limit = static_cast<std::size_t>(int_or(c, "outputLimitBytes", 1024 * 1024));
   return s;

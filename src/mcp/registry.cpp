@@ -29,16 +29,6 @@ Error invalid(std::string m) { return Error::invalid_argument("invalid_config", 
 
 }  // namespace
 
-agents::sandbox::CgroupLimits stdio_limits(const json::object& config) {
-  agents::sandbox::CgroupLimits limits = StdioOptions{}.limits;
-  limits.memory_bytes = integer(config, "memoryMb", limits.memory_bytes / (1024 * 1024)) * 1024 * 1024;
-  limits.pids = integer(config, "pids", limits.pids);
-  if (const auto* c = config.if_contains("cpus"); c != nullptr && c->is_number()) {
-    limits.cpus = c->to_number<double>();
-  }
-  return limits;
-}
-
 Result<ConnectionSpec> connection_spec(const std::string& adapter_id, const std::string& name,
                                        const json::object& config, const RegistryOptions& options) {
   ConnectionSpec spec;
@@ -62,7 +52,7 @@ Result<ConnectionSpec> connection_spec(const std::string& adapter_id, const std:
       }
     }
     o.sandbox = flag(config, "sandbox", true);
-    o.limits = stdio_limits(config);
+    o.limits = agents::sandbox::limits_from_config(config, o.limits);
     o.network = flag(config, "network", false);
     if (const auto* ro = config.if_contains("readOnlyPaths"); ro != nullptr && ro->is_array()) {
       for (const auto& p : ro->get_array()) {

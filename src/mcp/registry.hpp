@@ -43,10 +43,6 @@ Result<ConnectionSpec> connection_spec(const std::string& adapter_id, const std:
                                        const boost::json::object& config,
                                        const RegistryOptions& options);
 
-// The cgroup limits of a stdio server from its adapter's config: `memoryMb`, `pids`, `cpus`
-// (0: no CPU quota), each defaulting to StdioOptions' own.
-agents::sandbox::CgroupLimits stdio_limits(const boost::json::object& config);
-
 class Registry {
  public:
   explicit Registry(RegistryOptions options) : opt_(std::move(options)) {}

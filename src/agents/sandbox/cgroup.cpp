@@ -14,7 +14,21 @@
 #include <sstream>
 #include <thread>
 
+#include <boost/json/object.hpp>
+
 namespace dp::agents::sandbox {
+
+CgroupLimits limits_from_config(const boost::json::object& config, CgroupLimits defaults) {
+  if (const auto* v = config.if_contains("memoryMb"); v != nullptr && v->is_int64()) {
+    defaults.memory_bytes = v->get_int64() * 1024 * 1024;
+  }
+  if (const auto* v = config.if_contains("pids"); v != nullptr && v->is_int64()) defaults.pids = v->get_int64();
+  if (const auto* v = config.if_contains("cpus"); v != nullptr && v->is_number()) {
+    defaults.cpus = v->to_number<double>();
+  }
+  return defaults;
+}
+
 namespace {
 
 namespace fs = std::filesystem;

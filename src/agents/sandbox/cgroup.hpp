@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/json/fwd.hpp>
+
 #include "core/result.hpp"
 
 namespace dp::agents::sandbox {
@@ -22,6 +24,11 @@ struct CgroupLimits {
   std::int64_t pids = 0;          // 0: no limit
   double cpus = 0;                // 0: no limit; 0.5 = half a core
 };
+
+// The limits an agent's or an MCP adapter's config sets, as its keys `memoryMb`, `pids` and
+// `cpus` (0: no CPU quota); a key that is absent (or not a number) keeps `defaults`' value.
+// The API validates the ranges before a config is stored.
+CgroupLimits limits_from_config(const boost::json::object& config, CgroupLimits defaults);
 
 struct CgroupStats {
   std::int64_t memory_peak_bytes = 0;

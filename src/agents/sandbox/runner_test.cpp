@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 
 #include "core/ids.hpp"
@@ -24,6 +25,28 @@ namespace dp::agents::sandbox {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Agents and MCP adapters read their limits from the same keys; what a config leaves out keeps
+// the caller's default, and a key of the wrong type is not taken.
+TEST(LimitsFromConfigTest, KeysSetTheirLimitAndTheRestKeepTheDefaults) {
+  const CgroupLimits defaults{512LL * 1024 * 1024, 256, 1.0};
+  const auto all = limits_from_config(
+      boost::json::parse(R"({"memoryMb":64,"pids":16,"cpus":0.5})").as_object(), defaults);
+  EXPECT_EQ(all.memory_bytes, 64LL * 1024 * 1024);
+  EXPECT_EQ(all.pids, 16);
+  EXPECT_DOUBLE_EQ(all.cpus, 0.5);
+
+  const auto some = limits_from_config(boost::json::parse(R"({"pids":8,"cpus":0})").as_object(), defaults);
+  EXPECT_EQ(some.memory_bytes, defaults.memory_bytes);
+  EXPECT_EQ(some.pids, 8);
+  EXPECT_DOUBLE_EQ(some.cpus, 0.0);
+
+  const auto wrong = limits_from_config(
+      boost::json::parse(R"({"memoryMb":"64","pids":2.5,"cpus":"1"})").as_object(), defaults);
+  EXPECT_EQ(wrong.memory_bytes, defaults.memory_bytes);
+  EXPECT_EQ(wrong.pids, defaults.pids);
+  EXPECT_DOUBLE_EQ(wrong.cpus, defaults.cpus);
+}
 
 class SandboxTest : public ::testing::Test {
  protected:
