@@ -56,7 +56,8 @@ void register_system_routes(http::Router& router, SystemDeps deps) {
         {"build", boost::json::object{{"gitCommit", app::kGitCommit},
                                       {"buildType", app::kBuildType},
                                       {"compiler", app::kCompiler},
-                                      {"builtAt", app::kBuildDate}}},
+                                      {"builtAt", app::kBuildDate},
+                                      {"allocator", app::kAllocator}}},
         {"connections", deps.connections ? deps.connections() : 0},
     };
     return http::data_response(200, std::move(data), {}, req.request_id);
