@@ -38,6 +38,21 @@ Response data_response(unsigned status, boost::json::value data, boost::json::ob
   return r;
 }
 
+Response data_response_text(unsigned status, std::string_view data_json, boost::json::object meta,
+                            std::string_view request_id) {
+  meta["requestId"] = request_id;
+  const std::string meta_json = boost::json::serialize(meta);
+  Response r;
+  r.status = status;
+  r.body.reserve(data_json.size() + meta_json.size() + 20);
+  r.body += "{\"data\":";
+  r.body += data_json;
+  r.body += ",\"meta\":";
+  r.body += meta_json;
+  r.body += '}';
+  return r;
+}
+
 unsigned status_for(const Error& e) noexcept {
   // Reasons that pin a status regardless of the canonical code.
   if (e.reason == "validation_failed") return 422;

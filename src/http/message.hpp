@@ -78,6 +78,9 @@ struct Response {
 // {"data": data, "meta": {...meta, "requestId": id}}
 Response data_response(unsigned status, boost::json::value data, boost::json::object meta,
                        std::string_view request_id);
+// The same, with `data` already serialized (valid JSON text, written by the caller).
+Response data_response_text(unsigned status, std::string_view data_json, boost::json::object meta,
+                            std::string_view request_id);
 
 // The one place an Error becomes an HTTP status and {"error": {code, message, details?}}.
 Response error_response(const Error& error, std::string_view request_id);

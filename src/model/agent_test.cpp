@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
 #include "core/clock.hpp"
@@ -171,6 +173,38 @@ TEST(AgentJsonTest, StateEntry) {
   e.status = "starting";
   o = to_json(e);
   EXPECT_EQ(o.at("from").as_string(), "created");
+}
+
+// append_json writes the text of to_json without the tree: the same value, byte for byte
+// what boost::json would write, for every kind of string the escaping has to handle.
+TEST(AgentJsonTest, AppendedTextIsTheSameValueAsTheTree) {
+  Agent a;
+  a.id = "0190a1b2-c3d4-7e5f-8a6b-7c8d9e0f1a2b";
+  a.name = "quote \" backslash \\ slash / tab \t newline \n";
+  a.type = "command";
+  a.status = S::kError;
+  static constexpr char kControls[] = "nul \0 bell \x07 escape \x1b del \x7f";
+  a.status_reason = std::string(kControls, sizeof kControls - 1);
+  a.description = "UTF-8: \xc3\xa9t\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x9a\x80, cr \r, ff \f, bs \b";
+  a.labels = {{"team", "core"}, {"odd\"key", "v\\al"}};
+  a.config = {{"command", boost::json::array{"/bin/sh", "-c", "echo \"hi\""}},
+              {"timeoutSeconds", 30},
+              {"nested", {{"ok", true}, {"none", nullptr}, {"ratio", 0.5}}}};
+  a.version = 9'007'199'254'740'993;  // above 2^53: still an exact integer
+  a.created_at = 1'700'000'000'123;
+  a.updated_at = 1'700'000'060'000;
+  std::string text = "prefix:";
+  append_json(text, a);
+  ASSERT_TRUE(text.starts_with("prefix:"));
+  const std::string_view appended = std::string_view(text).substr(7);
+  EXPECT_EQ(boost::json::parse(appended), boost::json::value(to_json(a)));
+  EXPECT_EQ(appended, boost::json::serialize(to_json(a)));
+
+  Agent empty;  // empty strings, no labels or config, null statusReason
+  std::string e;
+  append_json(e, empty);
+  EXPECT_EQ(e, boost::json::serialize(to_json(empty)));
+  EXPECT_TRUE(boost::json::parse(e).at("statusReason").is_null());
 }
 
 }  // namespace

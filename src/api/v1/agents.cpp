@@ -141,15 +141,20 @@ Response list(agents::AgentService& svc, Request& req) {
   if (auto s = v.status("invalid query"); !s.ok()) return fail(std::move(s), req);
   auto page = svc.list(f);
   if (!page.ok()) return fail(page.error(), req);
-  boost::json::array items;
-  items.reserve(page->items.size());
-  for (auto& a : page->items) items.push_back(model::to_json(std::move(a)));
+  std::string items;
+  items.reserve(page->items.size() * 512 + 2);
+  items += '[';
+  for (std::size_t i = 0; i < page->items.size(); ++i) {
+    if (i > 0) items += ',';
+    model::append_json(items, page->items[i]);
+  }
+  items += ']';
   boost::json::object meta{{"total", page->total},
                            {"limit", f.limit},
                            {"offset", f.after ? 0 : f.offset},
                            {"next", page->next_cursor ? boost::json::value(*page->next_cursor)
                                                       : boost::json::value(nullptr)}};
-  return http::data_response(200, std::move(items), std::move(meta), req.request_id);
+  return http::data_response_text(200, items, std::move(meta), req.request_id);
 }
 
 // GET /api/v1/agents/counts: how many agents are in each status (every status, zero included)
@@ -262,7 +267,9 @@ Response get_one(agents::AgentService& svc, Request& req) {
   if (auto e = check_id(id)) return fail(*e, req);
   auto a = svc.get(id);
   if (!a.ok()) return fail(a.error(), req);
-  Response r = http::data_response(200, model::to_json(*a), {}, req.request_id);
+  std::string item;
+  model::append_json(item, *a);
+  Response r = http::data_response_text(200, item, {}, req.request_id);
   r.set_header("ETag", "\"" + std::to_string(a->version) + "\"");
   return r;
 }
