@@ -70,6 +70,9 @@ if (mode === "idle") {
   const cpu = (x) => (x && x.serverCpuSeconds != null && x.deliveries.received > 0
     ? x.serverCpuSeconds * 1e6 / x.deliveries.received : undefined);
   row("server CPU per delivery (us)", f(cpu(d), 2), f(cpu(p), 2), ratio(cpu(d), cpu(p)));
+  const selfCpu = (x) => (x && x.loadGeneratorCpuSeconds != null && x.deliveries.received > 0
+    ? x.loadGeneratorCpuSeconds * 1e6 / x.deliveries.received : undefined);
+  row("load generator CPU per delivery (us)", f(selfCpu(d), 2), f(selfCpu(p), 2), ratio(selfCpu(d), selfCpu(p)));
   row("server RSS before connecting (MiB)", f(d?.rssMiB.before, 1), f(p?.rssMiB.before, 1));
   row("server RSS all connected (MiB)", f(d?.rssMiB.connected, 1), f(p?.rssMiB.connected, 1));
   row("server RSS peak (MiB)", f(d?.rssMiB.peak, 1), f(p?.rssMiB.peak, 1));

@@ -553,6 +553,7 @@ struct Phase {
   double rss_before = -1, rss_connected = -1, rss_peak = -1, rss_after_publish = -1,
          rss_closed = -1;
   double cpu_publish = -1;  // server CPU seconds from the first POST to the end of the drain
+  double cpu_self = -1;     // the load generator's own CPU seconds over the same window
   double connect_seconds = 0;
   double publish_seconds = 0;
   double drain_seconds = 0;
@@ -621,6 +622,7 @@ asio::awaitable<void> orchestrate(asio::io_context& ioc, Shared& s, Phase& ph) {
     // Publish on a fixed schedule; sample the server's RSS meanwhile.
     s.start_ns = now_ns() + 50'000'000;  // 50 ms from now
     const double cpu_start = cpu_seconds(o.server_pid);
+    const double self_start = cpu_seconds(static_cast<int>(getpid()));
     const auto t_pub = Clock::now();
     for (std::size_t k = 0; k < o.publishers; ++k) {
       s.publishers_running.fetch_add(1);
@@ -656,6 +658,9 @@ asio::awaitable<void> orchestrate(asio::io_context& ioc, Shared& s, Phase& ph) {
     ph.drain_seconds = std::chrono::duration<double>(Clock::now() - t_drain).count();
     if (const double cpu_end = cpu_seconds(o.server_pid); cpu_start >= 0 && cpu_end >= 0) {
       ph.cpu_publish = cpu_end - cpu_start;
+    }
+    if (const double self_end = cpu_seconds(static_cast<int>(getpid())); self_start >= 0) {
+      ph.cpu_self = self_end - self_start;
     }
     ph.rss_after_publish = rss_mib(o.server_pid);
     ph.rss_peak = std::max(ph.rss_peak, ph.rss_after_publish);
@@ -934,6 +939,12 @@ int main(int argc, char** argv) {
                   ", %.2f us per delivery\n",
                   ph.cpu_publish, unique > 0 ? ph.cpu_publish * 1e6 / double(unique) : 0.0);
     }
+    if (!opt.idle && ph.cpu_self >= 0) {
+      // The two processes share the cores: what the load generator spends is CPU the server
+      // cannot have, so a server that makes its clients work harder pays for it in latency.
+      std::printf("  load generator CPU over the same window: %.2f s, %.2f us per delivery\n",
+                  ph.cpu_self, unique > 0 ? ph.cpu_self * 1e6 / double(unique) : 0.0);
+    }
   }
   std::fflush(stdout);
 
@@ -953,6 +964,7 @@ int main(int argc, char** argv) {
                                 {"afterPublish", num_or_null(ph.rss_after_publish)},
                                 {"closed", num_or_null(ph.rss_closed)}}},
         {"serverCpuSeconds", num_or_null(ph.cpu_publish)},
+        {"loadGeneratorCpuSeconds", num_or_null(ph.cpu_self)},
     };
     if (!opt.idle) {
       json::object errs;
