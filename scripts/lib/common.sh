@@ -6,8 +6,6 @@ DP_BUILD_PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libpq-dev libsqlite3-dev libhiredis-dev libyaml-cpp-dev
   libcli11-dev prometheus-cpp-dev libsodium-dev libjwt-dev
-  # The server's allocator (src/CMakeLists.txt; glibc's malloc when it is missing).
-  libjemalloc-dev
   # Time zones of cron triggers: Howard Hinnant's date library over the system tzdata.
   libhowardhinnant-date-dev tzdata
   # The vector memory's HNSW index (header-only; src/memory/vector_index.cpp).

@@ -113,7 +113,7 @@ Result<std::unique_ptr<store::Store>> open_and_migrate(const Config& c) {
 
 std::string version_string() {
   return std::string("devplane ") + kVersion + " (" + kGitCommit + ", " + kBuildType + ", " +
-         kCompiler + ", " + kAllocator + ")";
+         kCompiler + ")";
 }
 
 void add_common_flags(CLI::App& cmd, CommonOptions& opts) {

@@ -56,8 +56,7 @@ void register_system_routes(http::Router& router, SystemDeps deps) {
         {"build", boost::json::object{{"gitCommit", app::kGitCommit},
                                       {"buildType", app::kBuildType},
                                       {"compiler", app::kCompiler},
-                                      {"builtAt", app::kBuildDate},
-                                      {"allocator", app::kAllocator}}},
+                                      {"builtAt", app::kBuildDate}}},
         {"connections", deps.connections ? deps.connections() : 0},
     };
     return http::data_response(200, std::move(data), {}, req.request_id);
