@@ -12,7 +12,7 @@ namespace dp::model {
 
 namespace {
 
-// The API's shape of an agent; labels and config are copied or moved in by the callers.
+// The API's shape of an agent as a JSON tree (append_json below writes the same as text).
 boost::json::object agent_json(const Agent& a, boost::json::value labels,
                                boost::json::value config) {
   boost::json::object o;
@@ -107,10 +107,6 @@ void append_json(std::string& out, const Agent& a) {
 }
 
 boost::json::object to_json(const Agent& a) { return agent_json(a, a.labels, a.config); }
-
-boost::json::object to_json(Agent&& a) {
-  return agent_json(a, std::move(a.labels), std::move(a.config));
-}
 
 boost::json::object to_json(const AgentStateEntry& e) {
   boost::json::object o;

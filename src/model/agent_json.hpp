@@ -10,8 +10,6 @@
 namespace dp::model {
 
 boost::json::object to_json(const Agent& agent);
-// The same, taking labels and config over instead of copying them.
-boost::json::object to_json(Agent&& agent);
 boost::json::object to_json(const AgentStateEntry& entry);
 
 // Appends the agent's JSON text to `out`: the same members in the same order as to_json,

@@ -17,6 +17,14 @@ namespace {
 using http::Request;
 using http::Response;
 
+// One agent in the envelope, its JSON written as text (model::append_json).
+Response agent_response(unsigned status, const model::Agent& a, const Request& req) {
+  std::string item;
+  item.reserve(512);
+  model::append_json(item, a);
+  return http::data_response_text(status, item, {}, req.request_id);
+}
+
 constexpr int kDefaultLimit = 50;
 constexpr int kMaxLimit = 500;
 constexpr std::size_t kMaxName = 128;
@@ -69,7 +77,7 @@ Response create(agents::AgentService& svc, Request& req) {
   if (config != nullptr) spec.config = *config;
   auto a = svc.create(std::move(spec), req.request_id);
   if (!a.ok()) return fail(a.error(), req);
-  Response r = http::data_response(201, model::to_json(*a), {}, req.request_id);
+  Response r = agent_response(201, *a, req);
   r.set_header("Location", "/api/v1/agents/" + a->id);
   r.set_header("ETag", "\"" + std::to_string(a->version) + "\"");
   return r;
@@ -267,9 +275,7 @@ Response get_one(agents::AgentService& svc, Request& req) {
   if (auto e = check_id(id)) return fail(*e, req);
   auto a = svc.get(id);
   if (!a.ok()) return fail(a.error(), req);
-  std::string item;
-  model::append_json(item, *a);
-  Response r = http::data_response_text(200, item, {}, req.request_id);
+  Response r = agent_response(200, *a, req);
   r.set_header("ETag", "\"" + std::to_string(a->version) + "\"");
   return r;
 }
@@ -328,7 +334,7 @@ Response update(agents::AgentService& svc, Request& req) {
   if (auto s = v.status("invalid agent update"); !s.ok()) return fail(std::move(s), req);
   auto a = svc.update(id, std::move(patch), *version, req.request_id);
   if (!a.ok()) return fail(a.error(), req);
-  Response r = http::data_response(200, model::to_json(*a), {}, req.request_id);
+  Response r = agent_response(200, *a, req);
   r.set_header("ETag", "\"" + std::to_string(a->version) + "\"");
   return r;
 }
@@ -369,7 +375,7 @@ Response remove(agents::AgentService& svc, Request& req) {
   }
   auto a = svc.decommission(id, req.request_id);
   if (!a.ok()) return fail(a.error(), req);
-  return http::data_response(200, model::to_json(*a), {}, req.request_id);
+  return agent_response(200, *a, req);
 }
 
 Response lifecycle(agents::AgentService& svc, Request& req, agents::LifecycleAction action) {
@@ -385,7 +391,7 @@ Response lifecycle(agents::AgentService& svc, Request& req, agents::LifecycleAct
   }
   auto a = svc.lifecycle(id, action, req.request_id);
   if (!a.ok()) return fail(a.error(), req);
-  return http::data_response(200, model::to_json(*a), {}, req.request_id);
+  return agent_response(200, *a, req);
 }
 
 Response history(agents::AgentService& svc, Request& req) {
