@@ -14,7 +14,7 @@ DP_BUILD_PACKAGES=(
   bubblewrap
 )
 DP_TEST_PACKAGES=(
-  libgtest-dev libgmock-dev postgresql redis-server sqlite3 curl procps
+  libgtest-dev libgmock-dev postgresql redis-server redis-tools sqlite3 curl procps
 )
 # The dashboard (web/) builds with Node and npm (installed from Debian only when no `node` is
 # on the PATH); its browser tests (tests/e2e) drive Debian's Chromium.
@@ -58,11 +58,15 @@ dp_ensure_packages() {
   [ $rc -eq 0 ] || dp_die "apt-get failed installing: ${missing[*]}"
 }
 
-# Prints a TCP port on 127.0.0.1 that nothing listens on.
+# Prints a TCP port on 127.0.0.1 that nothing listens on, below the kernel's ephemeral range
+# when there is room: a port inside that range can be taken at any moment as the local end of
+# an outgoing connection, and a server started on it then fails to bind.
 dp_free_port() {
-  local p i
+  local p i lo=20000 hi=50000 eph
+  eph=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true)
+  if [[ "$eph" =~ ^[0-9]+$ ]] && (( eph > lo + 1000 )); then hi=$eph; fi
   for i in $(seq 1 200); do
-    p=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+    p=$(( (RANDOM * 32768 + RANDOM) % (hi - lo) + lo ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0
