@@ -93,6 +93,58 @@ TEST_P(AgentsApiTest, CreateReturns201LocationAndEtag) {
   EXPECT_EQ(h.str("/data/0/status"), "created");
 }
 
+// Agents are written into every answer as JSON text, not through a JSON library's tree
+// (model::append_json): text that needs escaping must come back exactly as it was sent, from
+// every route that answers with an agent, and every body must be valid JSON.
+TEST_P(AgentsApiTest, TextThatNeedsEscapingComesBackUnchangedFromEveryAnswer) {
+  const std::string description =
+      "quote \" backslash \\ slash / newline \n tab \t cr \r bell \x07 esc \x1b "
+      "UTF-8 \xc3\xa9t\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x9a\x80";
+  const json::object labels{{"team", "core \"platform\""}, {"path", "C:\\work"}};
+  const json::object config{{"command", json::array{"/bin/sh", "-c", "echo \"a\\b\"\n"}},
+                            {"timeoutSeconds", 30}};
+  auto created = create(json::object{{"name", "escape-check"},
+                                     {"type", "command"},
+                                     {"description", description},
+                                     {"labels", labels},
+                                     {"config", config}});
+  ASSERT_EQ(created.status, 201u);
+  const std::string id = created.str("/data/id");
+
+  auto check = [&](const HttpResponse& r, std::string_view pointer, const std::string& what) {
+    ASSERT_TRUE(r.json.has_value()) << what << ": the body is not JSON: " << r.body;
+    const auto* agent = r.at(pointer);
+    ASSERT_NE(agent, nullptr) << what << ": " << r.describe();
+    ASSERT_TRUE(agent->is_object()) << what;
+    const auto& o = agent->as_object();
+    EXPECT_EQ(o.at("id").as_string(), id) << what;
+    EXPECT_EQ(o.at("name").as_string(), "escape-check") << what;
+    EXPECT_EQ(std::string(o.at("description").as_string()), description) << what;
+    EXPECT_EQ(o.at("labels"), json::value(labels)) << what;
+    EXPECT_EQ(o.at("config"), json::value(config)) << what;
+    EXPECT_EQ(o.size(), 11u) << what << ": " << r.body;
+  };
+  check(created, "/data", "create");
+  check(client_->get("/api/v1/agents/" + id), "/data", "get");
+  auto list = client_->get("/api/v1/agents?q=escape-check");
+  ASSERT_EQ(list.status, 200u) << list.describe();
+  EXPECT_EQ(list.num("/meta/total"), 1);
+  check(list, "/data/0", "list");
+  auto started = client_->post("/api/v1/agents/" + id + "/start", "");
+  ASSERT_EQ(started.status, 200u) << started.describe();
+  check(started, "/data", "start");
+  const std::string put_body =
+      R"({"version":)" + std::to_string(started.num("/data/version")) + R"(,"name":"escape-check"})";
+  auto updated = client_->put("/api/v1/agents/" + id, put_body);
+  ASSERT_EQ(updated.status, 200u) << updated.describe();
+  check(updated, "/data", "update");
+  check(client_->post("/api/v1/agents/" + id + "/stop", ""), "/data", "stop");
+  auto removed = client_->del("/api/v1/agents/" + id);
+  ASSERT_EQ(removed.status, 200u) << removed.describe();
+  check(removed, "/data", "decommission");
+  EXPECT_EQ(removed.str("/data/status"), "decommissioned");
+}
+
 TEST_P(AgentsApiTest, GetUnknownAgentIs404) {
   auto r = client_->get("/api/v1/agents/0190a0b0-0000-7000-8000-000000000000");
   EXPECT_EQ(r.status, 404u) << r.describe();
