@@ -10,6 +10,7 @@ dp_cc_test(NAME dp_core_test
 dp_cc_test(NAME dp_http_test
   SRCS http/router_test.cpp http/message_test.cpp http/sse_test.cpp
        http/server_stream_test.cpp http/ws_session_test.cpp http/server_pool_test.cpp
+       http/server_refusal_test.cpp
   DEPS dp_http
   LABELS unit)
 

@@ -94,6 +94,8 @@ struct SessionState {
   // Set when the connection became a WebSocket: its own coroutine then ends the session,
   // so the HTTP coroutine's frame (parser, buffers) is freed for the connection's lifetime.
   std::atomic<bool> upgraded{false};
+  // A request was refused before its body was read: drain before closing (drain_before_close).
+  bool linger = false;
 };
 
 struct WsEndpoint {
@@ -301,6 +303,22 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
     res.body() = std::move(r.body);
     res.prepare_payload();
     co_await write(s, res);
+    s.linger = true;
+  }
+
+  // Half-closes, then reads and drops what the client still sends, until it closes its side,
+  // `linger_timeout` passes or shutdown cancels the read (the session counts as idle here).
+  asio::awaitable<void> drain_before_close(SessionState& s) {
+    beast::error_code ignored;
+    s.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    s.idle.store(true);
+    if (stopping.load()) co_return;
+    s.stream.expires_after(options.linger_timeout);
+    std::array<char, 16 * 1024> sink;
+    for (;;) {
+      auto [ec, n] = co_await s.stream.async_read_some(asio::buffer(sink), kUseTuple);
+      if (ec) break;
+    }
   }
 
   asio::awaitable<void> run_session(std::shared_ptr<SessionState> state) {
@@ -408,8 +426,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
       co_await write(s, res);
       if (!keep) break;
     }
-    beast::error_code ignored;
-    s.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (s.linger) {
+      co_await drain_before_close(s);
+    } else {
+      beast::error_code ignored;
+      s.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
     s.stream.close();
   }
 

@@ -40,6 +40,11 @@ struct ServerOptions {
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds request_timeout{30'000};
+  // After a request is refused before its body was read (413, 431, 400), the client may still
+  // be sending it. The server then stops sending and reads and drops what comes, for at most
+  // this long, before it closes: closing with unread bytes makes the kernel send a reset,
+  // which can destroy the answer before the client reads it.
+  std::chrono::milliseconds linger_timeout{2'000};
   // WebSocket connections are spread over this many strands (0: one per core); a fan-out
   // posts once per strand (see internal::WsShard).
   std::size_t ws_shards = 0;

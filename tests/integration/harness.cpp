@@ -611,12 +611,15 @@ HttpResponse HttpClient::request(std::string_view method, std::string_view targe
       }
       ++connects_;
     }
-    auto ec = impl_->write(req);
-    if (!ec) ec = impl_->read(out, method == "HEAD");
+    // A server may answer and close before it has read the whole request (413): a failed
+    // write still leaves that answer to read, as `raw` does.
+    const auto wec = impl_->write(req);
+    auto ec = impl_->read(out, method == "HEAD");
     if (!ec) {
       if (!out.keep_alive) close();
       return out;
     }
+    if (wec) ec = wec;
     close();
     out = HttpResponse{};
     error_ = std::string(method) + " " + std::string(target) + ": " + ec.message();
