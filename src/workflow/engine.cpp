@@ -956,6 +956,16 @@ void Engine::tick() {
     return;
   }
   took_over_ = true;
+  // Executions this node still has tool calls in flight for: a pass over each renews the lease,
+  // or finds it lost (another node took it over, or it finished) and stops the calls. Those the
+  // query above no longer lists would otherwise never get one here.
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, flag] : tool_calls_) {
+      std::string exec = key.substr(0, key.find('/'));
+      if (std::find(ids.begin(), ids.end(), exec) == ids.end()) ids.push_back(std::move(exec));
+    }
+  }
   for (const auto& id : ids) {
     {
       std::lock_guard lock(mu_);
@@ -1093,7 +1103,10 @@ void Engine::drive_once(const std::string& id) {
     return;
   }
   if (!out) {
-    set_timer(id, 0);  // not ours (another node holds its lease) or no longer in flight
+    // Not ours (another node holds the lease and will make the step's call again) or finished:
+    // a call this node still has in flight for it is wasted, or done twice if the tool acts.
+    stop_tool_calls(id);
+    set_timer(id, 0);
     return;
   }
   if (!out->stop_calls.empty()) {
@@ -1120,6 +1133,22 @@ void Engine::drive_once(const std::string& id) {
   }
   if (out->finished) notify();  // a parent execution may be waiting on this one
   set_timer(id, out->finished ? 0 : out->next_wake_us);
+}
+
+void Engine::stop_tool_calls(const std::string& id) {
+  const std::string prefix = id + "/";
+  std::vector<std::string> stopped;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = tool_calls_.lower_bound(prefix);
+         it != tool_calls_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      if (!it->second->exchange(true)) stopped.push_back(it->first);
+    }
+  }
+  for (const auto& key : stopped) {
+    log::global().info("tool call stopped: its execution is finished or driven by another node",
+                       {{"executionId", id}, {"key", key}});
+  }
 }
 
 void Engine::drive_soon(const std::string& id) {

@@ -131,6 +131,8 @@ class Engine {
   void drive(const std::string& execution_id);
   // One pass (one store transaction) over the execution, then what it asks for after the commit.
   void drive_once(const std::string& execution_id);
+  // Raises the cancel flag of every tool call this node has in flight for the execution.
+  void stop_tool_calls(const std::string& execution_id);
   // Records when the execution next needs a pass (epoch µs; 0: no timer), waking the loop if
   // that is sooner.
   void set_timer(const std::string& id, std::int64_t at);

@@ -4,6 +4,7 @@
 
 #include <condition_variable>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -268,6 +269,68 @@ TEST_F(EngineTest, CancelAndTimeoutRaiseTheCancelFlagOfAToolCallInFlight) {
   EXPECT_EQ(timed.error, "timed out after 300 ms");
   ASSERT_EQ(timed.history.size(), 1u);
   EXPECT_EQ(timed.history.at(0).at("kind"), "timeout");
+  engine_->stop();
+}
+
+// Another node took the execution over (this node's lease lapsed): this node's next pass over
+// it raises the cancel flag of the call it still has in flight, and writes nothing.
+TEST_F(EngineTest, LosingTheLeaseStopsTheToolCallsInFlightOnThisNode) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int calls = 0;
+  bool stopped = false;
+  EngineOptions opts;
+  opts.node_id = "node-a";
+  opts.tick = std::chrono::seconds(30);  // no sweep: the test says when a pass happens
+  opts.call_tool = [&](const ToolCall& call) -> ToolCallResult {
+    {
+      std::lock_guard lock(mu);
+      ++calls;
+    }
+    cv.notify_all();
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!call.cancel->load() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    {
+      std::lock_guard lock(mu);
+      stopped = call.cancel->load();
+    }
+    cv.notify_all();
+    return stopped ? ToolCallResult{"cancelled", nullptr, "cancelled: the call was cancelled"}
+                   : ToolCallResult{"succeeded", json::object{{"late", true}}, ""};
+  };
+  engine_ = std::make_unique<Engine>(*store_, *tasks_, opts);
+  engine_->start();
+  const std::string ex = start("name: long-tool\nsteps:\n  - {id: slow, type: tool, tool: x/y}\n");
+  engine_->notify();
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return calls == 1; }));
+  }
+  ASSERT_EQ(step(ex, "slow").status, "dispatched");
+  // node-b takes the lease as a node does once the holder's has lapsed.
+  bool taken = false;
+  ASSERT_TRUE(store_->write([&](store::Tx& tx) -> Status {
+    DP_ASSIGN_OR_RETURN(taken, tx.executions().lease(ex, "node-b", std::numeric_limits<std::int64_t>::max(),
+                                                     clock::now_ms() + 60'000));
+    return Ok{};
+  }).ok());
+  ASSERT_TRUE(taken);
+  engine_->drive_soon(ex);
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return stopped; }))
+        << "the call on node-a was not stopped";
+    EXPECT_EQ(calls, 1);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the cancelled result's pass
+  // node-a wrote nothing: the step waits for node-b, which holds the lease still.
+  EXPECT_EQ(step(ex, "slow").status, "dispatched");
+  EXPECT_EQ(status(ex), "running");
+  auto e = service_->execution(ex);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->execution.lease_owner, "node-b");
   engine_->stop();
 }
 

@@ -7,6 +7,8 @@
 // stopping every step in flight (tool calls, an agent's task, a timer, a sub-workflow).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -401,6 +403,105 @@ steps:
   ASSERT_EQ(again.str("/data/status"), "succeeded") << again.describe();
   EXPECT_EQ(text_of(&step(again, "e")->at("outputs").at("text")), "Echo: again");
 }
+
+// Two nodes on one PostgreSQL. Node A's process is paused (SIGSTOP) past its 2 s lease while
+// a tool step's call is in flight there (fake_server.mjs "silent": it never answers and records
+// every notifications/cancelled it gets); node B takes the execution over and makes the call
+// again. Once A runs again, its next pass finds the lease gone and cancels its own call: A's
+// server is sent notifications/cancelled within seconds, instead of A waiting out its 60 s.
+class WorkflowToolsTwoNodesTest : public WorkflowToolsTest {};
+
+TEST_P(WorkflowToolsTwoNodesTest, ANodeThatLostTheLeaseCancelsItsToolCall) {
+  // Both nodes get the same master key: the adapter's env is sealed with it.
+  const Env env{{"DEVPLANE_WORKFLOW_LEASE_MS", "2000"},
+                {"DEVPLANE_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}};
+  ASSERT_NO_FATAL_FAILURE(start({}, env));
+  TempDir dir;
+  const std::string record = (dir.path() / "cancelled.jsonl").string();
+  const std::string calls = (dir.path() / "calls.jsonl").string();
+  auto reg = client_->post("/api/v1/tools", json::serialize(json::object{
+      {"name", "silent"},
+      {"config", json::object{{"transport", "stdio"}, {"command", node_},
+                              {"args", json::array{mcp_dir() + "/fake_server.mjs", "silent"}},
+                              {"env", json::object{{"RECORD_FILE", record}, {"CALL_FILE", calls}}},
+                              {"sandbox", false}, {"timeoutMs", 60'000}}}}));
+  ASSERT_EQ(reg.status, 201u) << reg.describe();
+  auto read_file = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  auto lines_of = [&](const std::string& path) {
+    const std::string text = read_file(path);
+    return std::count(text.begin(), text.end(), '\n');
+  };
+  // Polls (every 50 ms, at most `limit`) until `pred` holds.
+  auto eventually = [](const std::function<bool()>& pred, std::chrono::seconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() >= until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return true;
+  };
+  const std::string wf = create("name: two-nodes\nsteps:\n  - {id: hang, type: tool, tool: silent/echo, arguments: {message: hi}}\n");
+  const std::string ex = execute(wf);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  bool dispatched = false;
+  while (!dispatched && std::chrono::steady_clock::now() < deadline) {
+    const auto now = client_->get("/api/v1/executions/" + ex);
+    const auto* st = step(now, "hang");
+    dispatched = st != nullptr && text_of(&st->at("status")) == "dispatched";
+    if (!dispatched) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(dispatched);
+  ASSERT_TRUE(eventually([&] { return lines_of(calls) == 1; }, std::chrono::seconds(30)))
+      << "A's call never reached its server";
+
+  // Node B, on the same database; A's lease holder noted before A is paused.
+  ServerConfig b_cfg = server_->config();
+  b_cfg.env = env;
+  ServerProcess b;
+  ASSERT_EQ(b.start(b_cfg), "");
+  PgDatabase* db = server_->pg();
+  ASSERT_NE(db, nullptr);
+  ASSERT_EQ(db->exec("CREATE TABLE it_holder AS SELECT lease_owner FROM workflow_executions WHERE id = '" + ex + "'"), "");
+  server_->process().signal(SIGSTOP);
+  const std::string taken_over =
+      "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM workflow_executions w, it_holder h WHERE w.id = '" + ex +
+      "' AND w.lease_owner IS DISTINCT FROM h.lease_owner) THEN RAISE EXCEPTION 'not taken over'; END IF; END $$";
+  std::string err = "never checked";
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!err.empty() && std::chrono::steady_clock::now() < until) {
+    err = db->exec(taken_over);
+    if (!err.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // B makes the call again, on its own server process.
+  const bool remade = err.empty() && eventually([&] { return lines_of(calls) == 2; }, std::chrono::seconds(20));
+  server_->process().signal(SIGCONT);
+  ASSERT_EQ(err, "") << "node B did not take the execution over";
+  ASSERT_TRUE(remade) << "node B did not make the call again: " << read_file(calls);
+  EXPECT_EQ(read_file(record), "") << "a call was cancelled before A ran again";
+
+  ASSERT_TRUE(eventually([&] { return lines_of(record) >= 1; }, std::chrono::seconds(15)))
+      << "node A never cancelled its call";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a second cancel would be here
+  const std::string sent = read_file(record);
+  EXPECT_NE(sent.find("requestId"), std::string::npos) << sent;
+  EXPECT_EQ(lines_of(record), 1) << "only A's call is cancelled: " << sent;
+  // The execution is B's: still running, its step dispatched (B's call hangs as A's did).
+  HttpClient on_b(b.port());
+  auto r = on_b.get("/api/v1/executions/" + ex);
+  EXPECT_EQ(r.str("/data/status"), "running") << r.describe();
+  const auto* st = step(r, "hang");
+  ASSERT_NE(st, nullptr);
+  EXPECT_EQ(text_of(&st->at("status")), "dispatched") << json::serialize(*st);
+  ASSERT_EQ(on_b.post("/api/v1/executions/" + ex + "/cancel", "").status, 202u);
+  EXPECT_EQ(b.stop(), 0) << b.stderr_text();
+}
+
+INSTANTIATE_TEST_SUITE_P(Postgres, WorkflowToolsTwoNodesTest, ::testing::Values(Backend::kPostgres), backend_name);
 
 INSTANTIATE_TEST_SUITE_P(Backends, WorkflowToolsTest, ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          backend_name);

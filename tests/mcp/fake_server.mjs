@@ -3,6 +3,7 @@
 // (first argument) chooses how it misbehaves after a correct initialize:
 //   garbage     prints a line that is not JSON instead of answering tools/call
 //   silent      never answers tools/call; records notifications/cancelled in $RECORD_FILE
+//               and, when $CALL_FILE is set, each tools/call it gets (one line each)
 //   crash       exits with code 3 in the middle of tools/call
 //   huge        answers tools/list with a line of 6 MiB
 //   wrong-id    answers tools/call with an id nobody asked for
@@ -63,7 +64,9 @@ rl.on('line', (line) => {
     const name = m.params?.name;
     switch (mode) {
       case 'garbage': process.stdout.write('this is not JSON-RPC\n'); return;
-      case 'silent': return;
+      case 'silent':
+        if (process.env.CALL_FILE) appendFileSync(process.env.CALL_FILE, JSON.stringify({ id: m.id, pid: process.pid }) + '\n');
+        return;
       case 'crash': process.stderr.write('fake server: crashing on purpose\n'); process.exit(3);
       case 'wrong-id': return result(m.id + 1000, text('late'));
       case 'flood':
