@@ -601,7 +601,7 @@ int run_serve(const ServeOptions& opts) {
   for (auto& t : threads) t.join();
   remote_hub.stop();
   scheduler.stop();
-  engine.stop();
+  engine.stop(std::chrono::milliseconds(cfg.shutdown_timeout_ms));
   executor.stop();  // running tasks are stopped and their results recorded
   memory_service.stop();  // writes the outcomes still queued
   tool_service.stop_health_checker();

@@ -854,7 +854,7 @@ void Engine::start() {
   thread_ = std::thread([this] { loop(); });
 }
 
-void Engine::stop() {
+void Engine::stop(std::chrono::milliseconds grace) {
   std::unique_ptr<boost::asio::thread_pool> pool;
   {
     std::lock_guard lock(mu_);
@@ -863,9 +863,23 @@ void Engine::stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  // Calls in flight end (bounded by their adapter's timeout); their results are written if the
-  // attempt is still current. A call cut by a crash instead is made again on recovery.
-  if (pool) pool->join();
+  if (!pool) return;
+  // Calls in flight may end within the grace period; their results are written if the attempt
+  // is still current. The rest are cancelled (the upstream is told) and left for the next
+  // start, like a call cut by a crash: waiting for their adapters' timeouts (up to minutes)
+  // would hold the shutdown past what a service manager allows.
+  {
+    std::unique_lock lock(mu_);
+    if (!calls_cv_.wait_for(lock, grace, [this] { return tool_calls_.empty(); })) {
+      abandoned_ = true;
+      for (auto& [key, flag] : tool_calls_) flag->store(true);
+      log::global().warn(
+          "workflow engine: tool calls still in flight at the end of the grace period are "
+          "cancelled; their steps stay dispatched and the calls are made again at the next start",
+          {{"calls", tool_calls_.size()}, {"graceMs", grace.count()}});
+    }
+  }
+  pool->join();
 }
 
 void Engine::notify() {
@@ -1186,8 +1200,11 @@ void Engine::call_tool(const ToolDispatch& d, const std::atomic<bool>& cancel) {
     Engine* self;
     const std::string& key;
     ~Done() {
-      std::lock_guard lock(self->mu_);
-      self->tool_calls_.erase(key);
+      {
+        std::lock_guard lock(self->mu_);
+        self->tool_calls_.erase(key);
+      }
+      self->calls_cv_.notify_all();
     }
   } done{this, d.key};
   ToolCall call;
@@ -1213,10 +1230,18 @@ void Engine::call_tool(const ToolDispatch& d, const std::atomic<bool>& cancel) {
   // cancelled or retried meanwhile keeps its state. A result lost with a crash before that
   // commit means the call is made again on recovery.
   bool stopping = false;
+  bool abandoned = false;
   {
     std::lock_guard lock(mu_);
     stopping = stop_;
+    abandoned = abandoned_;
     if (!stopping) tool_results_[d.key] = result;
+  }
+  if (abandoned) {
+    // Cut by the end of stop()'s grace period: nothing is written, the step stays dispatched.
+    log::Logger(d.correlation_id)
+        .info("tool call left for the next start", {{"executionId", d.execution_id}, {"stepId", d.step_id}});
+    return;
   }
   if (stopping) {
     // The engine is stopping (no more passes): the result alone is written, as it came.

@@ -92,7 +92,10 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   void start();
-  void stop();
+  // Stops the loop. Tool calls in flight get `grace` to end, and their results are written;
+  // the ones still running then are cancelled and their results dropped: their steps stay
+  // `dispatched`, and the calls are made again at the next start, as after a crash.
+  void stop(std::chrono::milliseconds grace = std::chrono::seconds(30));
   void notify();
 
   // One pass over the claimable executions (the loop calls it; tests may too).
@@ -149,6 +152,9 @@ class Engine {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;  // guarded by mu_
+  // stop()'s grace period ran out: results of calls still in flight are dropped; guarded by mu_.
+  bool abandoned_ = false;
+  std::condition_variable calls_cv_;  // a tool call ended (left tool_calls_)
   bool wake_ = false;  // guarded by mu_
   // The earliest pending timer (epoch µs) of each execution this node drives, as its last
   // pass left it: the loop drives an execution when its timer is due, and every execution it

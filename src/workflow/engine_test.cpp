@@ -334,6 +334,41 @@ TEST_F(EngineTest, LosingTheLeaseStopsTheToolCallsInFlightOnThisNode) {
   engine_->stop();
 }
 
+// stop(grace): a call that ends within the grace period has its result written; one that does
+// not is cancelled and its result dropped, so the step stays dispatched for the next start.
+TEST_F(EngineTest, StopGivesToolCallsTheGracePeriodThenCancelsAndDropsTheRest) {
+  EngineOptions opts;
+  opts.node_id = "node-stop";
+  opts.call_tool = [&](const ToolCall& call) -> ToolCallResult {
+    const bool quick = call.caller.ends_with("/quick");
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(quick ? 0 : 20);
+    // "quick" ends shortly after the stop begins; "slow" only when cancelled.
+    if (quick) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    while (!call.cancel->load() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return call.cancel->load() ? ToolCallResult{"cancelled", nullptr, "cancelled: the call was cancelled"}
+                               : ToolCallResult{"succeeded", json::object{{"done", true}}, ""};
+  };
+  engine_ = std::make_unique<Engine>(*store_, *tasks_, opts);
+  engine_->start();
+  const std::string ex = start(
+      "name: two-calls\nsteps:\n  - {id: quick, type: tool, tool: x/y}\n  - {id: slow, type: tool, tool: x/y}\n");
+  engine_->notify();
+  for (int i = 0; i < 200 && (step(ex, "quick").status != "dispatched" || step(ex, "slow").status != "dispatched"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(step(ex, "slow").status, "dispatched");
+  const auto t0 = std::chrono::steady_clock::now();
+  engine_->stop(std::chrono::milliseconds(1500));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(step(ex, "quick").status, "succeeded");  // ended within the grace: written
+  const auto slow = step(ex, "slow");
+  EXPECT_EQ(slow.status, "dispatched");  // cut: nothing written, made again at the next start
+  EXPECT_EQ(slow.attempt, 1);
+  EXPECT_EQ(status(ex), "running");
+}
+
 TEST_F(EngineTest, RetryOfAFailedFanOutRerunsOnlyTheFailedItems) {
   const std::string ex = start("name: fe\nsteps:\n  - {id: each, type: agent, agent: worker, forEach: [x, y]}\n");
   engine_->tick();

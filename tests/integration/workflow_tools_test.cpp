@@ -31,6 +31,9 @@ std::string mcp_dir() { return DP_MCP_TEST_DIR; }
 std::string package_js(const std::string& name) {
   return mcp_dir() + "/node_modules/@modelcontextprotocol/" + name + "/dist/index.js";
 }
+// 32 bytes, base64: a master key two processes can share (sealed adapter env).
+constexpr const char* kMasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 std::string text_of(const json::value* v) {
   return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
 }
@@ -92,6 +95,45 @@ class WorkflowToolsTest : public BackendServerTest {
     }
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.at("id").as_string() < b.at("id").as_string(); });
     return out;
+  }
+
+  // fake_server.mjs "silent" as the adapter `silent`: it never answers a tools/call, appends
+  // each one it gets to `calls` and each notifications/cancelled to `cancelled`.
+  void register_silent(const std::string& cancelled, const std::string& calls, int timeout_ms) {
+    auto reg = client_->post("/api/v1/tools", json::serialize(json::object{
+        {"name", "silent"},
+        {"config", json::object{{"transport", "stdio"}, {"command", node_},
+                                {"args", json::array{mcp_dir() + "/fake_server.mjs", "silent"}},
+                                {"env", json::object{{"RECORD_FILE", cancelled}, {"CALL_FILE", calls}}},
+                                {"sandbox", false}, {"timeoutMs", timeout_ms}}}}));
+    ASSERT_EQ(reg.status, 201u) << reg.describe();
+  }
+  static std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  static long lines_of(const std::string& path) {
+    const std::string text = read_file(path);
+    return std::count(text.begin(), text.end(), '\n');
+  }
+  // Polls (every 50 ms, at most `limit`) until `pred` holds.
+  static bool eventually(const std::function<bool()>& pred, std::chrono::seconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() >= until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return true;
+  }
+  // Waits until step `id` of execution `ex` is dispatched.
+  bool wait_dispatched(const std::string& ex, const std::string& id) {
+    return eventually([&] {
+      const auto now = client_->get("/api/v1/executions/" + ex);
+      const auto* st = step(now, id);
+      return st != nullptr && text_of(&st->at("status")) == "dispatched";
+    }, std::chrono::seconds(30));
   }
 
   std::string node_;
@@ -404,6 +446,49 @@ steps:
   EXPECT_EQ(text_of(&step(again, "e")->at("outputs").at("text")), "Echo: again");
 }
 
+// SIGTERM while a tool step's call is in flight and would not end for minutes (fake_server.mjs
+// "silent", an adapter timeout of 120 s): the server gives it its grace period (1 s here), then
+// cancels it (the upstream gets notifications/cancelled), writes nothing for it and exits 0.
+// The next start makes the call again, as the same attempt.
+TEST_P(WorkflowToolsTest, ShutdownCancelsACallThatOutlastsTheGracePeriodAndTheNextStartRepeatsIt) {
+  // A fixed master key: on PostgreSQL the restarted node has a data folder of its own, and the
+  // adapter's env is sealed.
+  ASSERT_NO_FATAL_FAILURE(start({}, Env{{"DEVPLANE_WORKFLOW_LEASE_MS", "2000"},
+                                        {"DEVPLANE_SHUTDOWN_TIMEOUT_MS", "1000"},
+                                        {"DEVPLANE_MASTER_KEY", kMasterKey}}));
+  TempDir dir;
+  const std::string record = (dir.path() / "cancelled.jsonl").string();
+  const std::string calls = (dir.path() / "calls.jsonl").string();
+  ASSERT_NO_FATAL_FAILURE(register_silent(record, calls, 120'000));
+  const std::string ex = execute(create("name: outlasts\nsteps:\n  - {id: hang, type: tool, tool: silent/echo, arguments: {message: hi}}\n"));
+  ASSERT_TRUE(wait_dispatched(ex, "hang"));
+  ASSERT_TRUE(eventually([&] { return lines_of(calls) == 1; }, std::chrono::seconds(30)))
+      << "the call never reached its server";
+
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(server_->process().stop(), 0) << server_->process().stderr_text();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+  EXPECT_NE(server_->process().stderr_text().find("made again at the next start"), std::string::npos)
+      << server_->process().stderr_text();
+  ASSERT_TRUE(eventually([&] { return lines_of(record) == 1; }, std::chrono::seconds(5)))
+      << "the server was not told: " << read_file(record);
+  EXPECT_NE(read_file(record).find("requestId"), std::string::npos) << read_file(record);
+
+  ASSERT_EQ(server_->restart(), "");
+  client_ = std::make_unique<HttpClient>(server_->port());
+  ASSERT_TRUE(eventually([&] { return lines_of(calls) == 2; }, std::chrono::seconds(30)))
+      << "the call was not made again: " << read_file(calls) << "\n"
+      << server_->process().stderr_text() << "\n" << client_->get("/api/v1/executions/" + ex).describe();
+  auto r = client_->get("/api/v1/executions/" + ex);
+  EXPECT_EQ(r.str("/data/status"), "running") << r.describe();
+  const auto* st = step(r, "hang");
+  ASSERT_NE(st, nullptr) << r.describe();
+  EXPECT_EQ(text_of(&st->at("status")), "dispatched") << json::serialize(*st);
+  EXPECT_EQ(st->at("attempt").to_number<int>(), 1) << json::serialize(*st);
+  EXPECT_EQ(st->at("history").as_array().size(), 0u) << json::serialize(*st);
+  ASSERT_EQ(client_->post("/api/v1/executions/" + ex + "/cancel", "").status, 202u);
+}
+
 // Two nodes on one PostgreSQL. Node A's process is paused (SIGSTOP) past its 2 s lease while
 // a tool step's call is in flight there (fake_server.mjs "silent": it never answers and records
 // every notifications/cancelled it gets); node B takes the execution over and makes the call
@@ -413,49 +498,15 @@ class WorkflowToolsTwoNodesTest : public WorkflowToolsTest {};
 
 TEST_P(WorkflowToolsTwoNodesTest, ANodeThatLostTheLeaseCancelsItsToolCall) {
   // Both nodes get the same master key: the adapter's env is sealed with it.
-  const Env env{{"DEVPLANE_WORKFLOW_LEASE_MS", "2000"},
-                {"DEVPLANE_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}};
+  const Env env{{"DEVPLANE_WORKFLOW_LEASE_MS", "2000"}, {"DEVPLANE_MASTER_KEY", kMasterKey}};
   ASSERT_NO_FATAL_FAILURE(start({}, env));
   TempDir dir;
   const std::string record = (dir.path() / "cancelled.jsonl").string();
   const std::string calls = (dir.path() / "calls.jsonl").string();
-  auto reg = client_->post("/api/v1/tools", json::serialize(json::object{
-      {"name", "silent"},
-      {"config", json::object{{"transport", "stdio"}, {"command", node_},
-                              {"args", json::array{mcp_dir() + "/fake_server.mjs", "silent"}},
-                              {"env", json::object{{"RECORD_FILE", record}, {"CALL_FILE", calls}}},
-                              {"sandbox", false}, {"timeoutMs", 60'000}}}}));
-  ASSERT_EQ(reg.status, 201u) << reg.describe();
-  auto read_file = [](const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  auto lines_of = [&](const std::string& path) {
-    const std::string text = read_file(path);
-    return std::count(text.begin(), text.end(), '\n');
-  };
-  // Polls (every 50 ms, at most `limit`) until `pred` holds.
-  auto eventually = [](const std::function<bool()>& pred, std::chrono::seconds limit) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (!pred()) {
-      if (std::chrono::steady_clock::now() >= until) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return true;
-  };
+  ASSERT_NO_FATAL_FAILURE(register_silent(record, calls, 60'000));
   const std::string wf = create("name: two-nodes\nsteps:\n  - {id: hang, type: tool, tool: silent/echo, arguments: {message: hi}}\n");
   const std::string ex = execute(wf);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  bool dispatched = false;
-  while (!dispatched && std::chrono::steady_clock::now() < deadline) {
-    const auto now = client_->get("/api/v1/executions/" + ex);
-    const auto* st = step(now, "hang");
-    dispatched = st != nullptr && text_of(&st->at("status")) == "dispatched";
-    if (!dispatched) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(dispatched);
+  ASSERT_TRUE(wait_dispatched(ex, "hang"));
   ASSERT_TRUE(eventually([&] { return lines_of(calls) == 1; }, std::chrono::seconds(30)))
       << "A's call never reached its server";
 
