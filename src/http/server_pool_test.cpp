@@ -18,8 +18,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 
-#include "http/router.hpp"
-#include "http/server.hpp"
+#include "http/loopback_server_test.hpp"
 
 namespace dp::http {
 namespace {
@@ -28,8 +27,10 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 // Where a handler ran: "blocking", "writes" or "other".
-class ServerPoolTest : public ::testing::Test {
+class ServerPoolTest : public LoopbackServerTest {
  protected:
+  ServerPoolTest() : LoopbackServerTest(4) {}
+
   void start(bool with_write_pool) {
     auto where = [this](Request&) {
       Response r;
@@ -56,26 +57,13 @@ class ServerPoolTest : public ::testing::Test {
       r.body = std::to_string(parked_.load());
       return r;
     });
-    ServerOptions o;
-    o.port = 0;
-    server_ = std::make_unique<Server>(io_, blocking_, router_, o, nullptr);
-    if (with_write_pool) server_->set_write_pool(writes_);
-    ASSERT_TRUE(server_->listen().ok());
-    server_->start();
-    thread_ = std::thread([this] { io_.run(); });
+    start_server({}, [&](Server& server) {
+      if (with_write_pool) server.set_write_pool(writes_);
+    });
   }
   void TearDown() override {
-    io_.stop();
-    if (thread_.joinable()) thread_.join();
-    server_.reset();
+    LoopbackServerTest::TearDown();
     writes_.join();
-    blocking_.join();
-  }
-
-  std::unique_ptr<asio::ip::tcp::socket> connect() {
-    auto sock = std::make_unique<asio::ip::tcp::socket>(client_io_);
-    sock->connect({asio::ip::make_address("127.0.0.1"), server_->port()});
-    return sock;
   }
 
   // One request on `sock` (keep-alive); returns "STATUS BODY".
@@ -103,39 +91,33 @@ class ServerPoolTest : public ::testing::Test {
   }
 
   static constexpr int kParked = 12;
-  asio::io_context io_;
-  asio::io_context client_io_;
-  asio::thread_pool blocking_{4};
   asio::thread_pool writes_{16};
-  Router router_;
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
   std::atomic<int> parked_{0};
 };
 
 TEST_F(ServerPoolTest, ReadsOnTheBlockingPoolWritesOnTheWritePool) {
   start(true);
   auto sock = connect();
-  EXPECT_EQ(call(*sock, "GET", "/where"), "200 blocking");
+  EXPECT_EQ(call(sock, "GET", "/where"), "200 blocking");
   for (const char* m : {"POST", "PUT", "PATCH", "DELETE"}) {
-    EXPECT_EQ(call(*sock, m, "/where"), "200 writes") << m;
+    EXPECT_EQ(call(sock, m, "/where"), "200 writes") << m;
   }
-  EXPECT_EQ(call(*sock, "GET", "/where"), "200 blocking");
+  EXPECT_EQ(call(sock, "GET", "/where"), "200 blocking");
 }
 
 TEST_F(ServerPoolTest, WithoutAWritePoolEverythingRunsOnTheBlockingPool) {
   start(false);
   auto sock = connect();
-  EXPECT_EQ(call(*sock, "GET", "/where"), "200 blocking");
-  EXPECT_EQ(call(*sock, "POST", "/where"), "200 blocking");
+  EXPECT_EQ(call(sock, "GET", "/where"), "200 blocking");
+  EXPECT_EQ(call(sock, "POST", "/where"), "200 blocking");
 }
 
 TEST_F(ServerPoolTest, AThrowingHandlerAnswers500AndTheConnectionGoesOn) {
   start(true);
   auto sock = connect();
-  const std::string got = call(*sock, "POST", "/throw");
+  const std::string got = call(sock, "POST", "/throw");
   EXPECT_EQ(got.substr(0, 3), "500") << got;
-  EXPECT_EQ(call(*sock, "POST", "/where"), "200 writes");
+  EXPECT_EQ(call(sock, "POST", "/where"), "200 writes");
 }
 
 TEST_F(ServerPoolTest, ManyWritesAreInFlightAtOnce) {
@@ -155,7 +137,7 @@ TEST_F(ServerPoolTest, ManyWritesAreInFlightAtOnce) {
   for (const auto& a : answers) EXPECT_EQ(a, "200 " + std::to_string(kParked));
   // Reads were not starved meanwhile either.
   auto sock = connect();
-  EXPECT_EQ(call(*sock, "GET", "/where"), "200 blocking");
+  EXPECT_EQ(call(sock, "GET", "/where"), "200 blocking");
 }
 
 }  // namespace

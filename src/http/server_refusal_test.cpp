@@ -7,18 +7,14 @@
 
 #include <chrono>
 #include <future>
-#include <memory>
 #include <string>
 #include <thread>
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 
-#include "http/router.hpp"
-#include "http/server.hpp"
+#include "http/loopback_server_test.hpp"
 
 namespace dp::http {
 namespace {
@@ -27,7 +23,7 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
-class ServerRefusalTest : public ::testing::Test {
+class ServerRefusalTest : public LoopbackServerTest {
  protected:
   void start(std::chrono::milliseconds linger) {
     router_.add("POST", "/echo", [](Request& req) {
@@ -36,25 +32,9 @@ class ServerRefusalTest : public ::testing::Test {
       return r;
     });
     ServerOptions o;
-    o.port = 0;
     o.max_body_bytes = 64 * 1024;
     o.linger_timeout = linger;
-    server_ = std::make_unique<Server>(io_, blocking_, router_, o, nullptr);
-    ASSERT_TRUE(server_->listen().ok());
-    server_->start();
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  void TearDown() override {
-    io_.stop();
-    if (thread_.joinable()) thread_.join();
-    server_.reset();
-    blocking_.join();
-  }
-
-  tcp::socket connect() {
-    tcp::socket sock(client_io_);
-    sock.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
-    return sock;
+    start_server(o);
   }
 
   // Writes all of `bytes` (blocking), then reads until the server closes. Returns what was
@@ -75,13 +55,6 @@ class ServerRefusalTest : public ::testing::Test {
     }
     return got;
   }
-
-  asio::io_context io_;
-  asio::io_context client_io_;
-  asio::thread_pool blocking_{2};
-  Router router_;
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
 };
 
 // 8 MiB is far more than the loopback socket buffers hold, so without the drain the write

@@ -14,8 +14,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 
-#include "http/router.hpp"
-#include "http/server.hpp"
+#include "http/loopback_server_test.hpp"
 
 namespace dp::http {
 namespace {
@@ -23,7 +22,7 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-class ServerStreamTest : public ::testing::Test {
+class ServerStreamTest : public LoopbackServerTest {
  protected:
   void SetUp() override {
     // Three chunks, then the end.
@@ -53,18 +52,7 @@ class ServerStreamTest : public ::testing::Test {
       r.body = "{}";
       return r;
     });
-    ServerOptions o;
-    o.port = 0;
-    server_ = std::make_unique<Server>(io_, blocking_, router_, o, nullptr);
-    ASSERT_TRUE(server_->listen().ok());
-    server_->start();
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  void TearDown() override {
-    io_.stop();
-    thread_.join();
-    server_.reset();
-    blocking_.join();
+    start_server();
   }
 
   // Sends a GET on a fresh connection and reads until the server closes it or `limit` passes.
@@ -94,12 +82,6 @@ class ServerStreamTest : public ::testing::Test {
     return got;
   }
 
-  asio::io_context io_;
-  asio::io_context client_io_;
-  asio::thread_pool blocking_{2};
-  Router router_;
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
   std::weak_ptr<int> alive_;
 };
 
