@@ -47,6 +47,8 @@ struct AgentLogs::Channel {
   std::size_t buffered_bytes = 0;   // guarded by mu
   std::uint64_t evicted_through = 0;  // guarded by mu: newest id dropped from `buffer`
   std::size_t followers = 0;          // guarded by mu
+  // Followers' on_append callbacks (Follower::set_on_append); guarded by mu.
+  std::map<const Follower*, std::function<void()>> on_append;
 };
 
 AgentLogs::AgentLogs(AgentLogOptions options) : options_(std::move(options)) {}
@@ -145,6 +147,7 @@ void AgentLogs::append(const std::string& agent_id, const std::string& task_id,
     ch->evicted_through = ch->buffer.front().id;
     ch->buffer.pop_front();
   }
+  for (const auto& [follower, fn] : ch->on_append) fn();
 }
 
 Result<AgentLogs::Opened> AgentLogs::open(const std::string& agent_id, std::size_t limit,
@@ -187,9 +190,19 @@ Result<AgentLogs::Opened> AgentLogs::open(const std::string& agent_id, std::size
   return out;
 }
 
+void AgentLogs::Follower::set_on_append(std::function<void()> fn) {
+  std::lock_guard lock(channel_->mu);
+  if (fn) {
+    channel_->on_append[this] = std::move(fn);
+  } else {
+    channel_->on_append.erase(this);
+  }
+}
+
 AgentLogs::Follower::~Follower() {
   {
     std::lock_guard lock(channel_->mu);
+    channel_->on_append.erase(this);
     channel_->followers -= 1;
     if (channel_->followers == 0) {
       channel_->buffer.clear();

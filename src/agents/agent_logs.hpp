@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -88,6 +89,10 @@ class AgentLogs {
     // the follower is lagged: lines it had not read were dropped from the buffer.
     bool poll(std::vector<AgentLogLine>& out, std::size_t max_bytes);
     std::uint64_t last_id() const noexcept { return last_; }
+    // `fn` is called after each append to this agent's log, on the appending thread with the
+    // agent's buffer lock held: it must not block or call back into AgentLogs (post work or
+    // set a flag). Replaces the previous callback; an empty one removes it.
+    void set_on_append(std::function<void()> fn);
 
    private:
     friend class AgentLogs;

@@ -86,6 +86,38 @@ TEST_F(AgentLogsTest, RotatesBelowTheCapKeepsNFilesAndIdsSurviveARestart) {
   EXPECT_EQ(again.open(agent_, 1, 0, false)->lines.front().id, 101u);
 }
 
+// A follower's on_append callback runs once per append to its agent (a batch of lines is one
+// append, and the lines are in the buffer by then), never for another agent's, and no longer
+// once it is removed or the follower is gone.
+TEST_F(AgentLogsTest, OnAppendFiresPerAppendToTheFollowersAgentOnly) {
+  AgentLogs logs(options());
+  auto opened = logs.open(agent_, 10, 0, true);
+  ASSERT_TRUE(opened.ok());
+  auto& follower = *opened->follower;
+  int calls = 0;
+  std::size_t seen_in_buffer = 0;
+  follower.set_on_append([&] { ++calls; });
+  logs.append(agent_, "t", "stdout", "a\nb\n", "ts");
+  EXPECT_EQ(calls, 1);
+  std::vector<AgentLogLine> lines;
+  ASSERT_TRUE(follower.poll(lines, 1 << 20));
+  seen_in_buffer = lines.size();
+  EXPECT_EQ(seen_in_buffer, 2u);
+  logs.append("01a217b7-0070-716d-ad26-000000000000", "t", "stdout", "other\n", "ts");
+  logs.append(agent_, "t", "stdout", "", "ts");  // no line: nothing to say
+  EXPECT_EQ(calls, 1);
+  logs.append(agent_, "t", "stderr", "c", "ts");
+  EXPECT_EQ(calls, 2);
+  follower.set_on_append({});
+  logs.append(agent_, "t", "stdout", "d", "ts");
+  EXPECT_EQ(calls, 2);
+  int later = 0;
+  follower.set_on_append([&] { ++later; });
+  opened->follower.reset();
+  logs.append(agent_, "t", "stdout", "e", "ts");
+  EXPECT_EQ(later, 0);
+}
+
 TEST_F(AgentLogsTest, AFollowerGetsEveryLaterLineOnceInOrder) {
   AgentLogs logs(options());
   logs.append(agent_, "t", "stdout", "old\n", "ts");

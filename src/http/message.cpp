@@ -26,6 +26,29 @@ std::string_view Request::param(std::string_view name) const {
   return {};
 }
 
+void StreamWaker::wake() {
+  std::lock_guard lock(mu_);
+  if (fn_) {
+    fn_();
+  } else {
+    pending_ = true;
+  }
+}
+
+void StreamWaker::attach(std::function<void()> fn) {
+  std::lock_guard lock(mu_);
+  fn_ = std::move(fn);
+  if (pending_ && fn_) {
+    pending_ = false;
+    fn_();
+  }
+}
+
+void StreamWaker::detach() {
+  std::lock_guard lock(mu_);
+  fn_ = nullptr;
+}
+
 Response data_response(unsigned status, boost::json::value data, boost::json::object meta,
                        std::string_view request_id) {
   meta["requestId"] = request_id;

@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,6 +53,24 @@ struct Request {
   std::string_view param(std::string_view name) const;
 };
 
+// Lets the producer of a streamed body (Response::stream) end the server's wait at once when
+// it has data, instead of at the next `stream_poll`. The server attaches to it while it streams;
+// wake() before that is remembered, wake() after it is a no-op.
+// Thread safety: every method is safe from any thread.
+class StreamWaker {
+ public:
+  void wake();
+  // For the server: `fn` is called (under this object's lock, so it must only post work) on
+  // each wake() until detach(); at once if a wake() came before.
+  void attach(std::function<void()> fn);
+  void detach();
+
+ private:
+  std::mutex mu_;
+  std::function<void()> fn_;  // guarded by mu_
+  bool pending_ = false;      // guarded by mu_: woken while nobody was attached
+};
+
 struct Response {
   unsigned status = 200;
   std::string body;
@@ -69,6 +89,8 @@ struct Response {
   // down; the connection then closes and the function is destroyed.
   std::function<std::optional<std::string>()> stream;
   std::chrono::milliseconds stream_poll{100};
+  // Optional: with it, `stream` is also called again as soon as the producer calls wake().
+  std::shared_ptr<StreamWaker> stream_waker;
 
   void set_header(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

@@ -465,7 +465,28 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
       co_return !ec;
     };
     if (!co_await send(r.body)) co_return;
-    asio::steady_timer timer(s.stream.get_executor());
+    // The timer and the flag are touched only on this session's strand: a wake() posts there,
+    // so it either finds the wait below pending and ends it, or sets the flag before it starts.
+    struct Wait {
+      explicit Wait(const asio::any_io_executor& ex) : timer(ex) {}
+      asio::steady_timer timer;
+      bool woken = false;
+    };
+    auto wait = std::make_shared<Wait>(s.stream.get_executor());
+    if (r.stream_waker) {
+      r.stream_waker->attach([wait, ex = s.stream.get_executor()] {
+        asio::post(ex, [wait] {
+          wait->woken = true;
+          wait->timer.cancel();
+        });
+      });
+    }
+    struct Detach {
+      StreamWaker* waker;
+      ~Detach() {
+        if (waker != nullptr) waker->detach();
+      }
+    } detach{r.stream_waker.get()};
     bool client_left = false;
     while (!stopping.load() && !client_left) {
       std::optional<std::string> next = r.stream();
@@ -474,8 +495,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl>, internal::WsRe
         if (!co_await send(*next)) co_return;
         continue;
       }
-      timer.expires_after(r.stream_poll);
-      co_await timer.async_wait(kUseTuple);
+      if (!wait->woken) {
+        wait->timer.expires_after(r.stream_poll);
+        co_await wait->timer.async_wait(kUseTuple);
+      }
+      wait->woken = false;
       client_left = peer_closed(s.stream.socket());
     }
     if (client_left || !chunked) co_return;

@@ -7,6 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -47,6 +50,20 @@ class ServerStreamTest : public LoopbackServerTest {
       r.stream_poll = 20ms;
       return r;
     });
+    // Sends what the test queues in `pending_`, waking through `waker_`; its poll alone would
+    // take 30 s.
+    router_.add("GET", "/woken", [this](Request&) {
+      Response r;
+      r.body = "open\n";
+      r.stream_waker = std::make_shared<StreamWaker>();
+      waker_ = r.stream_waker;
+      r.stream = [this]() -> std::optional<std::string> {
+        std::lock_guard lock(pending_mu_);
+        return std::exchange(pending_, std::string());
+      };
+      r.stream_poll = 30s;
+      return r;
+    });
     router_.add("GET", "/plain", [](Request&) {
       Response r;
       r.body = "{}";
@@ -82,7 +99,28 @@ class ServerStreamTest : public LoopbackServerTest {
     return got;
   }
 
+  // Reads from a socket that fetch() left non-blocking until `want` arrives or `limit` passes.
+  static bool read_until(asio::ip::tcp::socket& sock, std::string& got, const std::string& want,
+                         std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    char buf[1024];
+    while (got.find(want) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      boost::system::error_code ec;
+      const auto n = sock.read_some(asio::buffer(buf), ec);
+      if (ec == asio::error::would_block) {
+        std::this_thread::sleep_for(2ms);
+        continue;
+      }
+      if (ec) break;
+      got.append(buf, n);
+    }
+    return got.find(want) != std::string::npos;
+  }
+
   std::weak_ptr<int> alive_;
+  std::mutex pending_mu_;
+  std::string pending_;  // guarded by pending_mu_
+  std::shared_ptr<StreamWaker> waker_;
 };
 
 TEST_F(ServerStreamTest, SendsTheBodyThenEachChunkAndEnds) {
@@ -123,6 +161,41 @@ TEST_F(ServerStreamTest, AClientThatLeavesReleasesTheStream) {
   }
   EXPECT_TRUE(alive_.expired()) << "the stream outlived its client";
   EXPECT_EQ(server_->active_connections(), 0u);
+}
+
+// With a StreamWaker the producer's data goes out when it wakes the stream, not at the next
+// poll (30 s here); a wake after the stream ended is harmless.
+TEST_F(ServerStreamTest, AWakeSendsNewDataAtOnceInsteadOfAtTheNextPoll) {
+  std::unique_ptr<asio::ip::tcp::socket> sock;
+  std::string got = fetch("/woken", 5s, &sock);
+  ASSERT_NE(got.find("open"), std::string::npos) << got;
+  ASSERT_NE(waker_, nullptr);
+  for (int i = 1; i <= 3; ++i) {
+    const std::string tick = "tick" + std::to_string(i) + "\n";
+    {
+      std::lock_guard lock(pending_mu_);
+      pending_ += tick;
+    }
+    waker_->wake();
+    EXPECT_TRUE(read_until(*sock, got, tick, 10s)) << "not sent before the 30 s poll: " << got;
+  }
+  sock->close();
+  server_->shutdown(5s, [] {});
+  waker_->wake();
+}
+
+TEST(StreamWakerTest, AWakeBeforeAttachIsKeptAndOneAfterDetachIsDropped) {
+  StreamWaker w;
+  int calls = 0;
+  w.wake();
+  w.wake();
+  w.attach([&] { ++calls; });
+  EXPECT_EQ(calls, 1);  // the wakes before attach count once
+  w.wake();
+  EXPECT_EQ(calls, 2);
+  w.detach();
+  w.wake();
+  EXPECT_EQ(calls, 2);
 }
 
 TEST_F(ServerStreamTest, ShutdownEndsAnOpenStream) {

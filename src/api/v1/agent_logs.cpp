@@ -126,7 +126,11 @@ Response get_logs(agents::AgentService& svc, agents::AgentLogs& logs,
     if (!out.empty()) *last = now;
     return out;
   };
-  r.stream_poll = std::chrono::milliseconds(100);
+  // A new line wakes the stream at once; the poll only notices a client that left and paces
+  // the heartbeats.
+  r.stream_waker = std::make_shared<http::StreamWaker>();
+  follower->set_on_append([waker = r.stream_waker] { waker->wake(); });
+  r.stream_poll = std::chrono::milliseconds(500);
   return r;
 }
 
