@@ -98,6 +98,13 @@ class EngineTest : public ::testing::Test {
            "}\n  - {id: b, type: wait, duration: " + d + ", needs: [a]}\n  - {id: c, type: wait, duration: " +
            d + ", needs: [b]}\n";
   }
+  // What a fake tool call does while in flight: waits (at most `limit`) for its cancel flag.
+  static void wait_for_cancel(const ToolCall& call, std::chrono::seconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!call.cancel->load() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
   // Plays the executor: claims the oldest queued task of the agent.
   model::Task claim() {
     std::optional<model::Task> t;
@@ -231,10 +238,7 @@ TEST_F(EngineTest, CancelAndTimeoutRaiseTheCancelFlagOfAToolCallInFlight) {
   EngineOptions opts;
   opts.node_id = "node-tools";
   opts.call_tool = [&](const ToolCall& call) -> ToolCallResult {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!call.cancel->load() && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    wait_for_cancel(call, std::chrono::seconds(20));
     const bool stopped = call.cancel->load();
     {
       std::lock_guard lock(mu);
@@ -288,10 +292,7 @@ TEST_F(EngineTest, LosingTheLeaseStopsTheToolCallsInFlightOnThisNode) {
       ++calls;
     }
     cv.notify_all();
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!call.cancel->load() && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    wait_for_cancel(call, std::chrono::seconds(20));
     {
       std::lock_guard lock(mu);
       stopped = call.cancel->load();
@@ -341,11 +342,11 @@ TEST_F(EngineTest, StopGivesToolCallsTheGracePeriodThenCancelsAndDropsTheRest) {
   opts.node_id = "node-stop";
   opts.call_tool = [&](const ToolCall& call) -> ToolCallResult {
     const bool quick = call.caller.ends_with("/quick");
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(quick ? 0 : 20);
     // "quick" ends shortly after the stop begins; "slow" only when cancelled.
-    if (quick) std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    while (!call.cancel->load() && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (quick) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    } else {
+      wait_for_cancel(call, std::chrono::seconds(20));
     }
     return call.cancel->load() ? ToolCallResult{"cancelled", nullptr, "cancelled: the call was cancelled"}
                                : ToolCallResult{"succeeded", json::object{{"done", true}}, ""};
