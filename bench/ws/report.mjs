@@ -9,8 +9,34 @@ const mode = args.mode;
 const conns = Number(args.conns);
 const sides = (args.sides ?? "").split(" ").filter(Boolean);
 const meta = JSON.parse(args.meta ?? "{}");
+const rounds = Math.max(1, Number(args.rounds ?? 1));
+
+// With several rounds, each figure is its median over the rounds, except the counts that
+// must not hide a bad round (lost, duplicates, failures...): those are summed.
+const SUMMED = new Set(["expected", "received", "lost", "duplicates", "outOfOrder", "clientsMissing",
+  "foreignEvents", "errorFrames", "resyncRequired", "closedByServer", "connectFailed", "failed",
+  "created", "planned", "sent"]);
+const median = (xs) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
+function combine(runs, key = "") {
+  const first = runs[0];
+  if (runs.every((x) => typeof x === "number")) return SUMMED.has(key) ? runs.reduce((a, b) => a + b, 0) : median(runs);
+  if (first && typeof first === "object" && !Array.isArray(first)) {
+    const o = {};
+    for (const k of Object.keys(first)) o[k] = combine(runs.map((x) => x?.[k]), k);
+    return o;
+  }
+  return first;
+}
+const perRound = {};
 const r = {};
-for (const s of sides) r[s] = JSON.parse(readFileSync(`${args.tmp}/${s}.json`, "utf8"));
+for (const s of sides) {
+  perRound[s] = [];
+  for (let i = 1; i <= rounds; i++) perRound[s].push(JSON.parse(readFileSync(`${args.tmp}/${s}.r${i}.json`, "utf8")));
+  r[s] = rounds === 1 ? perRound[s][0] : combine(perRound[s]);
+}
 const d = r.devplane, p = r.peer, fl = r.floor;
 
 const f = (v, digits = 2) => (v === undefined || v === null ? "-" : typeof v === "number" ? v.toFixed(digits) : String(v));
@@ -20,7 +46,7 @@ const row = (label, dv, pv, rv = "") => console.log(`${label.padEnd(34)} | ${Str
 const checks = [];
 const check = (what, ok, detail) => checks.push({ what, ok, detail });
 
-const out = { date: new Date().toISOString(), mode, ...meta, servers: r };
+const out = { date: new Date().toISOString(), mode, ...meta, rounds, servers: r, perRound: rounds > 1 ? perRound : undefined };
 
 if (mode === "idle") {
   console.log(`idle connections: ${conns}, subscribed, no events`);
@@ -47,6 +73,18 @@ if (mode === "idle") {
 } else {
   console.log(`load: ${conns} clients subscribed to "*", agents created at ${meta.rate}/s for ${meta.durationSeconds} s, drain up to ${meta.drainSeconds} s, load generator threads ${meta.threads}`);
   console.log("latency = POST /api/v1/agents sent -> agent.status.update read by a client, over every (client, event)");
+  if (rounds > 1) {
+    console.log();
+    console.log(`${rounds} rounds, the servers taking turns; latency p50 / p99 (ms) of each:`);
+    console.log(["round", ...sides].map((x, i) => (i === 0 ? x.padEnd(6) : x.padStart(17))).join(" | "));
+    for (let i = 0; i < rounds; i++) {
+      console.log([String(i + 1).padEnd(6), ...sides.map((s) => {
+        const l = perRound[s][i].latencyMs;
+        return `${f(l?.p50, 1)} / ${f(l?.p99, 1)}`.padStart(17);
+      })].join(" | "));
+    }
+    console.log("below: each figure's median over the rounds; lost, duplicates, failures and expected: their sum");
+  }
   console.log();
   row("", "devplane", "peer", "d/p");
   row("-".repeat(34), "-".repeat(12), "-".repeat(12), "-".repeat(9));

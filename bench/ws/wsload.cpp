@@ -14,6 +14,8 @@
 //
 // One io_context run by --threads threads (1 by default, to leave the other core to the
 // server); every connection is a coroutine, on its own strand when there are several threads.
+// The publishers run on a second io_context with a thread of its own, so that a POST is sent on
+// schedule and its answer read at once even while the clients' thread is busy reading frames.
 // Everything is bounded: connect and handshake timeouts, the subscribe deadline, the
 // publishing duration, the drain wait and the close.
 //
@@ -49,6 +51,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -571,7 +574,8 @@ std::chrono::nanoseconds secs(double s) {
   return std::chrono::nanoseconds(static_cast<std::int64_t>(s * 1e9));
 }
 
-asio::awaitable<void> orchestrate(asio::io_context& ioc, Shared& s, Phase& ph) {
+asio::awaitable<void> orchestrate(asio::io_context& ioc, asio::io_context& pub_ioc, Shared& s,
+                                  Phase& ph) {
   const Options& o = s.opt;
   auto strand_or_plain = [&]() -> asio::any_io_executor {
     if (o.threads > 1) return asio::make_strand(ioc);
@@ -626,7 +630,7 @@ asio::awaitable<void> orchestrate(asio::io_context& ioc, Shared& s, Phase& ph) {
     const auto t_pub = Clock::now();
     for (std::size_t k = 0; k < o.publishers; ++k) {
       s.publishers_running.fetch_add(1);
-      asio::co_spawn(strand_or_plain(), run_publisher(s, strand_or_plain()), asio::detached);
+      asio::co_spawn(pub_ioc, run_publisher(s, pub_ioc.get_executor()), asio::detached);
     }
     const auto pub_deadline = t_pub + secs(o.duration + 30);
     while (s.publishers_running.load() > 0 && Clock::now() < pub_deadline) {
@@ -764,7 +768,13 @@ int main(int argc, char** argv) {
   }
 
   Phase ph;
-  asio::co_spawn(ioc, orchestrate(ioc, s, ph), [](std::exception_ptr e) {
+  // The publishers have a thread of their own: on the clients' thread a POST would be sent
+  // late, and its answer read late, whenever that thread is still reading the frames of
+  // earlier events, which would couple the publishing schedule to the receiving backlog.
+  asio::io_context pub_ioc(1);
+  auto pub_work = asio::make_work_guard(pub_ioc);
+  std::thread pub_thread([&pub_ioc] { pub_ioc.run(); });
+  asio::co_spawn(ioc, orchestrate(ioc, pub_ioc, s, ph), [](std::exception_ptr e) {
     if (!e) return;
     try {
       std::rethrow_exception(e);
@@ -791,6 +801,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i < opt.threads; ++i) pool.emplace_back([&] { ioc.run(); });
   ioc.run();
   for (auto& t : pool) t.join();
+  pub_work.reset();
+  pub_ioc.stop();  // the publishers have ended by now, unless the run was cut short
+  pub_thread.join();
   finished.store(true);
   watchdog.join();
 

@@ -1,12 +1,17 @@
 // WebSocket connections on a real loopback Server: the frames a handler sends arrive whole and
 // in order at every length the header encodes differently (7-bit, 16-bit and 64-bit lengths),
 // a burst queued at once arrives complete, frames sent before a close arrive before the close
-// frame, a ping gets its pong between data frames, and a client that does not read is closed
-// as a slow consumer without taking the server down.
+// frame, a ping gets its pong between data frames, a client that does not read is closed
+// as a slow consumer without taking the server down, and the server's end sends without Nagle.
 #include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -177,6 +182,46 @@ TEST_F(WsSessionTest, AClientThatDoesNotReadIsClosedAndOthersGoOn) {
   EXPECT_EQ(read_text(*fresh), "m0");
   EXPECT_EQ(read_text(*fresh), "m1");
   fresh->close(websocket::close_code::normal);
+}
+
+// The server's end of a connection in this process: the socket whose peer is `client`.
+int server_side_fd(const asio::ip::tcp::endpoint& client) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = -1;
+    try {
+      fd = std::stoi(entry.path().filename().string());
+    } catch (...) {
+      continue;
+    }
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 || peer.sin_family != AF_INET) continue;
+    if (ntohs(peer.sin_port) == client.port() && ntohl(peer.sin_addr.s_addr) == client.address().to_v4().to_uint()) {
+      return fd;
+    }
+  }
+  return -1;
+}
+
+// Nagle would hold a frame sent while the previous one is unacknowledged, and a client may
+// delay its ACK by up to 40 ms: the server's end of every WebSocket has TCP_NODELAY.
+TEST_F(WsSessionTest, TheServersEndOfAWebSocketSendsWithoutNagle) {
+  auto ws = connect();
+  const int fd = server_side_fd(ws->next_layer().local_endpoint());
+  ASSERT_GE(fd, 0) << "the server's end of the connection is in this process";
+  int nodelay = 0;
+  socklen_t len = sizeof nodelay;
+  ASSERT_EQ(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
+  EXPECT_NE(nodelay, 0);
+  // The client's end was left alone: only the server's frames are concerned.
+  int client_nodelay = 1;
+  len = sizeof client_nodelay;
+  ASSERT_EQ(::getsockopt(ws->next_layer().native_handle(), IPPROTO_TCP, TCP_NODELAY, &client_nodelay, &len), 0);
+  EXPECT_EQ(client_nodelay, 0);
+  ws->write(asio::buffer(std::string("burst 2")));
+  EXPECT_EQ(read_text(*ws), "m0");
+  EXPECT_EQ(read_text(*ws), "m1");
+  ws->close(websocket::close_code::normal);
 }
 
 }  // namespace
