@@ -34,7 +34,16 @@ const perRound = {};
 const r = {};
 for (const s of sides) {
   perRound[s] = [];
-  for (let i = 1; i <= rounds; i++) perRound[s].push(JSON.parse(readFileSync(`${args.tmp}/${s}.r${i}.json`, "utf8")));
+  for (let i = 1; i <= rounds; i++) {
+    const x = JSON.parse(readFileSync(`${args.tmp}/${s}.r${i}.json`, "utf8"));
+    // Per round first, so that the median is of the ratio and not a ratio of medians and sums.
+    const got = x.deliveries?.received;
+    x.cpuPerDeliveryUs = {
+      server: x.serverCpuSeconds != null && got > 0 ? x.serverCpuSeconds * 1e6 / got : null,
+      loadGenerator: x.loadGeneratorCpuSeconds != null && got > 0 ? x.loadGeneratorCpuSeconds * 1e6 / got : null,
+    };
+    perRound[s].push(x);
+  }
   r[s] = rounds === 1 ? perRound[s][0] : combine(perRound[s]);
 }
 const d = r.devplane, p = r.peer, fl = r.floor;
@@ -105,11 +114,9 @@ if (mode === "idle") {
   row("POST round trip p50 (ms)", f(d?.publish.postMs.p50, 3), f(p?.publish.postMs.p50, 3), ratio(d?.publish.postMs.p50, p?.publish.postMs.p50));
   row("POST round trip p99 (ms)", f(d?.publish.postMs.p99, 3), f(p?.publish.postMs.p99, 3), ratio(d?.publish.postMs.p99, p?.publish.postMs.p99));
   row("failed POSTs", n(d?.publish.failed), n(p?.publish.failed));
-  const cpu = (x) => (x && x.serverCpuSeconds != null && x.deliveries.received > 0
-    ? x.serverCpuSeconds * 1e6 / x.deliveries.received : undefined);
+  const cpu = (x) => x?.cpuPerDeliveryUs?.server ?? undefined;
   row("server CPU per delivery (us)", f(cpu(d), 2), f(cpu(p), 2), ratio(cpu(d), cpu(p)));
-  const selfCpu = (x) => (x && x.loadGeneratorCpuSeconds != null && x.deliveries.received > 0
-    ? x.loadGeneratorCpuSeconds * 1e6 / x.deliveries.received : undefined);
+  const selfCpu = (x) => x?.cpuPerDeliveryUs?.loadGenerator ?? undefined;
   row("load generator CPU per delivery (us)", f(selfCpu(d), 2), f(selfCpu(p), 2), ratio(selfCpu(d), selfCpu(p)));
   row("server RSS before connecting (MiB)", f(d?.rssMiB.before, 1), f(p?.rssMiB.before, 1));
   row("server RSS all connected (MiB)", f(d?.rssMiB.connected, 1), f(p?.rssMiB.connected, 1));
