@@ -3,13 +3,25 @@
 // combined JSON. Called by bench/ws/run.
 import { readFileSync, writeFileSync } from "node:fs";
 
+const fail = (why) => {
+  console.error(`bench/ws/report: ${why}`);
+  process.exit(2);
+};
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].slice(2)] = process.argv[i + 1];
 const mode = args.mode;
 const conns = Number(args.conns);
 const sides = (args.sides ?? "").split(" ").filter(Boolean);
-const meta = JSON.parse(args.meta ?? "{}");
-const rounds = Math.max(1, Number(args.rounds ?? 1));
+let meta;
+try {
+  meta = JSON.parse(args.meta ?? "{}");
+} catch (e) {
+  fail(`--meta is not JSON: ${e.message}`);
+}
+const rounds = Number(args.rounds ?? 1);
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 9) fail(`--rounds must be 1..9, not "${args.rounds}"`);
+if (mode !== "load" && mode !== "idle") fail(`--mode must be load or idle, not "${mode}"`);
+if (sides.length === 0) fail("--sides names no server");
 
 // With several rounds, each figure is its median over the rounds, except the counts that
 // must not hide a bad round (lost, duplicates, failures...): those are summed.
@@ -35,7 +47,13 @@ const r = {};
 for (const s of sides) {
   perRound[s] = [];
   for (let i = 1; i <= rounds; i++) {
-    const x = JSON.parse(readFileSync(`${args.tmp}/${s}.r${i}.json`, "utf8"));
+    const file = `${args.tmp}/${s}.r${i}.json`;
+    let x;
+    try {
+      x = JSON.parse(readFileSync(file, "utf8"));
+    } catch (e) {
+      fail(`cannot read ${file}: ${e.message}`);
+    }
     // Per round first, so that the median is of the ratio and not a ratio of medians and sums.
     const got = x.deliveries?.received;
     x.cpuPerDeliveryUs = {
